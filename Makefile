@@ -1,0 +1,39 @@
+# Two entry points (see README): `make demo` runs the whole workflow on the simulated demo cohort,
+# `make test` runs the test suite. Both create the virtual environment first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# PyTorch: the releases this project is tested with. pyproject.toml keeps ranges, so a GPU machine
+# may install its own CUDA build first (make TORCH_PIN="torch==X+cuYYY ...").
+ifeq ($(shell uname -m),aarch64)
+TORCH_PIN ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+endif
+CORES ?= all
+
+.PHONY: demo test report lint clean-results
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_PIN)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	PATH=$(BIN):$$PATH snakemake --cores $(CORES)
+	PATH=$(BIN):$$PATH snakemake --report results/report.html
+
+test: $(VENV)/.installed
+	PATH=$(BIN):$$PATH pytest
+
+report: $(VENV)/.installed
+	PATH=$(BIN):$$PATH snakemake --report results/report.html
+
+lint: $(VENV)/.installed
+	PATH=$(BIN):$$PATH snakemake --lint
+
+clean-results:
+	rm -rf results resources/demo .snakemake

@@ -1,0 +1,26 @@
+# deepnuclei: segmentation of the deep brain nuclei from QSM and T1 MRI, and the two papers'
+# tables and figures. Thin on purpose: the stages live in workflow/rules/, the science in
+# src/deepnuclei/. Default config: the simulated demo cohort (config/config.yaml).
+
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# the defaults travel with the Snakefile, so `--directory` or `-s` runs from elsewhere find them
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

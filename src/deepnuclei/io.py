@@ -1,0 +1,120 @@
+"""NIfTI and JSON input/output: validation with clear errors, atomic writes, geometry helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+
+class InputError(ValueError):
+    """A bad input file: the message names the file and what is wrong with it."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def load_nifti(path: str | os.PathLike, ndim: int | None = 3) -> nib.Nifti1Image:
+    """Open a NIfTI file, failing with an `InputError` for a missing, corrupt or misshapen file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    try:
+        image = nib.load(str(path))
+        shape = image.shape
+    except Exception as error:  # nibabel raises many types for corrupt files
+        raise InputError(path, f"not a readable NIfTI file ({error})") from error
+    if ndim is not None and len(shape) != ndim:
+        raise InputError(path, f"expected a {ndim}D image, got shape {shape}")
+    if not np.all(np.isfinite(image.affine)) or abs(np.linalg.det(image.affine[:3, :3])) < 1e-9:
+        raise InputError(path, "affine is not invertible or holds NaN")
+    return image
+
+
+def read_volume(
+    path: str | os.PathLike, dtype: type = np.float32, allow_nan: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (data, affine) of a 3D NIfTI; NaN or Inf voxels are an error unless allowed."""
+    image = load_nifti(path)
+    try:
+        data = np.asarray(image.dataobj, dtype=dtype)
+    except Exception as error:  # truncated gzip streams fail only here
+        raise InputError(path, f"image data cannot be read ({error})") from error
+    if not allow_nan and np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        count = int(np.sum(~np.isfinite(data)))
+        raise InputError(path, f"{count} voxels are NaN or infinite")
+    return data, image.affine.copy()
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+
+
+def save_volume(
+    path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dtype: type | None = None
+) -> Path:
+    """Write a NIfTI atomically (temporary file + rename) so an interrupted run leaves no partial file."""
+    path = Path(path)
+    array = np.asarray(data if dtype is None else data.astype(dtype))
+    image = nib.Nifti1Image(array, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    handle, temporary = _atomic_target(path)
+    os.close(handle)
+    try:
+        nib.save(image, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    handle, temporary = _atomic_target(path)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, content: dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(path, f"not valid JSON ({error})") from error
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel edge lengths in mm from an affine (norms of its columns)."""
+    return np.sqrt(np.sum(np.asarray(affine)[:3, :3] ** 2, axis=0))
+
+
+def b0_direction_in_voxels(affine: np.ndarray, b0_world: tuple[float, float, float] = (0, 0, 1)) -> np.ndarray:
+    """Unit B0 direction in the image's voxel axes; B0 lies along the scanner (world) z axis."""
+    rotation = np.asarray(affine)[:3, :3] / voxel_sizes(affine)
+    direction = np.linalg.solve(rotation, np.asarray(b0_world, dtype=float))
+    return direction / np.linalg.norm(direction)
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map an (..., 3) array of points through a 4x4 affine."""
+    points = np.asarray(points, dtype=float)
+    return points @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]

@@ -1,0 +1,1 @@
+"""Quantitative susceptibility mapping: forward model, brain mask, unwrapping, background removal, inversion."""

@@ -1,0 +1,68 @@
+"""Bad input files fail with a one-line message naming the file and the problem."""
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from deepnuclei.io import InputError, b0_direction_in_voxels, read_json, read_volume, save_volume
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputError, match="missing.nii.gz: file does not exist"):
+        read_volume(tmp_path / "missing.nii.gz")
+
+
+def test_corrupt_file_is_named(tmp_path):
+    path = tmp_path / "corrupt.nii.gz"
+    path.write_bytes(gzip.compress(b"not a nifti header at all" * 20))
+    with pytest.raises(InputError, match="corrupt.nii.gz: not a readable NIfTI"):
+        read_volume(path)
+
+
+def test_truncated_file_is_named(tmp_path):
+    path = save_volume(tmp_path / "whole.nii.gz", np.random.rand(20, 20, 20), np.eye(4), np.float32)
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="truncated.nii.gz"):
+        read_volume(truncated)
+
+
+def test_nan_voxels_are_counted(tmp_path):
+    data = np.ones((8, 8, 8), dtype=np.float32)
+    data[0, 0, :3] = np.nan
+    path = save_volume(tmp_path / "nan.nii.gz", data, np.eye(4))
+    with pytest.raises(InputError, match="nan.nii.gz: 3 voxels are NaN"):
+        read_volume(path)
+
+
+def test_wrong_dimensionality_is_named(tmp_path):
+    path = tmp_path / "four_d.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 2), dtype=np.float32), np.eye(4)), path)
+    with pytest.raises(InputError, match="four_d.nii.gz: expected a 3D image"):
+        read_volume(path)
+
+
+def test_bad_json_is_named(tmp_path):
+    path = tmp_path / "sidecar.json"
+    path.write_text("{EchoTime: 0.02")
+    with pytest.raises(InputError, match="sidecar.json: not valid JSON"):
+        read_json(path)
+
+
+def test_atomic_save_round_trip_leaves_no_temporary_files(tmp_path):
+    affine = np.diag([0.5, 0.5, 2.0, 1.0])
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    save_volume(tmp_path / "out.nii.gz", data, affine)
+    loaded, loaded_affine = read_volume(tmp_path / "out.nii.gz")
+    np.testing.assert_array_equal(loaded, data)
+    np.testing.assert_allclose(loaded_affine, affine)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
+
+
+def test_b0_direction_in_voxel_axes_of_a_tilted_slab():
+    tilt = np.deg2rad(20)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]]) @ np.diag([1, 1, 2])
+    np.testing.assert_allclose(b0_direction_in_voxels(affine), [0, np.sin(tilt), np.cos(tilt)], atol=1e-12)

@@ -1,0 +1,72 @@
+# The demo cohort: simulated subjects with known susceptibility, labels and T1->SWI transform.
+
+TRUTH = DEMO_ROOT / "truth"
+TEMPLATE_DIR = DEMO_ROOT / "template"
+
+
+def truth(subject, suffix):
+    return str(TRUTH / f"sub-{subject}" / f"sub-{subject}_{suffix}")
+
+
+def demo_targets():
+    return [str(BIDS / "dataset_description.json")] + expand(
+        str(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png"), subject=SUBJECTS
+    )
+
+
+rule demo_template:
+    output:
+        template=TEMPLATE_DIR / "template.npz",
+        t1=TEMPLATE_DIR / "tpl-MNI152_T1w.nii.gz",
+        labels=TEMPLATE_DIR / "tpl-MNI152_dseg.nii.gz",
+    log:
+        log_path("demo_template"),
+    benchmark:
+        benchmark_path("demo_template")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei demo-template --out-dir {TEMPLATE_DIR} > {log} 2>&1"
+
+
+rule demo_subject:
+    input:
+        template=rules.demo_template.output.template,
+    output:
+        t1=bids("{subject}", "T1w.nii.gz"),
+        swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+        sidecars=expand(bids("{{subject}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+        labels_swi=reference_labels("{subject}", "SWI"),
+        labels_t1=reference_labels("{subject}", "T1w"),
+        truth=multiext(truth("{subject}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
+                       "desc-local_field.nii.gz", "desc-total_field.nii.gz", "desc-phaseoffset.nii.gz"),
+        truth_t1_labels=truth("{subject}", "space-T1w_dseg.nii.gz"),
+        transform=truth("{subject}", "from-T1w_to-SWI_mode-image_xfm.tfm"),
+        record=truth("{subject}", "truth.json"),
+        qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
+    params:
+        settings=as_json(DEMO),
+    log:
+        log_path("demo_subject", "{subject}"),
+    benchmark:
+        benchmark_path("demo_subject", "{subject}")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {BIDS}"
+        " --truth-dir {TRUTH} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
+
+
+rule demo_dataset:
+    output:
+        description=BIDS / "dataset_description.json",
+        participants=BIDS / "participants.tsv",
+        lookup=BIDS / "derivatives" / "labels" / "dseg.tsv",
+    params:
+        settings=as_json(DEMO),
+    log:
+        log_path("demo_dataset"),
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei demo-dataset --bids-dir {BIDS} --settings '{params.settings}' > {log} 2>&1"
