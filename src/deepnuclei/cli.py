@@ -42,6 +42,13 @@ def demo_dataset(args: argparse.Namespace) -> None:
     write_dataset_files(Path(args.bids_dir), json.loads(args.settings))
 
 
+def models(args: argparse.Namespace) -> None:
+    from .models import models_table
+
+    table = models_table()
+    print(table.to_markdown(index=False) if args.markdown else table.to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepnuclei", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("demo-dataset", demo_dataset, "write the demo dataset's BIDS description files")
     sub.add_argument("--bids-dir", required=True)
     sub.add_argument("--settings", required=True, help="the config's demo section as JSON")
+    sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")
+    sub.add_argument("--markdown", action="store_true", help="as a Markdown table")
     return parser
 
 

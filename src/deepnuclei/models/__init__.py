@@ -1,0 +1,13 @@
+"""The segmentation networks of both papers, selectable by name (see `registry`)."""
+
+from .registry import MODELS, ModelSpec, build_model, count_parameters, get_spec, list_models, models_table
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "get_spec",
+    "list_models",
+    "models_table",
+]
