@@ -7,6 +7,8 @@ BIDS = Path(config["bids_dir"])
 RESULTS = Path(config["results_dir"])
 DEMO = config["demo"]
 DEMO_ROOT = Path(DEMO["root"])
+TRUTH = DEMO_ROOT / "truth"
+TEMPLATE_DIR = DEMO_ROOT / "template"
 ECHOES = list(range(1, len(DEMO["echo_times_s"]) + 1)) if DEMO["enabled"] else []
 
 
@@ -58,6 +60,16 @@ def as_json(section):
     if "'" in text:
         raise WorkflowError(f"config values must not contain single quotes: {text}")
     return text
+
+
+def truth(subject, suffix):
+    return str(TRUTH / f"sub-{subject}" / f"sub-{subject}_{suffix}")
+
+
+def demo_targets():
+    return [str(BIDS / "dataset_description.json")] + expand(
+        str(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png"), subject=SUBJECTS
+    )
 
 
 def all_targets():

@@ -1,19 +1,5 @@
 # The demo cohort: simulated subjects with known susceptibility, labels and T1->SWI transform.
 
-TRUTH = DEMO_ROOT / "truth"
-TEMPLATE_DIR = DEMO_ROOT / "template"
-
-
-def truth(subject, suffix):
-    return str(TRUTH / f"sub-{subject}" / f"sub-{subject}_{suffix}")
-
-
-def demo_targets():
-    return [str(BIDS / "dataset_description.json")] + expand(
-        str(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png"), subject=SUBJECTS
-    )
-
-
 rule demo_template:
     output:
         template=TEMPLATE_DIR / "template.npz",
@@ -23,10 +9,12 @@ rule demo_template:
         log_path("demo_template"),
     benchmark:
         benchmark_path("demo_template")
+    params:
+        out_dir=TEMPLATE_DIR,
     conda:
         "../../envs/deepnuclei.yaml"
     shell:
-        "deepnuclei demo-template --out-dir {TEMPLATE_DIR} > {log} 2>&1"
+        "deepnuclei demo-template --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule demo_subject:
@@ -45,6 +33,8 @@ rule demo_subject:
         record=truth("{subject}", "truth.json"),
         qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
     params:
+        bids_dir=BIDS,
+        truth_dir=TRUTH,
         settings=as_json(DEMO),
     log:
         log_path("demo_subject", "{subject}"),
@@ -53,8 +43,8 @@ rule demo_subject:
     conda:
         "../../envs/deepnuclei.yaml"
     shell:
-        "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {BIDS}"
-        " --truth-dir {TRUTH} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
+        "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {params.bids_dir}"
+        " --truth-dir {params.truth_dir} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
 
 
 rule demo_dataset:
@@ -63,10 +53,13 @@ rule demo_dataset:
         participants=BIDS / "participants.tsv",
         lookup=BIDS / "derivatives" / "labels" / "dseg.tsv",
     params:
+        bids_dir=BIDS,
         settings=as_json(DEMO),
     log:
         log_path("demo_dataset"),
+    benchmark:
+        benchmark_path("demo_dataset")
     conda:
         "../../envs/deepnuclei.yaml"
     shell:
-        "deepnuclei demo-dataset --bids-dir {BIDS} --settings '{params.settings}' > {log} 2>&1"
+        "deepnuclei demo-dataset --bids-dir {params.bids_dir} --settings '{params.settings}' > {log} 2>&1"

@@ -171,7 +171,8 @@ def sample_nuclei(template: Template, anatomy: SubjectAnatomy, points: np.ndarra
     for position, structure in enumerate(STRUCTURES):
         shape, change = template.shapes[structure], anatomy.nuclei[structure]
         low, high = shape.bounds_mm(template.affine)
-        reach = 0.75 * np.max(high - low) * change.scale + np.linalg.norm(change.shift)
+        # the box keeps SDF_MARGIN_MM around the structure, which absorbs rotation and reshaping
+        reach = 0.5 * np.max(high - low) * change.scale + np.linalg.norm(change.shift)
         near = points_in_box(columns, change.centre + change.shift, reach)
         source = change.to_template(points[near])
         voxel = apply_affine(to_voxels, source) - shape.origin
