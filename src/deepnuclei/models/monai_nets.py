@@ -1,20 +1,14 @@
-"""The LiNUS paper's baselines taken from MONAI: V-Net (Milletari 2016) and its 2D and 3D U-Nets.
+"""The LiNUS paper's 3D U-Net baseline, taken from MONAI.
 
-For the U-Nets, MONAI's residual U-Net (two residual units per level) came closest to the paper's
-counts: 25.97 M for 24.47 M (2D, widths 64 to 1024) and 301,333 for 305,770 (3D, widths 4 to 64),
-where the plain U-Net of `unet.py` gives 31.04 M and 353,586 with the same widths.
+MONAI's residual U-Net (two residual units per level) at widths 4 to 64 gives 301,333 parameters
+for the paper's 305,770, where the plain U-Net of `unet.py` gives 353,586 with the same widths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monai.networks.nets import UNet, VNet
-
-
-def vnet(in_channels: int = 1, n_classes: int = 2) -> VNet:
-    """3D V-Net; input sides must be multiples of 16."""
-    return VNet(spatial_dims=3, in_channels=in_channels, out_channels=n_classes)
+from monai.networks.nets import UNet
 
 
 def residual_unet(

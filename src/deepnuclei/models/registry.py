@@ -16,10 +16,11 @@ from torch import nn
 
 from .dbresunet import PAPER_RATE, DBResUNet
 from .linus import LiNUS
-from .monai_nets import residual_unet, vnet
+from .monai_nets import residual_unet
 from .resunet import ResUNet
 from .torchvision_nets import TorchvisionSegmentation
 from .unet import UNet
+from .vnet import VNet
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "unet2d",
-            partial(residual_unet, 2),
+            partial(UNet, 2),
             size_multiple=16,
-            options={"widths": (64, 128, 256, 512, 1024)},
+            # Ronneberger's U-Net (transposed-conv upsampling) at widths 56 to 896; 64 to 1024 give 31.0 M
+            options={"widths": (56, 112, 224, 448, 896)},
             paper="LiNUS Table II",
             paper_params=24_474_098,
             **LINUS_SLICES,
@@ -105,7 +107,16 @@ MODELS: dict[str, ModelSpec] = {
             paper_params=3_270_557,
             **LINUS_SLICES,
         ),
-        ModelSpec("vnet", vnet, paper="LiNUS Table II", paper_params=22_571_507, **LINUS_PATCHES),
+        ModelSpec(
+            "vnet",
+            VNet,
+            # Milletari's width 16 with one convolution per stage; its 1-2-3-3-3 / 3-3-2-1 stages give
+            # 65 M at width 16, and 20.6 M or 25.5 M at widths 9 or 10
+            options={"encoder_convs": (1,) * 5, "decoder_convs": (1,) * 4},
+            paper="LiNUS Table II",
+            paper_params=22_571_507,
+            **LINUS_PATCHES,
+        ),
         ModelSpec(
             "unet3d_linus",
             partial(residual_unet, 3),
