@@ -38,3 +38,18 @@ def demo_subject(template, tmp_path_factory) -> dict:
     settings = tiny_demo_settings()
     record = generate_subject(template, "01", settings, root / "bids", root / "truth", root / "qc.png")
     return {"record": record, "bids": root / "bids", "truth": root / "truth", "settings": settings, "qc": root / "qc.png"}
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(template, tmp_path_factory) -> dict:
+    """Four tiny subjects on disk (atlas and registration tests), with the prepared template images."""
+    from deepnuclei.demo.template import export_template_images
+
+    root = tmp_path_factory.mktemp("cohort")
+    settings = tiny_demo_settings()
+    subjects = ["01", "02", "03", "04"]
+    for subject in subjects:
+        generate_subject(template, subject, settings, root / "bids", root / "truth")
+    export_template_images(template, root / "template")
+    return {"root": root, "bids": root / "bids", "truth": root / "truth", "template": root / "template",
+            "subjects": subjects, "settings": settings}
