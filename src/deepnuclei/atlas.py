@@ -19,7 +19,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from .io import InputError, load_nifti, save_volume
+from .io import InputError, load_nifti, read_volume, save_volume
+from .registration import read_transform, resample_labels
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +121,15 @@ def save_labels(image: ants.ANTsImage, path: str | os.PathLike) -> Path:
     affine = reference.affine
     temporary.unlink()
     return save_volume(path, data, affine, np.uint8)
+
+
+def write_in_both_spaces(labels_t1: ants.ANTsImage, swi_reference: str | os.PathLike,
+                         transform: str | os.PathLike, out_t1: str | os.PathLike, out_swi: str | os.PathLike,
+                         interpolation: str = "label_aware") -> None:
+    """Save a T1-space segmentation, and the same moved onto the SWI grid with the T1->SWI transform."""
+    save_labels(labels_t1, out_t1)
+    labels, t1_affine = read_volume(out_t1, dtype=np.uint8)
+    reference = load_nifti(swi_reference)
+    moved = resample_labels(labels, t1_affine, read_transform(transform), reference.shape, reference.affine,
+                            interpolation)
+    save_volume(out_swi, moved, reference.affine, np.uint8)

@@ -42,6 +42,65 @@ def demo_dataset(args: argparse.Namespace) -> None:
     write_dataset_files(Path(args.bids_dir), json.loads(args.settings))
 
 
+def atlas(args: argparse.Namespace) -> None:
+    from .atlas import AtlasParams, fuse_atlases, propagate_atlas, write_in_both_spaces
+
+    settings = json.loads(args.settings)
+    params = AtlasParams.from_config(settings)
+    if args.atlas_pairs:
+        pairs = [tuple(pair.split(",")) for pair in args.atlas_pairs]
+        labels = fuse_atlases(args.t1, pairs, params)
+    else:
+        labels = propagate_atlas(args.t1, args.atlas_t1, args.atlas_labels, params)
+    write_in_both_spaces(labels, args.swi_reference, args.transform, args.out_t1, args.out_swi,
+                         settings["label_interpolation"])
+
+
+def register_t1_to_swi(args: argparse.Namespace) -> None:
+    from .registration import RegistrationSettings, register_files
+
+    settings = RegistrationSettings.from_config(json.loads(args.settings), method=args.method, threads=args.threads)
+    record = register_files(args.t1, args.magnitudes, settings, args.transform, args.record)
+    log.info("%s registration: %.1f s", settings.method, record["seconds"])
+
+
+def t1_to_swi(args: argparse.Namespace) -> None:
+    from .registration import t1_to_swi_files
+
+    t1_to_swi_files(args.t1, args.magnitudes, args.transform, args.fixed_image, args.out, args.qc, args.title)
+
+
+def move_labels(args: argparse.Namespace) -> None:
+    from .registration import move_labels_files
+
+    move_labels_files(args.labels, args.reference, args.transform, args.to, args.interpolation, args.out)
+
+
+def registration_tre(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .io import write_text_atomic
+    from .registration import tre_table
+
+    table = pd.DataFrame(tre_table(json.loads(args.cases)))
+    write_text_atomic(args.out, table.to_csv(index=False))
+    summary = table.groupby("method")[["tre_mm", "seconds"]].agg(["mean", "max"])
+    log.info("TRE (mm) and seconds per method:\n%s", summary.to_string())
+
+
+def preprocess(args: argparse.Namespace) -> None:
+    from .preprocess import prepare_inputs
+
+    record = prepare_inputs(args.qsm, args.t1, json.loads(args.settings), args.out_qsm, args.out_t1, args.record)
+    log.info("padding %s (cropped: %s), T1 window %s", record["padding"], record["cropped"], record["t1_window"])
+
+
+def apply_padding(args: argparse.Namespace) -> None:
+    from .preprocess import apply_padding as apply
+
+    apply(args.record, args.input, args.output, args.inverse)
+
+
 def models(args: argparse.Namespace) -> None:
     from .models import models_table
 
@@ -72,6 +131,62 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("demo-dataset", demo_dataset, "write the demo dataset's BIDS description files")
     sub.add_argument("--bids-dir", required=True)
     sub.add_argument("--settings", required=True, help="the config's demo section as JSON")
+    sub = command("atlas", atlas, "segment a subject by registering a labelled template (or several: joint label fusion)")
+    sub.add_argument("--t1", required=True, help="the subject's T1w")
+    sub.add_argument("--atlas-t1", help="single atlas: template T1")
+    sub.add_argument("--atlas-labels", help="single atlas: template labels (dseg values)")
+    sub.add_argument("--atlas-pairs", nargs="*", help="joint label fusion: T1,LABELS pairs of atlas subjects")
+    sub.add_argument("--swi-reference", required=True, help="an image on the SWI grid (first-echo magnitude)")
+    sub.add_argument("--transform", required=True, help="T1->SWI transform (.tfm, maps SWI points to T1 points)")
+    sub.add_argument("--out-t1", required=True)
+    sub.add_argument("--out-swi", required=True)
+    sub.add_argument("--settings", required=True, help="the config's atlas section as JSON")
+
+    sub = command("register-t1-to-swi", register_t1_to_swi, "rigid mutual-information registration of a T1 to its SWI")
+    sub.add_argument("--t1", required=True)
+    sub.add_argument("--magnitudes", nargs="+", required=True, help="SWI magnitude echoes, first echo first")
+    sub.add_argument("--method", required=True, choices=["simpleitk", "antspyx"])
+    sub.add_argument("--settings", required=True, help="the config's registration section as JSON")
+    sub.add_argument("--threads", type=int, default=2)
+    sub.add_argument("--transform", required=True, help=".tfm to write (ITK: maps SWI points to T1 points)")
+    sub.add_argument("--record", required=True, help="JSON record of the run to write")
+
+    sub = command("t1-to-swi", t1_to_swi, "resample a T1 onto the SWI grid (linear) and draw the QC figure")
+    sub.add_argument("--t1", required=True)
+    sub.add_argument("--magnitudes", nargs="+", required=True, help="SWI magnitude echoes (the grid, and the QC)")
+    sub.add_argument("--transform", required=True)
+    sub.add_argument("--fixed-image", default="rms", choices=["echo1", "rms"], help="magnitude shown in the QC")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--qc", help="QC PNG to write")
+    sub.add_argument("--title", default="")
+
+    sub = command("move-labels", move_labels, "move a label map between T1 and SWI space")
+    sub.add_argument("--labels", required=True)
+    sub.add_argument("--reference", required=True, help="an image on the target grid")
+    sub.add_argument("--transform", required=True, help="the T1-to-SWI .tfm")
+    sub.add_argument("--to", required=True, choices=["SWI", "T1w"], help="the space the labels move to")
+    sub.add_argument("--interpolation", default="label_aware", choices=["nearest", "label_aware"])
+    sub.add_argument("--out", required=True)
+
+    sub = command("registration-tre", registration_tre, "registration error against known transforms (demo)")
+    sub.add_argument("--cases", required=True,
+                     help="JSON list of {subject, method, transform, record, truth, mask}")
+    sub.add_argument("--out", required=True, help="CSV to write")
+
+    sub = command("preprocess", preprocess, "pad, clip and rescale QSM and T1 on the SWI grid into model inputs")
+    sub.add_argument("--qsm", required=True, help="susceptibility map (ppm)")
+    sub.add_argument("--t1", required=True, help="T1 resampled to the SWI grid")
+    sub.add_argument("--settings", required=True, help="the config's preprocess section as JSON")
+    sub.add_argument("--out-qsm", required=True)
+    sub.add_argument("--out-t1", required=True)
+    sub.add_argument("--record", required=True, help="JSON padding and window record to write")
+
+    sub = command("apply-padding", apply_padding, "pad an SWI-grid volume like the model inputs, or undo it")
+    sub.add_argument("--record", required=True, help="the record written by `preprocess`")
+    sub.add_argument("--input", required=True)
+    sub.add_argument("--output", required=True)
+    sub.add_argument("--inverse", action="store_true", help="model grid back to the SWI grid")
+
     sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")
     sub.add_argument("--markdown", action="store_true", help="as a Markdown table")
     return parser

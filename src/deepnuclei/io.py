@@ -54,9 +54,14 @@ def read_volume(
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A temporary file beside `path`, readable as a normal file would be (mkstemp makes it 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+    return handle, temporary
 
 
 def save_volume(

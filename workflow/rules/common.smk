@@ -25,6 +25,21 @@ def discover_subjects():
 
 SUBJECTS = discover_subjects()
 
+
+def split(role):
+    """Subjects of a role (train / validation / test), in subject order as the config's counts say."""
+    counts = config["splits"]
+    if len(SUBJECTS) < counts["train"] + counts["validation"] + 1:
+        raise WorkflowError(f"splits need more than {counts['train'] + counts['validation']} subjects, found {len(SUBJECTS)}")
+    bounds = {"train": (0, counts["train"]), "validation": (counts["train"], counts["train"] + counts["validation"])}
+    start = counts["train"] + counts["validation"]
+    bounds["test"] = (start, start + counts["test"])
+    low, high = bounds[role]
+    return SUBJECTS[low:high]
+
+
+EVALUATED = split("validation") + split("test")
+
 wildcard_constraints:
     subject="[A-Za-z0-9]+",
     echo="[0-9]+",
@@ -72,8 +87,79 @@ def demo_targets():
     )
 
 
+def segmentation(method, subject, space):
+    """Where every method (atlas or model) writes its labels: one place and format for evaluation."""
+    return result(f"segmentations/{method}", subject, f"space-{space}_dseg.nii.gz")
+
+
+# ---- registration (workflow/rules/registration.smk)
+
+REGISTRATION = config["registration"]
+XFM_ENTITIES = {"from": "T1w", "to": "SWI", "mode": "image"}
+
+
+def swi_magnitudes(subject):
+    """The subject's SWI magnitude echoes in echo order: the demo's configured echoes, else those on disk."""
+    echoes = ECHOES
+    if not echoes:
+        found = BIDS.glob(f"sub-{subject}/anat/sub-{subject}_echo-*_part-mag_T2starw.nii.gz")
+        echoes = sorted(int(path.name.split("_echo-")[1].split("_")[0]) for path in found)
+    if not echoes:
+        raise WorkflowError(f"{BIDS / f'sub-{subject}' / 'anat'}: no *_echo-<n>_part-mag_T2starw.nii.gz files")
+    return [bids(subject, "T2starw.nii.gz", echo=echo, part="mag") for echo in echoes]
+
+
+def registration_transform(subject, method=REGISTRATION["method"]):
+    return result("registration", subject, "xfm.tfm", desc=method, **XFM_ENTITIES)
+
+
+def t1_in_swi(subject):
+    return result("registration", subject, "T1w.nii.gz", space="SWI")
+
+
+def registration_qc(subject):
+    return str(RESULTS / "qc" / "registration" / f"sub-{subject}_registration.png")
+
+
+def tre_cases():
+    """What results/registration/tre.csv scores: every subject and method against the demo's truth."""
+    return [
+        {"subject": subject, "method": method, "transform": registration_transform(subject, method),
+         "record": result("registration", subject, "registration.json", desc=method),
+         "truth": truth(subject, "from-T1w_to-SWI_mode-image_xfm.tfm"), "mask": truth(subject, "space-SWI_mask.nii.gz")}
+        for subject in SUBJECTS
+        for method in REGISTRATION["tre_methods"]
+    ]
+
+
+def registration_targets():
+    targets = [t1_in_swi(subject) for subject in SUBJECTS] + [registration_qc(subject) for subject in SUBJECTS]
+    if DEMO["enabled"] and REGISTRATION["tre_methods"]:
+        targets.append(str(RESULTS / "registration" / "tre.csv"))
+    return targets
+
+
+# ---- model inputs (workflow/rules/preprocess.smk)
+
+PREPROCESS = config["preprocess"]
+
+
+def preprocessed(subject, suffix):
+    """A model-input file: `Chimap.nii.gz`, `T1w.nii.gz`, `dseg.nii.gz`, or the record `padding.json`."""
+    return result("preprocess", subject, suffix, space="SWI", desc="model")
+
+
+def preprocess_targets():
+    labelled = [subject for subject in SUBJECTS if DEMO["enabled"] or Path(reference_labels(subject, "SWI")).exists()]
+    return expand(preprocessed("{subject}", "{suffix}"), subject=SUBJECTS, suffix=["Chimap.nii.gz", "T1w.nii.gz"]) + [
+        preprocessed(subject, "dseg.nii.gz") for subject in labelled
+    ]
+
+
 def all_targets():
     targets = []
     if DEMO["enabled"]:
         targets += demo_targets()
+    targets += registration_targets()
+    targets += [segmentation(method, subject, "SWI") for method in config["atlas"]["methods"] for subject in EVALUATED]
     return targets

@@ -1,0 +1,160 @@
+"""Model inputs on the SWI grid: zero-pad (or centre-crop) to the configured matrix, clip and rescale.
+
+As in the DB-ResUNet paper: QSM and the T1 (already resampled to the SWI grid) are zero-padded to the
+model's matrix, clipped (QSM to [-150, 250] ppb, T1 to [0, 800]) and rescaled to [0, 1]. Padding comes
+first, so padded voxels read as 0 ppm and T1 0, like the background outside the brain.
+
+Each channel is written as its own 3D NIfTI named by its BIDS suffix (`_Chimap`, `_T1w`), the names
+that a model's `inputs` list in `deepnuclei.models` holds: the QSM-only and T1-only ablations read one
+file, QSM+T1 reads both in the model's order, and no volume is stored twice. A JSON record keeps the
+padding and the intensity windows, so predictions map back onto the SWI grid exactly (`Padding.unpad`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import InputError, load_nifti, read_json, read_volume, save_volume, write_json
+
+T1_CLIP_UNITS = ("value", "percentile")
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Centred zero-padding of an image grid to a fixed matrix; an axis longer than the matrix is
+    centre-cropped instead (`before` negative)."""
+
+    shape: tuple[int, ...]  # the image grid (SWI)
+    matrix: tuple[int, ...]  # the model's grid
+    before: tuple[int, ...]  # voxels added in front of index 0 along each axis; negative: removed
+
+    @classmethod
+    def centred(cls, shape: Sequence[int], matrix: Sequence[int]) -> Padding:
+        if len(shape) != len(matrix):
+            raise ValueError(f"matrix {tuple(matrix)} has not the {len(shape)} axes of the image {tuple(shape)}")
+        before = tuple((int(m) - int(n)) // 2 for n, m in zip(shape, matrix))
+        return cls(tuple(int(n) for n in shape), tuple(int(m) for m in matrix), before)
+
+    @property
+    def cropped(self) -> bool:
+        return any(b < 0 or n > m for n, m, b in zip(self.shape, self.matrix, self.before))
+
+    def _overlap(self) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """The block the two grids share, as slices into the image and into the padded array."""
+        in_image, in_padded = [], []
+        for n, m, b in zip(self.shape, self.matrix, self.before):
+            image_start, padded_start = max(-b, 0), max(b, 0)
+            length = min(n - image_start, m - padded_start)
+            in_image.append(slice(image_start, image_start + length))
+            in_padded.append(slice(padded_start, padded_start + length))
+        return tuple(in_image), tuple(in_padded)
+
+    def pad(self, data: np.ndarray) -> np.ndarray:
+        if data.shape != self.shape:
+            raise ValueError(f"expected an image of shape {self.shape}, got {data.shape}")
+        in_image, in_padded = self._overlap()
+        padded = np.zeros(self.matrix, dtype=data.dtype)
+        padded[in_padded] = data[in_image]
+        return padded
+
+    def unpad(self, data: np.ndarray) -> np.ndarray:
+        """Back onto the image grid: exact where the padding kept the image, 0 where it cropped."""
+        if data.shape != self.matrix:
+            raise ValueError(f"expected an array of the matrix shape {self.matrix}, got {data.shape}")
+        in_image, in_padded = self._overlap()
+        image = np.zeros(self.shape, dtype=data.dtype)
+        image[in_image] = data[in_padded]
+        return image
+
+    def padded_affine(self, affine: np.ndarray) -> np.ndarray:
+        """The padded grid's affine: the same world position for every kept voxel."""
+        shift = np.eye(4)
+        shift[:3, 3] = -np.asarray(self.before, dtype=float)
+        return np.asarray(affine) @ shift
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "matrix": list(self.matrix), "before": list(self.before)}
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> Padding:
+        return cls(tuple(record["shape"]), tuple(record["matrix"]), tuple(record["before"]))
+
+
+def rescale(data: np.ndarray, window: Sequence[float]) -> np.ndarray:
+    """Clip to the window [low, high] and map it linearly to [0, 1]."""
+    low, high = float(window[0]), float(window[1])
+    if not high > low:
+        raise ValueError(f"intensity window [{low}, {high}] is empty")
+    return np.clip((np.asarray(data, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
+
+
+def qsm_window_ppm(clip_ppb: Sequence[float]) -> tuple[float, float]:
+    """The config's QSM range is in ppb (the paper's); the maps are in ppm."""
+    return float(clip_ppb[0]) / 1000.0, float(clip_ppb[1]) / 1000.0
+
+
+def t1_window(t1: np.ndarray, clip: Sequence[float], unit: str) -> tuple[float, float]:
+    """The T1 window: `value` takes the config's range as intensities (the paper's [0, 800]); `percentile`
+    reads it as percentiles of the non-zero voxels, for scanners whose T1 scale differs."""
+    if unit not in T1_CLIP_UNITS:
+        raise ValueError(f"t1_clip_unit '{unit}' is not one of {T1_CLIP_UNITS}")
+    if unit == "value":
+        return float(clip[0]), float(clip[1])
+    foreground = t1[t1 > 0]
+    if foreground.size == 0:
+        raise ValueError("the T1 has no non-zero voxels to take percentiles of")
+    low, high = np.percentile(foreground, [clip[0], clip[1]])
+    return float(low), float(high)
+
+
+def read_same_grid(qsm_path: str | os.PathLike, t1_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """QSM and T1 on the SWI grid, checked to share it; returns both and the grid's affine."""
+    qsm, affine = read_volume(qsm_path)
+    t1, t1_affine = read_volume(t1_path)
+    if t1.shape != qsm.shape:
+        raise InputError(t1_path, f"shape {t1.shape} differs from the QSM's {qsm.shape} ({qsm_path})")
+    if not np.allclose(t1_affine, affine, atol=1e-3):
+        raise InputError(t1_path, f"affine differs from the QSM's ({qsm_path}): is the T1 resampled to the SWI grid?")
+    return qsm, t1, affine
+
+
+def prepare_inputs(qsm_path: str | os.PathLike, t1_path: str | os.PathLike, settings: Mapping,
+                   out_qsm: str | os.PathLike, out_t1: str | os.PathLike, out_record: str | os.PathLike) -> dict:
+    """Write the padded, clipped, rescaled QSM and T1 and the JSON record that maps them back.
+    `settings` is the config's `preprocess:` section."""
+    qsm_ppm, t1, affine = read_same_grid(qsm_path, t1_path)
+    padding = Padding.centred(qsm_ppm.shape, settings["matrix"])
+    windows = {"qsm_window_ppm": qsm_window_ppm(settings["qsm_clip_ppb"]),
+               "t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
+    model_affine = padding.padded_affine(affine)
+    save_volume(out_qsm, rescale(padding.pad(qsm_ppm), windows["qsm_window_ppm"]), model_affine, np.float32)
+    save_volume(out_t1, rescale(padding.pad(t1), windows["t1_window"]), model_affine, np.float32)
+    record = {"padding": padding.to_dict(), "cropped": padding.cropped, "swi_affine": affine.tolist(),
+              "model_affine": model_affine.tolist(), **{key: list(value) for key, value in windows.items()}}
+    write_json(out_record, record)
+    return record
+
+
+def apply_padding(record_path: str | os.PathLike, in_path: str | os.PathLike, out_path: str | os.PathLike,
+                  inverse: bool = False) -> Path:
+    """Pad an SWI-grid volume (e.g. reference labels) like the model inputs, or (`inverse`) take a volume on
+    the model's grid (e.g. a prediction) back to the SWI grid; the data type is kept."""
+    record = read_json(record_path)
+    padding = Padding.from_dict(record["padding"])
+    expected_shape, expected_affine = ((padding.matrix, record["model_affine"]) if inverse
+                                       else (padding.shape, record["swi_affine"]))
+    image = load_nifti(in_path)
+    if tuple(image.shape) != tuple(expected_shape):
+        raise InputError(in_path, f"shape {image.shape} is not the {'model' if inverse else 'SWI'} grid's "
+                                  f"{tuple(expected_shape)} recorded in {record_path}")
+    if not np.allclose(image.affine, expected_affine, atol=1e-3):
+        raise InputError(in_path, f"affine is not the one recorded in {record_path}")
+    data = np.asarray(image.dataobj)
+    moved = padding.unpad(data) if inverse else padding.pad(data)
+    out_affine = record["swi_affine"] if inverse else record["model_affine"]
+    return save_volume(out_path, moved, np.asarray(out_affine), data.dtype)
