@@ -21,6 +21,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/registration.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/atlas.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -71,5 +72,11 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         benchmark = (tmp_path / "results" / "benchmarks" / "demo_subject" / f"sub-{subject}.tsv").read_text()
         assert benchmark.startswith("s\t")
     assert (tmp_path / "resources" / "demo" / "bids" / "derivatives" / "labels" / "dseg.tsv").exists()
+    tre = pd.read_csv(tmp_path / "results" / "registration" / "tre.csv")
+    assert tre["tre_mm"].max() < 1.0
+    overlap = pd.read_csv(tmp_path / "results" / "evaluation" / "overlap.csv")
+    assert set(overlap["method"]) == {"atlas", "atlas-jlf"}
+    large = overlap[overlap["structure"].str.match(r"(PUT|THA|CN)_")]
+    assert large.groupby("method")["dice"].mean().min() > 0.5
     again = snakemake("-n", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr

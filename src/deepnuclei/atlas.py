@@ -103,6 +103,9 @@ def fuse_atlases(subject_t1: str | os.PathLike, atlases: Sequence[tuple[str, str
         transforms = register_to_subject(subject, read_ants(atlas_t1), params)
         warped_images.append(warp(subject, read_ants(atlas_t1), transforms, labels=False))
         warped_labels.append(warp(subject, read_ants(atlas_labels), transforms, labels=True))
+    if len(warped_labels) == 1:  # nothing to fuse (and antspyx's fusion needs two atlases)
+        log.warning("joint label fusion with one atlas: its warped labels are the result")
+        return warped_labels[0]
     mask = fusion_mask(warped_labels, params.jlf_mask_margin_mm)
     fused = ants.joint_label_fusion(
         subject, mask, atlas_list=warped_images, label_list=warped_labels, beta=params.jlf_beta,

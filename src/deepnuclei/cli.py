@@ -101,6 +101,13 @@ def apply_padding(args: argparse.Namespace) -> None:
     apply(args.record, args.input, args.output, args.inverse)
 
 
+def overlap(args: argparse.Namespace) -> None:
+    from .evaluate import summary_by_method, write_overlap
+
+    table = write_overlap(json.loads(args.cases), args.out_csv, args.out_markdown)
+    log.info("mean Dice per structure and method:\n%s", summary_by_method(table).to_string())
+
+
 def models(args: argparse.Namespace) -> None:
     from .models import models_table
 
@@ -186,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--input", required=True)
     sub.add_argument("--output", required=True)
     sub.add_argument("--inverse", action="store_true", help="model grid back to the SWI grid")
+
+    sub = command("overlap", overlap, "Dice, precision, recall and volumes of segmentations against reference labels")
+    sub.add_argument("--cases", required=True, help="JSON list of {subject, method, prediction, reference}")
+    sub.add_argument("--out-csv", required=True)
+    sub.add_argument("--out-markdown", required=True)
 
     sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")
     sub.add_argument("--markdown", action="store_true", help="as a Markdown table")

@@ -156,10 +156,20 @@ def preprocess_targets():
     ]
 
 
+def evaluated_methods():
+    return list(config["atlas"]["methods"])
+
+
+def overlap_cases():
+    return [{"subject": subject, "method": method, "prediction": segmentation(method, subject, "SWI"),
+             "reference": reference_labels(subject, "SWI")}
+            for method in evaluated_methods() for subject in EVALUATED]
+
+
 def all_targets():
     targets = []
     if DEMO["enabled"]:
         targets += demo_targets()
     targets += registration_targets()
-    targets += [segmentation(method, subject, "SWI") for method in config["atlas"]["methods"] for subject in EVALUATED]
+    targets.append(str(RESULTS / "evaluation" / "overlap.csv"))
     return targets
