@@ -1,0 +1,312 @@
+"""The QSM pipeline: brain mask, multi-echo field fit (with unwrapping), background field removal,
+dipole inversion and referencing, on arrays (`reconstruct`) and on BIDS files (`run_qsm`).
+
+`run_qsm` checks every input (units, sidecars, geometry, NaN) before any heavy step, so a bad input
+fails in seconds with the file and the problem named.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io import InputError, b0_direction_in_voxels, load_nifti, read_json, read_volume, save_volume, voxel_sizes
+from ..qc import Panel, centre_of, three_view_figure
+from .background import pdf, vsharp
+from .echo import FieldFit, fit_field, reference_phase
+from .forward import default_device
+from .inversion import reference_to_region, sharp_tv, tkd, tv_admm
+from .mask import brain_mask, phase_quality, reliable_region
+from .timing import StepTimer
+from .unwrap import UNWRAPPERS
+
+BACKGROUND_METHODS = ("vsharp", "pdf")
+INVERSION_METHODS = ("tkd", "tv", "sharp-tv")
+REFERENCES = ("mask", "none", "region")
+CHI_DISPLAY_PPM = (-0.15, 0.25)  # the DB-ResUNet paper's QSM clipping range, [-150, 250] ppb
+CROP_MARGIN_VOXELS = 3
+
+
+@dataclass(frozen=True)
+class QSMParams:
+    """Every choice of the pipeline; the field names are the config keys under `qsm:`."""
+
+    mask_bias_sigma_mm: float = 20.0  # smoothness of the coil bias field estimate
+    mask_smooth_mm: float = 1.0  # box smoothing of the magnitude before thresholding (reach each way)
+    mask_opening_mm: float = 2.0  # opening radius: cuts thin bridges to scalp and vessels
+    mask_erosion_mm: float = 0.0
+    mask_quality_threshold: float = 0.4  # drop voxels whose mean phase-edge quality is lower (0: off)
+    unwrap: str = "quality"  # "quality" (ROMEO-like, path-based) or "laplacian"
+    phase_offset_sigma_mm: float = 3.0  # smoothing of the receiver phase offset phi0
+    background: str = "vsharp"  # "vsharp" or "pdf": makes the local field (output, and input to tkd/tv)
+    vsharp_radii_mm: tuple[float, ...] = (12.0, 10.0, 8.0, 6.0, 4.0)
+    vsharp_threshold: float = 0.05  # truncation of the deconvolution
+    pdf_pad_mm: float = 20.0
+    pdf_max_iter: int = 100
+    pdf_tol: float = 5e-4  # on the relative residual of the normal equations
+    inversion: str = "sharp-tv"  # "tkd", "tv" (of the local field) or "sharp-tv" (of the total field)
+    tkd_threshold: float = 0.19
+    tv_alpha: float = 1.5e-4  # TV weight (field in ppm, gradients per mm, weights of mean 1)
+    tv_mu: float | None = None  # ADMM penalty of the gradient split; None: 100 * tv_alpha
+    tv_max_iter: int = 100
+    tv_tol: float = 0.01  # relative change of chi that stops the iterations
+    sharp_tv_radii_mm: tuple[float, ...] = (4.0, 6.0, 9.0, 12.0)
+    inversion_pad_mm: float = 16.0
+    reference: str = "mask"  # zero mean over: "mask" (where chi is valid), "region" (a given mask), "none"
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("unwrap", self.unwrap, tuple(UNWRAPPERS)),
+            ("background", self.background, BACKGROUND_METHODS),
+            ("inversion", self.inversion, INVERSION_METHODS),
+            ("reference", self.reference, REFERENCES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"qsm.{key} must be one of {list(allowed)}, got {value!r}")
+        for key in ("vsharp_radii_mm", "sharp_tv_radii_mm"):
+            radii = getattr(self, key)
+            if not radii or min(radii) <= 0:
+                raise ValueError(f"qsm.{key} must be positive radii, got {radii!r}")
+        if not 0 < self.tkd_threshold < 2 / 3:
+            raise ValueError(f"qsm.tkd_threshold must lie in (0, 2/3), got {self.tkd_threshold}")
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> QSMParams:
+        """Build from one method's config mapping; an unknown key is an error, not a silent default."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown qsm parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Slices of the mask's bounding box grown by `margin` voxels (clipped to the volume)."""
+    occupied = np.argwhere(mask)
+    low = np.maximum(occupied.min(axis=0) - margin, 0)
+    high = np.minimum(occupied.max(axis=0) + margin + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+
+
+def uncrop(volume: np.ndarray, box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
+    full = np.zeros(tuple(shape), dtype=volume.dtype)
+    full[box] = volume
+    return full
+
+
+def combined_magnitude(magnitudes: np.ndarray) -> np.ndarray:
+    """Root mean square over echoes: early echoes dominate, so iron-rich nuclei stay bright enough."""
+    return np.sqrt(np.mean(np.square(magnitudes, dtype=np.float32), axis=0))
+
+
+def remove_background(
+    field: np.ndarray, mask: np.ndarray, weights: np.ndarray, voxel: np.ndarray, b0: np.ndarray,
+    params: QSMParams, device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    if params.background == "vsharp":
+        return vsharp(field, mask, voxel, params.vsharp_radii_mm, params.vsharp_threshold, device)
+    return pdf(field, mask, voxel, b0, weights, params.pdf_pad_mm, params.pdf_max_iter, params.pdf_tol, device)
+
+
+def invert_dipole(
+    fit: FieldFit, brain: np.ndarray, local_field: np.ndarray, valid: np.ndarray, voxel: np.ndarray,
+    b0: np.ndarray, params: QSMParams, device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(chi, mask where it is valid); SHARP-TV starts again from the total field and the brain mask."""
+    tv = {"alpha": params.tv_alpha, "mu_tv": params.tv_mu, "max_iter": params.tv_max_iter, "tol": params.tv_tol,
+          "pad_mm": params.inversion_pad_mm, "device": device}
+    if params.inversion == "tkd":
+        return tkd(local_field, valid, voxel, b0, params.tkd_threshold, params.inversion_pad_mm, device), valid
+    if params.inversion == "tv":
+        return tv_admm(local_field, valid, voxel, b0, fit.weights, **tv), valid
+    return sharp_tv(fit.field_ppm, brain, voxel, b0, fit.weights, params.sharp_tv_radii_mm, **tv)
+
+
+def magnitude_mask(magnitudes: np.ndarray, voxel: np.ndarray, params: QSMParams, device: torch.device) -> np.ndarray:
+    return brain_mask(combined_magnitude(magnitudes), voxel, params.mask_bias_sigma_mm, params.mask_smooth_mm,
+                      params.mask_opening_mm, params.mask_erosion_mm, device)
+
+
+def reconstruct(
+    magnitudes: np.ndarray,
+    phases: np.ndarray,
+    echo_times_s: Sequence[float],
+    b0_tesla: float,
+    affine: np.ndarray,
+    params: QSMParams = QSMParams(),
+    mask: np.ndarray | None = None,
+    reference_region: np.ndarray | None = None,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
+    """QSM from echoes stacked as (echo, x, y, z): magnitudes and wrapped phases (radians).
+
+    Returns 'chi' (ppm), 'mask' (where chi is valid: the brain mask eroded by the smallest spherical
+    mean value radius of V-SHARP or SHARP-TV; all of it for PDF with TKD or TV), 'brain_mask' (the
+    magnitude mask, or `mask`, less unreliable phase), 'field' and 'local_field' (ppm), 'weights' (fit
+    reliability) and 'timings_s' (seconds per step: mask, unwrap, echo_fit, background, inversion).
+    The work runs on the brain's bounding box; outputs have the input's shape.
+    """
+    device = device or default_device()
+    shape = magnitudes.shape[1:]
+    voxel, b0 = voxel_sizes(affine), b0_direction_in_voxels(affine)
+    timer = StepTimer()
+    with timer.step("mask"):
+        brain = magnitude_mask(magnitudes, voxel, params, device) if mask is None else np.asarray(mask) > 0
+        if not brain.any():
+            raise ValueError("the brain mask is empty")
+        box = bounding_box(brain, CROP_MARGIN_VOXELS)
+        magnitudes, phases, brain = magnitudes[(slice(None), *box)], phases[(slice(None), *box)], brain[box]
+        if params.mask_quality_threshold > 0:
+            quality = phase_quality(*reference_phase(magnitudes, phases, echo_times_s))
+            brain = reliable_region(brain, quality, params.mask_quality_threshold)
+    with timer.step("echo_fit"):
+        fit = fit_field(magnitudes, phases, echo_times_s, b0_tesla, voxel, brain, params.unwrap,
+                        params.phase_offset_sigma_mm, device, timer)
+    timer.seconds["echo_fit"] -= timer.seconds["unwrap"]  # unwrapping is reported on its own
+    with timer.step("background"):
+        local_field, valid = remove_background(fit.field_ppm, brain, fit.weights, voxel, b0, params, device)
+    with timer.step("inversion"):
+        chi, valid = invert_dipole(fit, brain, local_field, valid, voxel, b0, params, device)
+        chi = reference(chi, valid, None if reference_region is None else reference_region[box], params)
+    volumes = {"chi": chi.astype(np.float32), "mask": valid, "brain_mask": brain, "field": fit.field_ppm * brain,
+               "local_field": local_field.astype(np.float32), "weights": fit.weights}
+    return {name: uncrop(volume, box, shape) for name, volume in volumes.items()} | {"timings_s": timer.seconds}
+
+
+def reference(chi: np.ndarray, valid: np.ndarray, region: np.ndarray | None, params: QSMParams) -> np.ndarray:
+    if params.reference == "none":
+        return chi
+    if params.reference == "mask":
+        return reference_to_region(chi, valid) * valid
+    if region is None:
+        raise ValueError("qsm.reference is 'region' but no reference region was given")
+    return reference_to_region(chi, (np.asarray(region) > 0) & valid) * valid
+
+
+# ---- files -----------------------------------------------------------------------------------------
+
+SCANNER_PHASE_RANGES = ((0, 4095), (-4096, 4095))  # 12-bit phase as stored by Siemens and others
+
+
+def phase_in_radians(phase: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """Phase in radians: accepted as is within [-pi, pi]; 12-bit integer scanner units are rescaled
+    (with a warning); anything else is an `InputError`."""
+    low, high = float(phase.min()), float(phase.max())
+    if low >= -np.pi - 1e-3 and high <= np.pi + 1e-3:
+        return phase
+    if np.array_equal(phase, np.round(phase)):
+        for first, last in SCANNER_PHASE_RANGES:
+            if first <= low and high <= last:
+                warnings.warn(f"{path}: phase in scanner units [{first}, {last}], rescaled to radians", stacklevel=2)
+                return ((phase - first) / (last - first + 1) * 2 * np.pi - np.pi).astype(np.float32)
+    raise InputError(
+        path, f"phase values span [{low:.4g}, {high:.4g}]: expected radians in [-pi, pi] or integer "
+        f"scanner units in [0, 4095] or [-4096, 4095]",
+    )
+
+
+def _number(sidecar: Mapping[str, Any], key: str, path: str | os.PathLike, unit: str, upper: float) -> float:
+    if key not in sidecar:
+        raise InputError(path, f"missing {key} ({unit}) in the JSON sidecar")
+    value = sidecar[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < upper:
+        raise InputError(path, f"{key} must be a number of {unit} in (0, {upper}), got {value!r}")
+    return float(value)
+
+
+def echo_parameters(sidecar_paths: Sequence[str | os.PathLike]) -> tuple[list[float], float]:
+    """Echo times (s) and field strength (T) from BIDS sidecars. BIDS gives EchoTime in seconds: a value
+    of 0.2 or more (milliseconds, most likely) is refused."""
+    echo_times, strengths = [], []
+    for path in sidecar_paths:
+        sidecar = read_json(path)
+        echo_times.append(_number(sidecar, "EchoTime", path, "seconds (BIDS), not milliseconds", 0.2))
+        strengths.append(_number(sidecar, "MagneticFieldStrength", path, "tesla", 20.0))
+        if not np.isclose(strengths[-1], strengths[0]):
+            raise InputError(path, f"MagneticFieldStrength {strengths[-1]} T differs from {strengths[0]} T "
+                                   f"in {sidecar_paths[0]}")
+        if any(np.isclose(echo_times[-1], earlier) for earlier in echo_times[:-1]):
+            raise InputError(path, f"EchoTime {echo_times[-1]} s repeats another echo's")
+    return echo_times, strengths[0]
+
+
+def shared_affine(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The affine all images share, with their shape (headers only); a mismatch names the odd file."""
+    reference = load_nifti(paths[0])
+    for path in paths[1:]:
+        image = load_nifti(path)
+        if image.shape != reference.shape:
+            raise InputError(path, f"shape {image.shape} differs from {reference.shape} of {paths[0]}")
+        if not np.allclose(image.affine, reference.affine, atol=1e-3):
+            raise InputError(path, f"affine differs from that of {paths[0]}")
+    return reference.affine
+
+
+def load_echoes(
+    mag_paths: Sequence[str | os.PathLike], phase_paths: Sequence[str | os.PathLike]
+) -> tuple[np.ndarray, np.ndarray]:
+    magnitudes = np.stack([read_volume(path)[0] for path in mag_paths])
+    phases = np.stack([phase_in_radians(read_volume(path)[0], path) for path in phase_paths])
+    return magnitudes, phases
+
+
+def qc_figure(result: Mapping[str, np.ndarray], magnitude: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
+              title: str) -> Path:
+    """Three orthogonal slices: magnitude with the mask outline, and the QSM."""
+    panels = [
+        Panel("magnitude, mask outline", magnitude, affine, outline=result["mask"]),
+        Panel("QSM (ppm)", result["chi"], affine, window=CHI_DISPLAY_PPM),
+    ]
+    return three_view_figure(panels, path, centre=centre_of(result["mask"], magnitude.shape), title=title)
+
+
+def run_qsm(
+    mag_paths: Sequence[str | os.PathLike],
+    phase_paths: Sequence[str | os.PathLike],
+    sidecar_paths: Sequence[str | os.PathLike],
+    out_chi: str | os.PathLike,
+    out_mask: str | os.PathLike,
+    out_field: str | os.PathLike,
+    out_qc_png: str | os.PathLike,
+    params: QSMParams = QSMParams(),
+    mask_path: str | os.PathLike | None = None,
+    reference_path: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """QSM from BIDS echo files (one magnitude, phase and JSON sidecar per echo, in the same order).
+
+    Writes the susceptibility map (ppm, `_Chimap`), the mask where it is valid, the local field (ppm)
+    and a QC PNG. `mask_path` replaces the automatic brain mask; `reference_path` holds the reference
+    region (non-zero voxels) when `params.reference == 'region'`. Returns `reconstruct`'s result.
+    """
+    if not (len(mag_paths) == len(phase_paths) == len(sidecar_paths) > 0):
+        raise ValueError(f"need one magnitude, phase and sidecar per echo; got {len(mag_paths)} magnitude, "
+                         f"{len(phase_paths)} phase and {len(sidecar_paths)} sidecar files")
+    if params.reference == "region" and reference_path is None:
+        raise ValueError("qsm.reference is 'region' but no reference region file was given")
+    echo_times, b0_tesla = echo_parameters(sidecar_paths)
+    optional = [path for path in (mask_path, reference_path) if path is not None]
+    affine = shared_affine([*mag_paths, *phase_paths, *optional])
+    magnitudes, phases = load_echoes(mag_paths, phase_paths)
+    mask = None if mask_path is None else read_volume(mask_path)[0] > 0
+    if mask is not None and not mask.any():
+        raise InputError(mask_path, "the mask is empty")
+    region = None if reference_path is None else read_volume(reference_path)[0] > 0
+
+    result = reconstruct(magnitudes, phases, echo_times, b0_tesla, affine, params, mask, region)
+    save_volume(out_chi, result["chi"], affine, np.float32)
+    save_volume(out_mask, result["mask"], affine, np.uint8)
+    save_volume(out_field, result["local_field"], affine, np.float32)
+    subject = Path(mag_paths[0]).name.split("_")[0]
+    qc_figure(result, combined_magnitude(magnitudes), affine, out_qc_png,
+              f"{subject} QSM: {params.unwrap} unwrapping, {params.background}, {params.inversion}")
+    return result
