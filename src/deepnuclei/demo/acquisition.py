@@ -16,7 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from ..io import apply_affine, b0_direction_in_voxels, voxel_sizes
 from ..labels import STRUCTURES
-from ..qsm.forward import field_to_phase, forward_field
+from ..qsm.forward import field_to_phase, forward_field, sphere_field_analytic
 from .anatomy import (
     NUCLEUS_T1_RATIO,
     TISSUE_CHI_PPM,
@@ -34,11 +34,14 @@ T1_WHITE_MATTER_LEVEL = 600.0  # scanner-like scale: the paper clips T1 to [0, 8
 SWI_WHITE_MATTER_LEVEL = 1000.0
 NUCLEUS_PROTON_DENSITY = 0.80
 AIR_CHI_PPM = 9.4  # air relative to tissue (water)
-BONE_CHI_PPM = -2.0  # cortical bone relative to water
 # layers around the brain (mm from its surface): CSF, skull, scalp; beyond is air
 CSF_RIM_MM, SKULL_MM, SCALP_MM = 2.0, 8.0, 12.0
-# air cavities in template space (centre, semi-axes in mm): frontal and sphenoid sinuses
-SINUSES = (((0.0, 64.0, 6.0), (16.0, 9.0, 11.0)), ((0.0, 14.0, -34.0), (12.0, 11.0, 9.0)))
+# air cavities (template mm: centre, radius) that make the background field: frontal and sphenoid
+# sinuses and the two ear canals. Spheres, so their field is analytic and exactly harmonic in the brain.
+AIR_CAVITIES = (((0.0, 84.0, -2.0), 12.0), ((0.0, 14.0, -48.0), 12.0), ((75.0, -20.0, -38.0), 7.0),
+                ((-75.0, -20.0, -38.0), 7.0))
+CAVITY_CLEARANCE_MM = 4.0  # a cavity keeps this far from the brain
+SHIM_RESIDUAL_PPM = 0.15  # scale of the imperfect-shim field (harmonic polynomial) over 60 mm
 
 
 @dataclass
@@ -119,19 +122,16 @@ def head_mask(points: np.ndarray, distance_outside_brain: np.ndarray) -> np.ndar
     return (distance_outside_brain < SCALP_MM) | neck
 
 
-def in_sinus(points: np.ndarray) -> np.ndarray:
+def cavity_radius(template: Template, centre: tuple[float, float, float], radius: float) -> float:
+    clearance = float(sample_template(template.distance_outside_brain, template, np.array([centre]), outside=1e3)[0])
+    return min(radius, clearance - CAVITY_CLEARANCE_MM)
+
+
+def in_air_cavity(template: Template, points: np.ndarray) -> np.ndarray:
     inside = np.zeros(len(points), dtype=bool)
-    for centre, semi_axes in SINUSES:
-        inside |= np.sum(((points - np.array(centre)) / np.array(semi_axes)) ** 2, axis=1) < 1
+    for centre, radius in AIR_CAVITIES:
+        inside |= np.linalg.norm(points - np.array(centre), axis=1) < cavity_radius(template, centre, radius)
     return inside
-
-
-def background_chi(template: Template, points: np.ndarray) -> np.ndarray:
-    """Susceptibility (ppm, relative to air) of the head as a whole: what makes the background field."""
-    distance = sample_template(template.distance_outside_brain, template, points, outside=1e3)
-    head = head_mask(points, distance) & ~(in_sinus(points) & (distance > CSF_RIM_MM))
-    bone = head & (distance >= CSF_RIM_MM) & (distance < SKULL_MM)
-    return (-AIR_CHI_PPM * head + BONE_CHI_PPM * bone).astype(np.float32)
 
 
 @dataclass
@@ -156,7 +156,7 @@ def tissue_maps(template: Template, anatomy: SubjectAnatomy, points: np.ndarray)
     density = (1 - weight) * tissue_property(intensity, levels, TISSUE_PROTON_DENSITY) + weight * NUCLEUS_PROTON_DENSITY
     r2star = (1 - weight) * tissue_property(intensity, levels, TISSUE_R2STAR_PER_S) + weight * nucleus_r2star(nucleus_chi)
     # outside the brain: a CSF rim, the skull (almost no signal), the scalp, then air
-    head = head_mask(points, distance) & ~(in_sinus(points) & (distance > CSF_RIM_MM))
+    head = head_mask(points, distance) & ~in_air_cavity(template, points)
     outside_density = np.select([distance < CSF_RIM_MM, distance < SKULL_MM, head], [1.0, 0.05, 0.6], 0.0)
     outside_r2star = np.select([distance < CSF_RIM_MM, distance < SKULL_MM], [4.0, 300.0], 30.0)
     return TissueMaps(
@@ -199,17 +199,20 @@ class SWIAcquisition:
     labels: np.ndarray
 
 
-def simulate_background_field(template: Template, anatomy: SubjectAnatomy, pose: Pose, swi: Grid,
-                              voxel_mm: float, field_of_view_mm: float, fine: Grid) -> np.ndarray:
-    """Field (ppm) of the whole head in air, on a coarse cube, interpolated (cubic) to the fine grid."""
-    n = int(np.ceil(field_of_view_mm / voxel_mm))
-    centre = apply_affine(swi.affine, (np.asarray(swi.shape) - 1) / 2)
-    rotation = swi.affine[:3, :3] / voxel_sizes(swi.affine)
-    coarse = grid_around(centre, rotation, [voxel_mm] * 3, (n, n, n))
-    chi = background_chi(template, template_points(anatomy, pose, coarse)).reshape(coarse.shape)
-    field = forward_field(chi, [voxel_mm] * 3, b0_direction_in_voxels(coarse.affine))
-    indices = apply_affine(np.linalg.inv(coarse.affine), fine.points()).T
-    return ndimage.map_coordinates(field, indices, order=3, mode="nearest").reshape(fine.shape)
+def simulate_background_field(rng: np.random.Generator, template: Template, pose: Pose, fine: Grid) -> np.ndarray:
+    """Background field (ppm): air cavities as uniformly magnetised spheres plus a shim residual.
+
+    Both are analytic and harmonic inside the brain, as a real background field is; a head-in-air
+    simulation on a coarse grid is not, once interpolated, and no background removal could undo it."""
+    points = fine.points()
+    field = np.zeros(len(points))
+    for centre, radius in AIR_CAVITIES:
+        world_centre = pose.to_world(np.array(centre))
+        field += sphere_field_analytic(points - world_centre, cavity_radius(template, centre, radius), AIR_CHI_PPM)
+    x, y, z = ((points - pose.to_world(np.zeros(3))) / 60.0).T
+    harmonics = (x, y, z, x * y, y * z, x * z, x**2 - z**2, y**2 - z**2)
+    field += SHIM_RESIDUAL_PPM * sum(rng.standard_normal() * term for term in harmonics)
+    return field.reshape(fine.shape).astype(np.float32)
 
 
 def simulate_swi(rng: np.random.Generator, template: Template, anatomy: SubjectAnatomy, pose: Pose, swi: Grid,
@@ -222,8 +225,7 @@ def simulate_swi(rng: np.random.Generator, template: Template, anatomy: SubjectA
     tissue = tissue_maps(template, anatomy, points)
     chi = tissue.chi_ppm.reshape(fine.shape)
     local_field = forward_field(chi, fine_voxel, b0_direction_in_voxels(fine.affine))
-    background = simulate_background_field(template, anatomy, pose, swi, settings["background_voxel_mm"],
-                                           settings["background_fov_mm"], fine) * settings["background_scale"]
+    background = simulate_background_field(rng, template, pose, fine) * settings["background_scale"]
     total_field = local_field + background
     phase_offset = smooth_random_field(rng, fine, settings["phase_offset_rad"])
     signal_scale = SWI_WHITE_MATTER_LEVEL / (TISSUE_PROTON_DENSITY[2] * np.exp(-settings["echo_times_s"][0] * TISSUE_R2STAR_PER_S[2]))
