@@ -72,6 +72,13 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         benchmark = (tmp_path / "results" / "benchmarks" / "demo_subject" / f"sub-{subject}.tsv").read_text()
         assert benchmark.startswith("s\t")
     assert (tmp_path / "resources" / "demo" / "bids" / "derivatives" / "labels" / "dseg.tsv").exists()
+    qsm = pd.read_csv(tmp_path / "results" / "qsm" / "qsm_metrics.csv")
+    assert set(qsm["method"]) == {"sharptv", "vsharptv", "tkd"} and len(qsm) == 6
+    assert qsm[qsm["method"] == "sharptv"]["max_abs_error_ppb"].max() < 30  # tiny grids: a wide bar
+    for subject in ("01", "02"):
+        padded, _ = read_volume(tmp_path / "results" / "preprocess" / f"sub-{subject}" /
+                                f"sub-{subject}_space-SWI_desc-model_Chimap.nii.gz")
+        assert padded.shape == (80, 96, 32) and 0 <= padded.min() and padded.max() <= 1
     tre = pd.read_csv(tmp_path / "results" / "registration" / "tre.csv")
     assert tre["tre_mm"].max() < 1.0
     overlap = pd.read_csv(tmp_path / "results" / "evaluation" / "overlap.csv")

@@ -42,6 +42,29 @@ def demo_dataset(args: argparse.Namespace) -> None:
     write_dataset_files(Path(args.bids_dir), json.loads(args.settings))
 
 
+def qsm(args: argparse.Namespace) -> None:
+    import torch
+
+    from .qsm.pipeline import QSMParams, run_qsm
+
+    torch.set_num_threads(args.threads)
+    result = run_qsm(args.magnitudes, args.phases, args.sidecars, args.out_chi, args.out_mask, args.out_field,
+                     args.qc, QSMParams.from_config(json.loads(args.settings)))
+    log.info("QSM step times (s): %s", {step: round(seconds, 2) for step, seconds in result["timings_s"].items()})
+
+
+def qsm_metrics(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .io import write_text_atomic
+    from .metrics import qsm_metrics_from_files
+
+    rows = [{"subject": case["subject"], "method": case["method"],
+             **qsm_metrics_from_files(case["chi"], case["truth"], case["mask"], case["dseg"], case["truth_mask"])}
+            for case in json.loads(args.cases)]
+    write_text_atomic(args.out, pd.DataFrame(rows).round(3).to_csv(index=False))
+
+
 def atlas(args: argparse.Namespace) -> None:
     from .atlas import AtlasParams, fuse_atlases, propagate_atlas, write_in_both_spaces
 
@@ -138,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("demo-dataset", demo_dataset, "write the demo dataset's BIDS description files")
     sub.add_argument("--bids-dir", required=True)
     sub.add_argument("--settings", required=True, help="the config's demo section as JSON")
+    sub = command("qsm", qsm, "susceptibility map from multi-echo SWI magnitude and phase")
+    sub.add_argument("--magnitudes", nargs="+", required=True, help="one per echo, in echo order")
+    sub.add_argument("--phases", nargs="+", required=True)
+    sub.add_argument("--sidecars", nargs="+", required=True, help="phase JSON sidecars (EchoTime, MagneticFieldStrength)")
+    sub.add_argument("--settings", required=True, help="QSMParams overrides as JSON")
+    sub.add_argument("--threads", type=int, default=2)
+    sub.add_argument("--out-chi", required=True)
+    sub.add_argument("--out-mask", required=True)
+    sub.add_argument("--out-field", required=True)
+    sub.add_argument("--qc", required=True)
+
+    sub = command("qsm-metrics", qsm_metrics, "QSM challenge metrics against the demo's true susceptibility")
+    sub.add_argument("--cases", required=True, help="JSON list of {subject, method, chi, mask, truth, dseg, truth_mask}")
+    sub.add_argument("--out", required=True)
+
     sub = command("atlas", atlas, "segment a subject by registering a labelled template (or several: joint label fusion)")
     sub.add_argument("--t1", required=True, help="the subject's T1w")
     sub.add_argument("--atlas-t1", help="single atlas: template T1")

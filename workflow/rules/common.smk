@@ -98,15 +98,24 @@ REGISTRATION = config["registration"]
 XFM_ENTITIES = {"from": "T1w", "to": "SWI", "mode": "image"}
 
 
-def swi_magnitudes(subject):
-    """The subject's SWI magnitude echoes in echo order: the demo's configured echoes, else those on disk."""
+def swi_echoes(subject):
+    """The subject's SWI echo numbers: the demo's configured echoes, else those on disk."""
     echoes = ECHOES
     if not echoes:
         found = BIDS.glob(f"sub-{subject}/anat/sub-{subject}_echo-*_part-mag_T2starw.nii.gz")
         echoes = sorted(int(path.name.split("_echo-")[1].split("_")[0]) for path in found)
     if not echoes:
         raise WorkflowError(f"{BIDS / f'sub-{subject}' / 'anat'}: no *_echo-<n>_part-mag_T2starw.nii.gz files")
-    return [bids(subject, "T2starw.nii.gz", echo=echo, part="mag") for echo in echoes]
+    return echoes
+
+
+def swi_files(subject, part, extension="nii.gz"):
+    """One file per echo, in echo order: part is mag or phase; extension nii.gz or json (sidecars)."""
+    return [bids(subject, f"T2starw.{extension}", echo=echo, part=part) for echo in swi_echoes(subject)]
+
+
+def swi_magnitudes(subject):
+    return swi_files(subject, "mag")
 
 
 def registration_transform(subject, method=REGISTRATION["method"]):
@@ -142,6 +151,30 @@ def registration_targets():
 # ---- model inputs (workflow/rules/preprocess.smk)
 
 PREPROCESS = config["preprocess"]
+QSM = config["qsm"]
+
+
+def qsm_output(subject, suffix, method=QSM["method"]):
+    """QSM outputs per method: `Chimap.nii.gz` (ppm), `mask.nii.gz`, `localfield.nii.gz` (ppm)."""
+    return result("qsm", subject, suffix, space="SWI", desc=method)
+
+
+def qsm_qc(subject, method=QSM["method"]):
+    return str(RESULTS / "qc" / "qsm" / f"sub-{subject}_desc-{method}_qsm.png")
+
+
+def qsm_targets():
+    targets = [qsm_qc(subject) for subject in SUBJECTS]
+    if DEMO["enabled"]:
+        targets.append(str(RESULTS / "qsm" / "qsm_metrics.csv"))
+    return targets
+
+
+def qsm_metric_cases():
+    return [{"subject": subject, "method": method, "chi": qsm_output(subject, "Chimap.nii.gz", method),
+             "mask": qsm_output(subject, "mask.nii.gz", method), "truth": truth(subject, "space-SWI_Chimap.nii.gz"),
+             "dseg": truth(subject, "space-SWI_dseg.nii.gz"), "truth_mask": truth(subject, "space-SWI_mask.nii.gz")}
+            for subject in SUBJECTS for method in QSM["evaluate"]]
 
 
 def preprocessed(subject, suffix):
@@ -171,5 +204,7 @@ def all_targets():
     if DEMO["enabled"]:
         targets += demo_targets()
     targets += registration_targets()
+    targets += qsm_targets()
+    targets += preprocess_targets()
     targets.append(str(RESULTS / "evaluation" / "overlap.csv"))
     return targets

@@ -4,7 +4,7 @@
 
 rule preprocess_inputs:
     input:
-        qsm=result("qsm", "{subject}", "Chimap.nii.gz"),
+        qsm=qsm_output("{subject}", "Chimap.nii.gz"),
         t1=t1_in_swi("{subject}"),
     output:
         qsm=preprocessed("{subject}", "Chimap.nii.gz"),

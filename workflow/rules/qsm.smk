@@ -1,0 +1,47 @@
+# QSM from the SWI magnitude and phase: mask, unwrapping, echo fit, background removal, dipole inversion.
+
+
+rule qsm:
+    input:
+        magnitudes=lambda wildcards: swi_files(wildcards.subject, "mag"),
+        phases=lambda wildcards: swi_files(wildcards.subject, "phase"),
+        sidecars=lambda wildcards: swi_files(wildcards.subject, "phase", "json"),
+    output:
+        chi=qsm_output("{subject}", "Chimap.nii.gz", "{method}"),
+        mask=qsm_output("{subject}", "mask.nii.gz", "{method}"),
+        field=qsm_output("{subject}", "localfield.nii.gz", "{method}"),
+        qc=report(qsm_qc("{subject}", "{method}"), caption="../report/qsm_qc.rst", category="QSM"),
+    wildcard_constraints:
+        method="[A-Za-z0-9]+",
+    params:
+        settings=lambda wildcards: as_json(QSM["methods"][wildcards.method]),
+    threads: QSM["threads"]
+    log:
+        log_path("qsm_{method}", "{subject}"),
+    benchmark:
+        benchmark_path("qsm_{method}", "{subject}")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei qsm --magnitudes {input.magnitudes} --phases {input.phases} --sidecars {input.sidecars}"
+        " --settings '{params.settings}' --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
+        " --out-field {output.field} --qc {output.qc} > {log} 2>&1"
+
+
+rule qsm_metrics:
+    input:
+        maps=[case["chi"] for case in qsm_metric_cases()],
+        masks=[case["mask"] for case in qsm_metric_cases()],
+        truths=[case["truth"] for case in qsm_metric_cases()],
+    output:
+        RESULTS / "qsm" / "qsm_metrics.csv",
+    params:
+        cases=as_json(qsm_metric_cases()),
+    log:
+        log_path("qsm_metrics"),
+    benchmark:
+        benchmark_path("qsm_metrics")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei qsm-metrics --cases '{params.cases}' --out {output} > {log} 2>&1"
