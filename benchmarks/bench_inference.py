@@ -1,0 +1,111 @@
+"""Inference time of the papers' models at their sizes, on CPU (or the GPU when present).
+
+- DB-ResUNet on a 64 x 336 x 448 two-channel volume (the paper's padded SWI matrix, slices first,
+  as its 64 x 128 x 128 patches and (1, 2, 2) rate assume): sliding windows with Gaussian blending
+  and the global patch of every window; and the bare forward passes of the same windows, whose
+  ratio shows the overhead of the window machinery.
+- LiNUS on a 182 x 218 x 182 T1 volume (the LiNUS paper's MNI grid), slice by slice.
+
+Weights are random: time does not depend on them. Bars (issue 6/9, 2 CPU cores): DB-ResUNet
+<= 60 s, overhead ratio <= 1.3, LiNUS <= 1 s per subject.
+
+    .venv/bin/python benchmarks/bench_inference.py                 # 2 torch threads
+    .venv/bin/python benchmarks/bench_inference.py --overlap 0 0.25 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from deepnuclei.infer import ModelInfo, autocast, default_device, for_inference, predict, synchronize
+
+DBRESUNET_SHAPE = (64, 336, 448)
+LINUS_SHAPE = (182, 218, 182)
+BARS_S = {"dbresunet": 60.0, "overhead_ratio": 1.3, "linus": 1.0}
+
+
+def timed(function, device: torch.device) -> float:
+    synchronize(device)
+    started = time.perf_counter()
+    function()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+class Recorder(torch.nn.Module):
+    """The model, keeping a copy of every input batch it is given."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.batches = model, []
+
+    def forward(self, *inputs: torch.Tensor):
+        self.batches.append([tensor.clone() for tensor in inputs])
+        return self.model(*inputs)
+
+
+def bare_forwards(model: torch.nn.Module, info: ModelInfo, image: torch.Tensor, overlap: float,
+                  mixed_precision: bool | None) -> float:
+    """Seconds of the model's forward passes alone on the batches that `predict` gives it (windows
+    and global patches recorded in an untimed run first)."""
+    recorder = Recorder(model)
+    predict(recorder, info, image, overlap, mixed_precision=mixed_precision)
+    with torch.inference_mode(), autocast(image.device, mixed_precision):
+        return sum(timed(lambda: model(*inputs), image.device) for inputs in recorder.batches)
+
+
+def bench_dbresunet(device: torch.device, overlap: float, repeats: int, mixed_precision: bool | None) -> None:
+    info = ModelInfo("dbresunet", "nuclei7", 2, (64, 128, 128))
+    model = for_inference(info.build().to(device), dims=3)
+    image = torch.rand(2, *DBRESUNET_SHAPE, device=device)
+    predict(model, info, image[:, :, :128, :256], overlap=0, mixed_precision=mixed_precision)  # warm-up
+    for _ in range(repeats):
+        started = time.process_time()
+        inference = predict(model, info, image, overlap, mixed_precision=mixed_precision).inference_seconds
+        cpu = time.process_time() - started
+        forwards = bare_forwards(model, info, image, overlap, mixed_precision)
+        print(f"dbresunet {DBRESUNET_SHAPE} overlap {overlap}: inference {inference:.1f} s "
+              f"(bar {BARS_S['dbresunet']:.0f} s; process CPU {cpu:.1f} s), "
+              f"bare forward passes {forwards:.1f} s, ratio {inference / forwards:.3f} "
+              f"(bar {BARS_S['overhead_ratio']})", flush=True)
+
+
+def bench_linus(device: torch.device, repeats: int, mixed_precision: bool | None) -> None:
+    info = ModelInfo("linus", "stn", 1, (192, 224))
+    model = for_inference(info.build().to(device), dims=2)
+    image = torch.rand(1, *LINUS_SHAPE, device=device)
+    predict(model, info, image[:, :, :, :32], mixed_precision=mixed_precision)  # warm-up
+    for _ in range(repeats):
+        started = time.process_time()
+        seconds = predict(model, info, image, mixed_precision=mixed_precision).inference_seconds
+        cpu = time.process_time() - started
+        print(f"linus {LINUS_SHAPE}: {seconds:.2f} s per subject (bar {BARS_S['linus']:.0f} s; "
+              f"process CPU {cpu:.2f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--overlap", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--models", nargs="+", default=["linus", "dbresunet"], choices=["linus", "dbresunet"])
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="bfloat16 on CPU too (float16 on CUDA is the default there)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = default_device()
+    mixed_precision = True if args.mixed_precision else None
+    print(f"device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
+          f"mixed precision {'on' if args.mixed_precision or device.type == 'cuda' else 'off'}")
+    if "linus" in args.models:
+        bench_linus(device, args.repeats, mixed_precision)
+    if "dbresunet" in args.models:
+        for overlap in args.overlap:
+            bench_dbresunet(device, overlap, args.repeats, mixed_precision)
+
+
+if __name__ == "__main__":
+    main()

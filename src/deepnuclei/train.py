@@ -1,0 +1,396 @@
+"""Training of any registry model on labelled subjects, resumable, on GPU when present.
+
+The settings start from one of two recipes, the papers' (`RECIPES`), and the config overrides any
+of them: LiNUS's for slice models (Dice + cross-entropy, batch 128, 200 epochs, cosine annealing
+1e-3 -> 1e-4, rotation / scaling / elastic / noise augmentation) and DB-ResUNet's for patch
+models (weighted cross-entropy 0.1 / 0.4 plus λg = 1 times the auxiliary loss, Adam 3e-4 with
+betas (0.9, 0.99) and weight decay 3e-5, batch 4, learning rate × 0.1 on a validation-loss
+plateau, stop below 1e-6, flips on three axes and in-plane rotation ± 30°).
+
+Every epoch writes `checkpoint_last.pt` atomically (model, optimizer, scheduler, scaler, RNG
+states, history, best score) and, when validation Dice improves, `checkpoint_best.pt`; a rerun
+in the same folder resumes after the last finished epoch. Samples depend only on (seed, epoch,
+index) (see `data`), so on CPU a resumed run gives the same weights as an uninterrupted one.
+`log.csv`, `curves.png` and `summary.json` are rewritten every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend choice
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnPlateau
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject
+from .infer import ModelInfo, default_device, label_map, predict_logits
+from .io import write_json, write_text_atomic
+from .losses import SegmentationLoss, criterion
+from .models import ModelSpec, count_parameters, get_spec
+
+log = logging.getLogger(__name__)
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "linus": dict(
+        task="stn", max_epochs=200, batch_size=128, loss="dice_ce", class_weights=None, lr=1e-3,
+        betas=(0.9, 0.999), weight_decay=0.0, schedule="cosine", min_lr=1e-4,
+        # the paper names the transforms, not their sizes
+        augmentation=dict(
+            rotate_degrees=15.0, scale=0.1, elastic_magnitude=2.0, noise_std=0.02, probability=0.5
+        ),
+    ),
+    "dbresunet": dict(
+        # no epoch count in the paper: it stops when the learning rate falls below 1e-6
+        task="nuclei7", max_epochs=1000, batch_size=4, loss="ce", class_weights=(0.1, 0.4), aux_weight=1.0,
+        lr=3e-4, betas=(0.9, 0.99), weight_decay=3e-5, schedule="plateau", plateau_factor=0.1, stop_lr=1e-6,
+        # rotation in the slab's plane: the model inputs are (x, y, z) volumes, z the slab axis
+        augmentation=dict(flip_axes=(0, 1, 2), rotate_degrees=30.0, rotation_axis=2),
+    ),
+}
+TUPLES = ("patch_size", "betas", "class_weights")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    seed: int = 0
+    max_epochs: int = 200
+    iterations_per_epoch: int | None = None  # None: one pass (2D: every slice; 3D: a tiling of every volume)
+    epoch_seconds: float | None = None  # wall-clock budget of an epoch's iterations (breaks determinism)
+    batch_size: int = 4
+    patch_size: tuple[int, ...] | None = None  # 3D, volume-axis order; None: the spec's
+    foreground_fraction: float = 0.5
+    loss: str = "ce"  # "ce" or "dice_ce"
+    class_weights: tuple[float, float] | None = None  # cross-entropy weights (background, foreground)
+    aux_weight: float = 1.0  # λg
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: str = "plateau"  # "plateau" (on validation loss) or "cosine" (to min_lr at max_epochs)
+    min_lr: float = 0.0
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    stop_lr: float = 0.0  # stop once the learning rate falls below this
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    overlap: float = 0.25  # validation: sliding-window overlap (3D)
+    inference_batch_size: int | None = None  # validation: slices or windows per forward pass
+    amp: bool = True  # mixed precision, CUDA only
+    num_workers: int = 0  # data-loading processes
+
+    @classmethod
+    def from_dict(cls, spec: ModelSpec, config: dict[str, Any]) -> TrainConfig:
+        """The recipe named by config['recipe'] (default: 'linus' for slice models, 'dbresunet'
+        for patch models) with the config's keys over it."""
+        config = dict(config)
+        recipe = RECIPES[config.pop("recipe", "linus" if spec.dims == 2 else "dbresunet")]
+        unknown = set(config) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}")
+        augmentation = {**recipe["augmentation"], **config.pop("augmentation", {})}
+        augmentation["flip_axes"] = tuple(augmentation.get("flip_axes", ()))
+        merged = {**recipe, **config, "augmentation": Augmentation(**augmentation)}
+        for key in TUPLES:  # lists in YAML and JSON
+            merged[key] = None if merged.get(key) is None else tuple(merged[key])
+        settings = cls(**merged)
+        if settings.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (batch norm, DeepLabV3)")
+        return settings
+
+
+def dice_per_class(predicted: torch.Tensor, truth: torch.Tensor, n_classes: int) -> np.ndarray:
+    """Dice of each foreground class; NaN where the class is in neither map."""
+    pairs = (truth.long() * n_classes + predicted.long()).flatten()
+    confusion = torch.bincount(pairs, minlength=n_classes**2).reshape(n_classes, n_classes).double()
+    overlap, sizes = confusion.diagonal(), confusion.sum(0) + confusion.sum(1)
+    return (2 * overlap / sizes)[1:].cpu().numpy()  # 0/0 gives NaN
+
+
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """`write` to a temporary file renamed over `path`: a killed run never leaves a partial file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def configure_determinism(device: torch.device) -> None:
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def tiles_per_volume(shape: Sequence[int], patch_size: Sequence[int]) -> int:
+    return math.prod(math.ceil(extent / size) for extent, size in zip(shape, patch_size))
+
+
+class Trainer:
+    """One model's training run in `out_dir`; `run()` trains (or resumes) to the end."""
+
+    def __init__(self, spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
+                 val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+        self.settings = TrainConfig.from_dict(get_spec(spec_name), config)
+        spec = get_spec(spec_name).with_options(**options)
+        self.info = ModelInfo(spec.name, self.settings.task, int(train_subjects[0].image.shape[0]),
+                              self.settings.patch_size or spec.patch_size, dict(spec.options))
+        self.spec, self.val_subjects, self.out_dir = spec, list(val_subjects), Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.device = default_device()
+        configure_determinism(self.device)
+        torch.manual_seed(self.settings.seed)
+        self.model = self.info.build().to(self.device)
+        settings = self.settings
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
+        )
+        self.scheduler = self.make_scheduler()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
+        main_loss = criterion(settings.loss, self.info.n_classes, settings.class_weights)
+        self.loss = SegmentationLoss(main_loss, settings.aux_weight).to(self.device)
+        self.dataset = self.make_dataset(train_subjects)
+        self.history: list[dict[str, float]] = []
+        self.best_score = -math.inf
+        self.resume()
+
+    @property
+    def mixed_precision(self) -> bool:
+        return self.settings.amp and self.device.type == "cuda"
+
+    @property
+    def checkpoint_last(self) -> Path:
+        return self.out_dir / "checkpoint_last.pt"
+
+    @property
+    def checkpoint_best(self) -> Path:
+        return self.out_dir / "checkpoint_best.pt"
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def make_scheduler(self) -> LRScheduler | ReduceLROnPlateau:
+        settings = self.settings
+        if settings.schedule == "cosine":
+            return CosineAnnealingLR(self.optimizer, settings.max_epochs, settings.min_lr)
+        if settings.schedule == "plateau":
+            return ReduceLROnPlateau(
+                self.optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience
+            )
+        raise ValueError(f"unknown schedule '{settings.schedule}'; use 'cosine' or 'plateau'")
+
+    def make_dataset(self, subjects: Sequence[Subject]) -> EpochDataset:
+        settings, spec = self.settings, self.spec
+        common = dict(
+            task=settings.task,
+            seed=settings.seed,
+            foreground_fraction=settings.foreground_fraction,
+            augmentation=settings.augmentation,
+        )
+        if spec.dims == 2:
+            n_slices = sum(subject.image.shape[spec.slice_axis + 1] for subject in subjects)
+            length = self.samples_per_epoch(n_slices)
+            return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, length, **common)
+        n_tiles = sum(tiles_per_volume(subject.image.shape[1:], self.info.patch_size) for subject in subjects)
+        return PatchDataset(subjects, self.info.patch_size, self.samples_per_epoch(n_tiles),
+                            rate=spec.global_rate, **common)
+
+    def samples_per_epoch(self, samples_in_one_pass: int) -> int:
+        batch = self.settings.batch_size
+        return batch * (self.settings.iterations_per_epoch or math.ceil(samples_in_one_pass / batch))
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "info": self.info.as_dict(),
+            "settings": asdict(self.settings),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "best_score": self.best_score,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def resume(self) -> None:
+        if not self.checkpoint_last.exists():
+            return
+        state = torch.load(self.checkpoint_last, map_location=self.device, weights_only=True)
+        stored, wanted = (json.dumps(info, sort_keys=True) for info in (state["info"], self.info.as_dict()))
+        if stored != wanted:  # compared as JSON, where tuples and lists are one
+            raise ValueError(f"{self.checkpoint_last} holds another model ({state['info']}); "
+                             f"remove {self.out_dir} to train {self.info.as_dict()}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history, self.best_score = state["history"], state["best_score"]
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([rng.cpu() for rng in state["rng"]["cuda"]])
+        log.info("resuming %s after epoch %d from %s", self.info.model, self.epoch, self.checkpoint_last)
+
+    # ---- one epoch ---------------------------------------------------------------------------------
+
+    def train_epoch(self) -> tuple[float, int]:
+        """Mean training loss and iterations of the next epoch."""
+        self.model.train()
+        self.dataset.set_epoch(self.epoch + 1)
+        settings = self.settings
+        loader = DataLoader(self.dataset, batch_size=settings.batch_size, num_workers=settings.num_workers,
+                            drop_last=True, pin_memory=self.device.type == "cuda")
+        started, losses = time.perf_counter(), []
+        progress = tqdm(loader, desc=f"{self.info.model} epoch {self.epoch + 1}", leave=False, mininterval=2.0)
+        for batch in progress:
+            on_device = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+            losses.append(self.step(on_device))
+            progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+            if settings.epoch_seconds is not None and time.perf_counter() - started > settings.epoch_seconds:
+                break
+        progress.close()
+        return float(np.mean(losses)), len(losses)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        inputs = [batch["image"]] + ([batch["global_image"]] if self.spec.global_patch else [])
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=self.mixed_precision):
+            loss = self.loss(self.model(*inputs), batch["label"], batch.get("global_label"))
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
+
+    def validate(self) -> tuple[float, float]:
+        """Mean loss (main output) and mean Dice over the classes and the validation subjects, on
+        whole volumes as inference sees them; NaN without validation subjects."""
+        if not self.val_subjects:
+            return math.nan, math.nan
+        self.model.eval()
+        losses, dices = [], []
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.mixed_precision):
+            for subject in self.val_subjects:
+                image = subject.image.to(self.device, torch.float32)
+                labels = subject.labels.to(self.device).long()
+                logits = predict_logits(self.model, self.info, image, self.settings.overlap,
+                                        self.settings.inference_batch_size)
+                losses.append(self.loss.main(logits[None].float(), labels[None]).item())
+                dices.append(dice_per_class(label_map(logits), labels, self.info.n_classes))
+        return float(np.mean(losses)), float(np.nanmean(dices))
+
+    def step_scheduler(self, monitored_loss: float) -> None:
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(monitored_loss)
+        else:
+            self.scheduler.step()
+
+    def finished(self) -> str | None:
+        """Why training is over, or None."""
+        if self.epoch >= self.settings.max_epochs:
+            return f"reached max_epochs {self.settings.max_epochs}"
+        if self.lr < self.settings.stop_lr:
+            return f"learning rate {self.lr:.1e} below stop_lr {self.settings.stop_lr:.1e}"
+        return None
+
+    def run_epoch(self) -> dict[str, float]:
+        started, lr = time.perf_counter(), self.lr
+        train_loss, iterations = self.train_epoch()
+        val_loss, val_dice = self.validate()
+        self.step_scheduler(train_loss if math.isnan(val_loss) else val_loss)
+        row = {
+            "epoch": self.epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_dice": val_dice,
+            "lr": lr,
+            "iterations": iterations,
+            "seconds": time.perf_counter() - started,
+        }
+        self.history.append(row)
+        score = -train_loss if math.isnan(val_dice) else val_dice  # no validation subjects: training loss
+        state = self.state()
+        if score > self.best_score:
+            self.best_score = state["best_score"] = score
+            # before the last: a run killed in between redoes the epoch and writes it again
+            write_atomic(self.checkpoint_best, partial(torch.save, state))
+        write_atomic(self.checkpoint_last, partial(torch.save, state))
+        return row
+
+    # ---- outputs -----------------------------------------------------------------------------------
+
+    def write_log(self) -> None:
+        table = pd.DataFrame(self.history)
+        write_text_atomic(self.out_dir / "log.csv", table.to_csv(index=False))
+        figure = Figure(figsize=(10, 4))
+        loss_axes, dice_axes = figure.subplots(1, 2)
+        loss_axes.plot(table.epoch, table.train_loss, label="training")
+        loss_axes.plot(table.epoch, table.val_loss, label="validation")
+        loss_axes.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"{self.info.model}: loss")
+        loss_axes.legend()
+        dice_axes.plot(table.epoch, table.val_dice, color="tab:green")
+        dice_axes.set(xlabel="epoch", ylabel="mean Dice", ylim=(0, 1), title="validation Dice")
+        figure.tight_layout()
+        write_atomic(self.out_dir / "curves.png", partial(figure.savefig, dpi=100))
+
+    def summary(self, stop_reason: str | None) -> dict[str, Any]:
+        table = pd.DataFrame(self.history)
+        validated = table.val_dice.notna().any()
+        best = table.loc[table.val_dice.idxmax() if validated else table.train_loss.idxmin()]
+        record = {
+            "model": self.info.model,
+            "task": self.info.task,
+            "device": str(self.device),
+            "parameters": count_parameters(self.model),
+            "epochs": self.epoch,
+            "best_epoch": int(best.epoch),
+            "best_val_dice": None if math.isnan(best.val_dice) else float(best.val_dice),
+            "stop_reason": stop_reason,
+            "train_seconds": float(table.seconds.sum()),
+            "checkpoint_best": str(self.checkpoint_best),
+            "checkpoint_last": str(self.checkpoint_last),
+        }
+        write_json(self.out_dir / "summary.json", record)
+        return record
+
+    def run(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
+        """Train until finished (or until `stop_after_epoch`, which stands in for a killed run)."""
+        log.info("%s on %s: %d parameters, %d samples per epoch, starting at epoch %d", self.info.model,
+                 self.device, count_parameters(self.model), len(self.dataset), self.epoch + 1)
+        while (reason := self.finished()) is None and self.epoch != stop_after_epoch:
+            row = self.run_epoch()
+            self.write_log()
+            log.info("%s epoch %d/%d: loss %.4f, validation loss %.4f, Dice %.3f, lr %.1e, %d iterations, %.1f s",
+                     self.info.model, row["epoch"], self.settings.max_epochs, row["train_loss"],
+                     row["val_loss"], row["val_dice"], row["lr"], row["iterations"], row["seconds"])
+        return self.summary(reason)
+
+
+def train(spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
+          val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
+          stop_after_epoch: int | None = None) -> dict[str, Any]:
+    """Train (or resume training) the registry model `spec_name` with builder `options` over its
+    paper setting, and return the summary (also in `out_dir`/summary.json)."""
+    return Trainer(spec_name, options, train_subjects, val_subjects, out_dir, config).run(stop_after_epoch)

@@ -1,0 +1,112 @@
+"""Inference: windows and slices reproduce plain forward passes; label maps, times and files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepnuclei.data import GlobalView, pad_to_multiple
+from deepnuclei.infer import (
+    ModelInfo,
+    for_inference,
+    keep_largest_components,
+    predict,
+    predict_logits,
+    reference_values,
+    segment_files,
+)
+from deepnuclei.io import read_volume, save_volume
+
+TINY = {
+    "linus": ({"widths": (4, 8, 8, 8, 8)}, 1, (32, 32)),
+    "resunet": ({"widths": (4, 4, 8, 8, 8)}, 2, (16, 16, 16)),
+    "dbresunet": ({"local_widths": (4, 8, 8), "global_widths": (4, 8, 8), "fc_width": 8, "rate": (2, 2, 1)}, 2,
+                  (16, 16, 8)),
+}
+
+
+@pytest.fixture(autouse=True)
+def seeded_single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(name: str, task: str = "stn") -> tuple[torch.nn.Module, ModelInfo]:
+    options, channels, patch = TINY[name]
+    info = ModelInfo(name, task, channels, patch, options)
+    return info.build().eval(), info
+
+
+@pytest.mark.parametrize("name", ["resunet", "dbresunet"])
+def test_sliding_window_on_one_window_is_the_forward_pass(name: str) -> None:
+    model, info = tiny_model(name)
+    image = torch.rand(info.in_channels, *info.patch_size)
+    with torch.inference_mode():
+        windowed = predict_logits(model, info, image)
+        inputs = [image[None]]
+        if info.spec.global_patch:
+            inputs.append(GlobalView.of(image, info.spec.global_rate).patch((0, 0, 0), info.patch_size)[None])
+        direct = model(*inputs)
+        direct = direct[0] if isinstance(direct, tuple) else direct
+    torch.testing.assert_close(windowed, direct[0], rtol=1e-4, atol=1e-5)
+
+
+def test_slice_inference_is_the_forward_pass_of_each_padded_slice() -> None:
+    model, info = tiny_model("linus")
+    image = torch.rand(1, 20, 24, 5)  # slices across axis 2, padded to 32 x 32
+    with torch.inference_mode():
+        logits = predict_logits(model, info, image, batch_size=2)
+        direct = model(pad_to_multiple(image[..., 3][None], 16, dims=2))[0, :, :20, :24]
+    assert logits.shape == (3, 20, 24, 5)
+    torch.testing.assert_close(logits[..., 3], direct, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["linus", "dbresunet"])
+def test_predict_returns_a_label_map_on_the_input_grid_and_its_time(name: str) -> None:
+    model, info = tiny_model(name)
+    image = np.random.rand(info.in_channels, 36, 30, 20).astype(np.float32)  # several windows, partly overlapping
+    prediction = predict(for_inference(model, info.spec.dims), info, image, largest_component=True)
+    assert prediction.labels.shape == (36, 30, 20) and prediction.labels.dtype == np.uint8
+    assert prediction.labels.max() < info.n_classes
+    assert prediction.inference_seconds > 0 and prediction.cleanup_seconds >= 0
+
+
+def test_mixed_precision_on_cpu_mostly_agrees() -> None:
+    model, info = tiny_model("resunet")
+    image = torch.rand(2, 32, 32, 16)
+    exact = predict(model, info, image).labels
+    bfloat16 = predict(model, info, image, mixed_precision=True).labels
+    assert (exact == bfloat16).mean() > 0.9
+
+
+def test_largest_component_per_class() -> None:
+    labels = torch.zeros(10, 10, 10, dtype=torch.uint8)
+    labels[0:3, 0:3, 0:3] = 1
+    labels[7:9, 7:9, 7:9] = 1  # smaller, apart: removed
+    labels[0:2, 7:9, 0:2] = 2  # the only component of class 2: kept
+    cleaned = keep_largest_components(labels, n_classes=3)
+    assert (cleaned == 1).sum() == 27 and (cleaned == 2).sum() == 8 and cleaned[8, 8, 8] == 0
+
+
+def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:
+    model, info = tiny_model("dbresunet", task="nuclei7")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)  # what load_model reads
+    affine = np.array([[1.25, 0, 0, -90], [0, 1.25, 0, -110], [0, 0, 2, -40], [0, 0, 0, 1]])
+    channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), affine) for name in ("a", "b")]
+    record = segment_files(checkpoint, channels, tmp_path / "sub-01_dseg.nii.gz", tmp_path / "sub-01_infer.json")
+    labels, labels_affine = read_volume(tmp_path / "sub-01_dseg.nii.gz", dtype=np.uint8)
+    assert labels.shape == (20, 18, 10)
+    assert set(np.unique(labels)) <= {0, *reference_values("nuclei7").values()}
+    np.testing.assert_allclose(labels_affine, affine)
+    written = json.loads((tmp_path / "sub-01_infer.json").read_text())
+    assert written["inference_seconds"] == pytest.approx(record["inference_seconds"])
+    assert written["inference_seconds"] > 0
+    assert written["label_values"]["GP_L"] == 5 and written["label_values"]["DN_R"] == 16  # GP as GPe
+    assert written["model"] == "dbresunet" and written["shape"] == [20, 18, 10]

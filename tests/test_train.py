@@ -1,0 +1,175 @@
+"""Training: tiny runs learn a bright blob, outputs are written, a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepnuclei.data import Subject
+from deepnuclei.infer import load_model, predict
+from deepnuclei.models import get_spec
+from deepnuclei.train import TrainConfig, dice_per_class, train
+
+# small widths so that a run takes seconds; the blob task needs no more
+TINY_LINUS = {"widths": (4, 8, 16, 32, 32)}
+TINY_DBRESUNET = {"local_widths": (4, 8, 16), "global_widths": (4, 8, 16), "fc_width": 16, "rate": (2, 2, 2)}
+TINY_3D = dict(task="stn", batch_size=2, patch_size=(16, 16, 16), lr=3e-3, overlap=0.0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: the test machine's cores are shared, and waiting OpenMP threads stall there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blob_subjects(n: int, channels: int, size: int = 32) -> list[Subject]:
+    """Noisy volumes (0.3 ± 0.05) with one bright ball (+0.5) of radius 4 labelled 1, placed at random."""
+    subjects = []
+    for index in range(n):
+        rng = np.random.default_rng(index)
+        grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"))
+        centre = rng.integers(8, size - 8, 3)
+        inside = ((grid - centre[:, None, None, None]) ** 2).sum(0) <= 16
+        image = (rng.normal(0.3, 0.05, (channels, size, size, size)) + 0.5 * inside).astype(np.float32)
+        subjects.append(Subject(f"{index:02d}", torch.from_numpy(image), torch.from_numpy(inside.astype(np.uint8)),
+                                np.eye(4)))
+    return subjects
+
+
+def foreground_dice(checkpoint: Path, subject: Subject) -> float:
+    model, info = load_model(checkpoint)
+    labels = predict(model, info, subject.image, overlap=0.0).labels
+    predicted, truth = labels > 0, subject.labels.numpy() > 0
+    return 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())
+
+
+def test_linus_learns_a_bright_blob_and_writes_its_outputs(tmp_path) -> None:
+    subjects = blob_subjects(3, channels=1)
+    config = dict(task="stn", max_epochs=20, iterations_per_epoch=10, batch_size=16, lr=1e-2, min_lr=3e-3)
+    summary = train("linus", TINY_LINUS, subjects[:2], subjects[2:], tmp_path, config)
+    assert summary["epochs"] == 20 and summary["stop_reason"].startswith("reached max_epochs")
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log.epoch) == list(range(1, 21))
+    assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_dice", "lr", "iterations", "seconds"]
+    assert log.lr.iloc[0] == pytest.approx(1e-2) and log.lr.is_monotonic_decreasing  # cosine annealing
+    assert log.train_loss.iloc[-1] < log.train_loss.iloc[0]
+    for name in ("checkpoint_best.pt", "checkpoint_last.pt", "curves.png", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
+    assert foreground_dice(tmp_path / "checkpoint_best.pt", subjects[2]) > 0.6
+
+
+def test_dbresunet_learns_a_bright_blob(tmp_path) -> None:
+    subjects = blob_subjects(3, channels=2)
+    config = dict(TINY_3D, max_epochs=16, iterations_per_epoch=10)
+    summary = train("dbresunet", TINY_DBRESUNET, subjects[:2], subjects[2:], tmp_path, config)
+    assert summary["epochs"] == 16
+    assert foreground_dice(tmp_path / "checkpoint_best.pt", subjects[2]) > 0.7
+
+
+CHILD = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from test_train import RESUME_RUN, run_resume_case
+run_resume_case({out!r})
+"""
+RESUME_RUN = dict(max_epochs=6, iterations_per_epoch=3)
+
+
+def run_resume_case(out_dir: str | Path, **overrides) -> dict:
+    subjects = blob_subjects(3, channels=2)
+    config = dict(TINY_3D, **RESUME_RUN)
+    return train("dbresunet", TINY_DBRESUNET, subjects[:2], subjects[2:], out_dir, config, **overrides)
+
+
+def identical(first, second) -> bool:
+    """Nested state dicts equal, tensors bit for bit."""
+    if isinstance(first, torch.Tensor):
+        return isinstance(second, torch.Tensor) and torch.equal(first, second)
+    if isinstance(first, dict):
+        return first.keys() == second.keys() and all(identical(first[key], second[key]) for key in first)
+    if isinstance(first, (list, tuple)):
+        return len(first) == len(second) and all(identical(a, b) for a, b in zip(first, second))
+    return first == second
+
+
+def assert_same_state(first: dict, second: dict) -> None:
+    for part in ("model", "optimizer", "scheduler", "scaler", "best_score"):
+        assert identical(first[part], second[part]), part
+    assert [row["train_loss"] for row in first["history"]] == [row["train_loss"] for row in second["history"]]
+
+
+def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path) -> None:
+    killed = tmp_path / "killed"
+    script = CHILD.format(tests=str(Path(__file__).parent), out=str(killed))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 80
+    while not (killed / "checkpoint_last.pt").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    epochs_done = len(torch.load(killed / "checkpoint_last.pt", weights_only=True)["history"])
+    assert 1 <= epochs_done < RESUME_RUN["max_epochs"]
+
+    resumed = run_resume_case(killed)
+    uninterrupted = run_resume_case(tmp_path / "uninterrupted")
+    assert resumed["epochs"] == uninterrupted["epochs"] == RESUME_RUN["max_epochs"]
+    folders = (killed, tmp_path / "uninterrupted")
+    states = [torch.load(folder / "checkpoint_last.pt", weights_only=True) for folder in folders]
+    assert_same_state(*states)
+    assert list(pd.read_csv(killed / "log.csv").epoch) == list(range(1, RESUME_RUN["max_epochs"] + 1))
+
+
+def test_stopped_run_continues_from_epoch_k_as_an_uninterrupted_one(tmp_path) -> None:
+    subjects = blob_subjects(2, channels=1)
+    config = dict(task="stn", max_epochs=3, iterations_per_epoch=2, batch_size=4)  # LiNUS recipe: cosine schedule
+
+    def run(folder: str, **overrides) -> dict:
+        train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / folder, config, **overrides)
+        return torch.load(tmp_path / folder / "checkpoint_last.pt", weights_only=True)
+
+    stopped = run("stopped", stop_after_epoch=2)
+    assert len(stopped["history"]) == 2
+    reference = run("reference")
+    resumed = run("stopped")
+    assert resumed["scheduler"]["last_epoch"] == reference["scheduler"]["last_epoch"] == 3
+    assert_same_state(resumed, reference)
+    again = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / "stopped", config)  # nothing left
+    assert again["epochs"] == 3
+
+
+def test_config_starts_from_the_papers_recipes() -> None:
+    linus = TrainConfig.from_dict(get_spec("linus"), {})
+    assert (linus.task, linus.batch_size, linus.max_epochs, linus.loss) == ("stn", 128, 200, "dice_ce")
+    assert (linus.schedule, linus.lr, linus.min_lr) == ("cosine", 1e-3, 1e-4)
+    db = TrainConfig.from_dict(get_spec("dbresunet"), {"max_epochs": 5, "augmentation": {"rotate_degrees": 10}})
+    assert (db.lr, db.betas, db.weight_decay) == (3e-4, (0.9, 0.99), 3e-5)
+    assert (db.loss, db.class_weights, db.aux_weight) == ("ce", (0.1, 0.4), 1.0)
+    assert (db.schedule, db.plateau_factor, db.stop_lr) == ("plateau", 0.1, 1e-6)
+    assert (db.batch_size, db.max_epochs) == (4, 5)
+    assert db.augmentation.flip_axes == (0, 1, 2) and db.augmentation.rotate_degrees == 10
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_dict(get_spec("unet3d"), {"epochs": 3})
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig.from_dict(get_spec("deeplabv3"), {"batch_size": 1})
+
+
+def test_dice_per_class_ignores_classes_absent_from_both() -> None:
+    truth = torch.tensor([0, 1, 1, 2, 0])
+    predicted = torch.tensor([0, 1, 0, 2, 2])
+    dice = dice_per_class(predicted, truth, 4)
+    np.testing.assert_allclose(dice[:2], [2 / 3, 2 / 3])
+    assert np.isnan(dice[2])
