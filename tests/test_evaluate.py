@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from deepnuclei.evaluate import overlap, overlap_table, summary_by_method
+from deepnuclei.evaluate import (
+    overlap, overlap_table, score_labels, score_structure, summary_by_method, surface_distances,
+)
 from deepnuclei.io import InputError, save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME
 
@@ -44,3 +46,90 @@ def test_prediction_on_another_grid_is_rejected(tmp_path):
     with pytest.raises(InputError, match="pred.nii.gz: not on the reference grid"):
         overlap_table([{"subject": "01", "method": "m", "prediction": tmp_path / "pred.nii.gz",
                         "reference": tmp_path / "ref.nii.gz"}])
+
+
+def _oblique_affine(spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> np.ndarray:
+    """Rotation about z by 30 degrees and about x by 20 degrees, times anisotropic voxel sizes."""
+    a, b = np.radians(30), np.radians(20)
+    about_z = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    about_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    affine = np.eye(4)
+    affine[:3, :3] = about_x @ about_z @ np.diag(spacing)
+    affine[:3, 3] = origin
+    return affine
+
+
+def test_scores_of_two_cubes_with_a_known_intersection():
+    label = STRUCTURE_BY_NAME["PUT_R"].label
+    reference = np.zeros((30, 30, 30), dtype=np.uint8)
+    reference[5:15, 5:15, 5:15] = label
+    prediction = np.zeros_like(reference)
+    prediction[8:18, 5:15, 5:15] = label  # 7 x 10 x 10 shared voxels
+    row = {r["structure"]: r for r in score_labels(prediction, reference, np.diag([0.5, 0.5, 2.0, 1.0]))}["PUT_R"]
+    assert row["dice"] == pytest.approx(2 * 700 / 2000)
+    assert row["precision"] == row["recall"] == pytest.approx(0.7)
+    assert row["volume_mm3"] == row["reference_volume_mm3"] == pytest.approx(1000 * 0.5)
+    assert row["com_error_mm"] == pytest.approx(3 * 0.5)
+
+
+def test_centre_of_mass_error_in_world_coordinates_on_an_oblique_anisotropic_grid():
+    affine = _oblique_affine((0.5, 0.8, 2.0), (-40.0, 12.0, 7.5))
+    label = STRUCTURE_BY_NAME["STN_L"].label
+    reference = np.zeros((40, 30, 12), dtype=np.uint8)
+    reference[10:14, 8:13, 3:6] = label
+    shift = np.array([5, -3, 2])
+    prediction = np.zeros_like(reference)
+    prediction[15:19, 5:10, 5:8] = label
+    row = {r["structure"]: r for r in score_labels(prediction, reference, affine)}["STN_L"]
+    world_shift = affine[:3, :3] @ shift
+    assert row["com_error_mm"] == pytest.approx(np.linalg.norm(world_shift))
+    reference_com = affine[:3, :3] @ [11.5, 10.0, 4.0] + affine[:3, 3]
+    assert [row[f"reference_com_{axis}_mm"] for axis in "xyz"] == pytest.approx(reference_com)
+    assert [row[f"com_{axis}_mm"] for axis in "xyz"] == pytest.approx(reference_com + world_shift)
+    # every border voxel has its shifted twin on the other border, so no distance exceeds the shift
+    assert 0 < row["hd95_mm"] <= np.linalg.norm(world_shift) + 1e-9
+
+
+def test_surface_distances_of_concentric_spheres():
+    spacing = np.array([0.5, 0.5, 1.0])
+    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip((44, 44, 22), spacing)], indexing="ij"), axis=-1)
+    radius = np.linalg.norm(grid - np.array([22 * 0.5, 22 * 0.5, 11.0]), axis=-1)
+    outer, inner = radius <= 9.0, radius <= 5.0
+    affine = _oblique_affine(tuple(spacing), (3.0, -2.0, 1.0))
+    distances = surface_distances(outer, inner, affine)
+    assert distances["hd95_mm"] == pytest.approx(4.0, abs=spacing.max())
+    assert distances["mean_surface_distance_mm"] == pytest.approx(4.0, abs=spacing.max())
+    assert distances["hd95_mm"] == surface_distances(inner, outer, affine)["hd95_mm"]
+    assert np.isnan(surface_distances(outer, np.zeros_like(outer), affine)["hd95_mm"])
+
+
+def test_crop_to_the_bounding_box_changes_no_score():
+    affine = _oblique_affine((0.6, 0.6, 1.5), (0.0, 0.0, 0.0))
+    rng = np.random.default_rng(3)
+    labels = np.where(rng.random((14, 14, 10)) < 0.3, STRUCTURE_BY_NAME["RN_L"].label, 0).astype(np.uint8)
+    shifted = np.roll(labels, 1, axis=0)
+    cropped = {r.pop("structure"): r for r in score_labels(shifted, labels, affine)}["RN_L"]
+    whole = score_structure(shifted > 0, labels > 0, affine)
+    assert cropped == pytest.approx(whole, nan_ok=True)
+
+
+def test_mean_susceptibility_inside_each_mask_from_the_cases_qsm(tmp_path):
+    affine = np.diag([0.5, 0.5, 2.0, 1.0])
+    label = STRUCTURE_BY_NAME["SN_R"].label
+    reference = np.zeros((12, 12, 6), dtype=np.uint8)
+    reference[2:6, 2:6, 1:3] = label
+    prediction = np.zeros_like(reference)
+    prediction[4:8, 2:6, 1:3] = label  # half inside the reference
+    chi = np.where(reference > 0, 0.12, -0.02).astype(np.float32)  # ppm
+    for name, volume in (("ref", reference), ("pred", prediction), ("chi", chi)):
+        save_volume(tmp_path / f"{name}.nii.gz", volume, affine)
+    case = {"subject": "01", "method": "m", "prediction": tmp_path / "pred.nii.gz",
+            "reference": tmp_path / "ref.nii.gz", "qsm": tmp_path / "chi.nii.gz"}
+    row = overlap_table([case]).set_index("structure").loc["SN_R"]
+    assert row["reference_susceptibility_ppb"] == pytest.approx(120.0)
+    assert row["susceptibility_ppb"] == pytest.approx((120.0 - 20.0) / 2)
+    without_qsm = overlap_table([{**case, "qsm": None}]).set_index("structure").loc["SN_R"]
+    assert np.isnan(without_qsm["susceptibility_ppb"])
+    save_volume(tmp_path / "chi.nii.gz", chi[:, :, :5], affine)
+    with pytest.raises(InputError, match="chi.nii.gz: not on the reference grid"):
+        overlap_table([case])
