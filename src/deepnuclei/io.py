@@ -84,13 +84,17 @@ def save_volume(
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_bytes_atomic(path: str | os.PathLike, content: bytes) -> Path:
     path = Path(path)
     handle, temporary = _atomic_target(path)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(content)
     os.replace(temporary, path)
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
 
 
 def write_json(path: str | os.PathLike, content: dict[str, Any]) -> Path:

@@ -1,0 +1,127 @@
+"""Evaluation tables and figures from overlap tables with known values, and the papers' numbers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepnuclei.evaluate import scored_structures
+from deepnuclei.figures import bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels
+from deepnuclei.tables import (
+    dice_table, localization_table, method_summary, paper_localization, paper_results, write_evaluation_tables,
+    write_table,
+)
+
+
+def overlap_rows(subjects=("01", "02", "03"), methods=("atlas", "net"), seed=0) -> pd.DataFrame:
+    """An overlap table of random scores on every scored structure."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method in methods:
+        for subject in subjects:
+            for structure in scored_structures():
+                reference_volume, reference_chi = rng.uniform(100, 5000), rng.uniform(20, 200)
+                rows.append({"subject": subject, "method": method, "structure": structure,
+                             **{metric: rng.uniform(0.4, 0.9) for metric in ("dice", "precision", "recall")},
+                             "volume_mm3": reference_volume * rng.normal(1, 0.1),
+                             "reference_volume_mm3": reference_volume,
+                             "hd95_mm": rng.uniform(0, 5), "mean_surface_distance_mm": rng.uniform(0, 2),
+                             "com_error_mm": rng.uniform(0, 3),
+                             "susceptibility_ppb": reference_chi + rng.normal(0, 10),
+                             "reference_susceptibility_ppb": reference_chi})
+    return pd.DataFrame(rows)
+
+
+def test_paper_numbers_are_transcribed_consistently():
+    results = paper_results().set_index(["source", "method", "condition", "structure", "metric"])["value"]
+    assert results[("DB-ResUNet Table I", "DB-ResUNet", "QSM+T1 WI", "DN", "dice")] == 0.774
+    assert results[("LiNUS Table II", "LiNUS", "", "STN", "parameters")] == 222698
+    table_i = results.xs(("DB-ResUNet Table I", "DB-ResUNet"), level=("source", "method")).droplevel("condition")
+    for source, condition in (("DB-ResUNet Table III", "global branch downsampled 2x"),
+                              ("DB-ResUNet Table IV", "input QSM+T1 WI")):  # the same model, reported thrice
+        again = results.xs((source, "DB-ResUNet", condition), level=("source", "method", "condition"))
+        assert again.sort_index().equals(table_i.sort_index())
+    cases = paper_localization()
+    offsets = cases[[f"predicted_{a}" for a in "ijk"]].to_numpy() - cases[[f"reference_{a}" for a in "ijk"]].to_numpy()
+    assert cases["distance_mm"].to_numpy() == pytest.approx(np.linalg.norm(offsets, axis=1), abs=0.005)  # 1 mm grid
+    assert cases["distance_mm"].mean() == pytest.approx(1.699, abs=0.0005)  # the text's mean over both sides
+
+
+def test_dice_table_averages_sides_per_subject_and_adds_the_papers_rows():
+    overlap = overlap_rows()
+    table = dice_table(overlap).set_index("method")
+    expected = overlap[overlap["structure"].isin(["GP_L", "GP_R"]) & (overlap["method"] == "net")]["dice"].mean()
+    assert table.loc["net", "GP"] == pytest.approx(expected)
+    assert list(table.columns) == ["CN", "GP", "PUT", "THA", "SN", "RN", "DN"]
+    assert table.loc["paper: MRICloud (QSM+T1 WI)", "SN"] == 0.520
+    stn = dice_table(overlap, ("STN",), "LiNUS Table II").set_index("method")["STN"]
+    assert stn["paper: LiNUS"] == 0.6790 and stn["paper: UNet"] == 0.5501
+
+
+def test_localization_table_mean_and_sd():
+    overlap = overlap_rows(subjects=("01", "02", "03"), methods=("net",))
+    errors = {("01", "STN_L"): 1.0, ("02", "STN_L"): 2.0, ("03", "STN_L"): 6.0, ("01", "STN_R"): 0.5,
+              ("02", "STN_R"): 0.5, ("03", "STN_R"): 0.5}
+    for (subject, structure), error in errors.items():
+        overlap.loc[(overlap["subject"] == subject) & (overlap["structure"] == structure), "com_error_mm"] = error
+    table = localization_table(overlap).set_index(["method", "subject"])
+    assert list(table.columns) == ["STN_L", "STN_R"]
+    assert table.loc[("net", "02"), "STN_L"] == 2.0
+    assert table.loc[("net", "mean"), "STN_L"] == pytest.approx(3.0)
+    assert table.loc[("net", "sd"), "STN_L"] == pytest.approx(np.sqrt(7.0))  # sample sd of 1, 2, 6
+    assert table.loc[("net", "sd"), "STN_R"] == pytest.approx(0.0)
+    assert table.loc[("paper: LiNUS", "mean"), "STN_R"] == pytest.approx(18.47 / 14)
+    every = localization_table(overlap, None)
+    assert list(every.columns[2:]) == list(scored_structures())
+
+
+def test_method_summary_and_table_files(tmp_path):
+    overlap = overlap_rows()
+    summary = method_summary(overlap).set_index(["structure", "method"])
+    values = overlap.query("structure == 'THA_R' and method == 'atlas'")["recall"]
+    assert summary.loc[("THA_R", "atlas"), "recall_mean"] == pytest.approx(values.mean())
+    assert summary.loc[("THA_R", "atlas"), "recall_sd"] == pytest.approx(values.std())
+    assert summary.loc[("THA_R", "atlas"), "n"] == 3
+    assert list(summary.index.get_level_values("structure").unique()) == list(scored_structures())
+    csv, markdown, latex = write_table(dice_table(overlap), tmp_path / "dice", "Mean Dice")
+    assert pd.read_csv(csv).set_index("method").loc["paper: DB-ResUNet (QSM+T1 WI)", "GP"] == 0.840
+    assert "| paper: DB-ResUNet (QSM+T1 WI) |" in markdown.read_text()
+    assert "\\caption{Mean Dice}" in latex.read_text() and "0.840" in latex.read_text()
+    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 15
+
+
+def test_scatter_points_equal_the_table_values(tmp_path):
+    overlap_rows().to_csv(tmp_path / "overlap.csv", index=False)
+    overlap = pd.read_csv(tmp_path / "overlap.csv")
+    figure = scatter_panels(overlap, "volume", "net")
+    rows = overlap.query("method == 'net' and structure in ['RN_L', 'RN_R']")
+    points = np.asarray(figure.axes[5].collections[0].get_offsets())  # RN is the sixth panel
+    assert points == pytest.approx(rows[["reference_volume_mm3", "volume_mm3"]].to_numpy())
+    assert [path.suffix for path in save_figure(figure, tmp_path / "scatter")] == [".png", ".svg"]
+    assert (tmp_path / "scatter.png").stat().st_size > 0
+
+
+def test_regression_slope_of_a_linear_relation_shown_in_the_title():
+    reference = np.array([10.0, 40.0, 55.0, 90.0, 120.0, 150.0])
+    assert regression(reference, 2.0 * reference + 5.0) == pytest.approx((2.0, 5.0, 1.0))
+    overlap = pd.DataFrame({"subject": [f"{i:02d}" for i in range(6)], "method": "net", "structure": "CN_L",
+                            "volume_mm3": 2.0 * reference + 5.0, "reference_volume_mm3": reference})
+    figure = scatter_panels(overlap, "volume", "net", nuclei=("CN",))
+    ax = figure.axes[0]
+    assert ax.get_title() == "CN: r = 1.000, slope = 2.000"
+    fit = ax.lines[1]  # after the identity line
+    x, y = fit.get_data()
+    assert np.diff(y) / np.diff(x) == pytest.approx(2.0)
+
+
+def test_bland_altman_bias_and_dice_boxplot_medians():
+    overlap = overlap_rows(subjects=("01", "02", "03", "04", "05"))
+    values = paired_values(overlap, "volume", "atlas").query("nucleus == 'PUT'")
+    difference = values["predicted"] - values["reference"]
+    bias_line, lower, upper = bland_altman(overlap, "volume", "atlas").axes[2].lines[:3]
+    assert bias_line.get_ydata()[0] == pytest.approx(difference.mean())
+    assert upper.get_ydata()[0] - lower.get_ydata()[0] == pytest.approx(2 * 1.96 * difference.std())
+    ax = dice_boxplot(overlap).axes[0]
+    medians = [line.get_ydata()[0] for line in ax.lines if line.get_color() == "k"]
+    per_subject = overlap.query("method == 'atlas' and structure in ['CN_L', 'CN_R']").groupby("subject")["dice"].mean()
+    assert medians[0] == pytest.approx(per_subject.median())  # first box: CN, first method (atlas)
+    assert len(medians) == 7 * 2
