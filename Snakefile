@@ -22,6 +22,7 @@ include: "workflow/rules/qsm.smk"
 include: "workflow/rules/registration.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/atlas.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -1,7 +1,7 @@
 """Inference time of the papers' models at their sizes, on CPU (or the GPU when present).
 
-- DB-ResUNet on a 64 x 336 x 448 two-channel volume (the paper's padded SWI matrix, slices first,
-  as its 64 x 128 x 128 patches and (1, 2, 2) rate assume): sliding windows with Gaussian blending
+- DB-ResUNet on a 448 x 336 x 64 two-channel volume (the paper's padded SWI matrix of 64 slices of
+  336 x 448, in volume-axis order x, y, z; its patches are 128 x 128 x 64 and its rate (2, 2, 1)): sliding windows with Gaussian blending
   and the global patch of every window; and the bare forward passes of the same windows, whose
   ratio shows the overhead of the window machinery.
 - LiNUS on a 182 x 218 x 182 T1 volume (the LiNUS paper's MNI grid), slice by slice.
@@ -22,7 +22,7 @@ import torch
 
 from deepnuclei.infer import ModelInfo, autocast, default_device, for_inference, predict, synchronize
 
-DBRESUNET_SHAPE = (64, 336, 448)
+DBRESUNET_SHAPE = (448, 336, 64)
 LINUS_SHAPE = (182, 218, 182)
 BARS_S = {"dbresunet": 60.0, "overhead_ratio": 1.3, "linus": 1.0}
 
@@ -58,10 +58,10 @@ def bare_forwards(model: torch.nn.Module, info: ModelInfo, image: torch.Tensor, 
 
 
 def bench_dbresunet(device: torch.device, overlap: float, repeats: int, mixed_precision: bool | None) -> None:
-    info = ModelInfo("dbresunet", "nuclei7", 2, (64, 128, 128))
+    info = ModelInfo("dbresunet", "nuclei7", 2, (128, 128, 64))
     model = for_inference(info.build().to(device), dims=3)
     image = torch.rand(2, *DBRESUNET_SHAPE, device=device)
-    predict(model, info, image[:, :, :128, :256], overlap=0, mixed_precision=mixed_precision)  # warm-up
+    predict(model, info, image[:, :256, :128], overlap=0, mixed_precision=mixed_precision)  # warm-up
     for _ in range(repeats):
         started = time.process_time()
         inference = predict(model, info, image, overlap, mixed_precision=mixed_precision).inference_seconds

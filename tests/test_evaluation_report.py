@@ -1,14 +1,17 @@
 """Evaluation tables and figures from overlap tables with known values, and the papers' numbers."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from deepnuclei.evaluate import scored_structures
 from deepnuclei.figures import bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels
+from deepnuclei.models import get_spec, parameters_of
 from deepnuclei.tables import (
-    dice_table, localization_table, method_summary, paper_localization, paper_results, write_evaluation_tables,
-    write_table,
+    configured_parameters, dice_table, efficiency_table, localization_table, method_summary, paper_localization,
+    paper_results, stn_table, timing_table, write_evaluation_tables, write_table,
 )
 
 
@@ -86,7 +89,33 @@ def test_method_summary_and_table_files(tmp_path):
     assert pd.read_csv(csv).set_index("method").loc["paper: DB-ResUNet (QSM+T1 WI)", "GP"] == 0.840
     assert "| paper: DB-ResUNet (QSM+T1 WI) |" in markdown.read_text()
     assert "\\caption{Mean Dice}" in latex.read_text() and "0.840" in latex.read_text()
-    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 15
+    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 7 * 3  # CSV, Markdown, LaTeX each
+    ablations = {"rate": ["atlas", "net"]}
+    assert (tmp_path / "all" / "ablation_rate.csv") in write_evaluation_tables(overlap, tmp_path / "all", ablations=ablations)
+
+
+def test_efficiency_reads_the_benchmarks_and_the_configured_sizes(tmp_path):
+    cases = []
+    for subject, seconds in (("01", 2.0), ("02", 4.0)):
+        benchmark = tmp_path / f"{subject}.tsv"
+        benchmark.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:0{seconds:.0f}\t100\n")
+        record = tmp_path / f"{subject}.json"
+        record.write_text(json.dumps({"inference_seconds": seconds / 4, "device": "cpu"}))
+        cases += [{"method": "linus", "subject": subject, "benchmark": str(benchmark), "record": str(record)},
+                  {"method": "atlas", "subject": subject, "benchmark": str(benchmark)}]
+    models = {"linus": {"architecture": "linus", "inputs": ["Chimap"], "task": "stn"}}
+    efficiency = efficiency_table(timing_table(cases), configured_parameters(models)).set_index("method")
+    expected = parameters_of(get_spec("linus"), in_channels=1, n_classes=3)  # background, STN_L, STN_R
+    assert efficiency.loc["linus", "parameters"] == expected and efficiency.loc["linus", "model_size"] == 4 * expected
+    assert efficiency.loc["linus", "seconds_per_subject"] == pytest.approx(3.0)
+    assert efficiency.loc["linus", "seconds_sd"] == pytest.approx(np.sqrt(2.0))
+    assert efficiency.loc["linus", "network_seconds"] == pytest.approx(0.75)
+    assert np.isnan(efficiency.loc["atlas", "parameters"])
+    # the papers' times in seconds: MRICloud's 1.6 h, the LiNUS paper's registration method's 15 min
+    assert efficiency.loc["paper: MRICloud, DB-ResUNet Table II", "inference_time_cpu"] == pytest.approx(5760.0)
+    assert efficiency.loc["paper: Traditional method, LiNUS Table III", "seconds_per_subject"] == pytest.approx(900.0)
+    stn = stn_table(overlap_rows(methods=("atlas", "linus")), efficiency.reset_index()).set_index("method")
+    assert stn.loc["linus", "parameters"] == expected and stn.loc["paper: LiNUS, LiNUS Table II", "dice"] == 0.679
 
 
 def test_scatter_points_equal_the_table_values(tmp_path):

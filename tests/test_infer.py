@@ -18,7 +18,8 @@ from deepnuclei.infer import (
     reference_values,
     segment_files,
 )
-from deepnuclei.io import read_volume, save_volume
+from deepnuclei.io import InputError, read_volume, save_volume
+from deepnuclei.preprocess import prepare_inputs
 
 TINY = {
     "linus": ({"widths": (4, 8, 8, 8, 8)}, 1, (32, 32)),
@@ -110,3 +111,23 @@ def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:
     assert written["inference_seconds"] > 0
     assert written["label_values"]["GP_L"] == 5 and written["label_values"]["DN_R"] == 16  # GP as GPe
     assert written["model"] == "dbresunet" and written["shape"] == [20, 18, 10]
+
+
+def test_segment_files_puts_the_labels_back_on_the_swi_grid(tmp_path) -> None:
+    model, info = tiny_model("linus")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
+    swi_affine = np.diag([1.25, 1.25, 2.0, 1.0])
+    qsm = save_volume(tmp_path / "qsm.nii.gz", np.random.rand(14, 18, 6).astype(np.float32), swi_affine)
+    t1 = save_volume(tmp_path / "t1.nii.gz", np.random.rand(14, 18, 6).astype(np.float32), swi_affine)
+    settings = {"matrix": [16, 16, 8], "qsm_clip_ppb": [-150, 250], "t1_clip": [0, 1]}
+    padded = {name: tmp_path / f"model_{name}.nii.gz" for name in ("qsm", "t1")}
+    prepare_inputs(qsm, t1, settings, padded["qsm"], padded["t1"], tmp_path / "padding.json")
+
+    segment_files(checkpoint, [padded["t1"]], tmp_path / "dseg.nii.gz", tmp_path / "infer.json",
+                  padding_record=tmp_path / "padding.json")
+    labels, affine = read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)
+    assert labels.shape == (14, 18, 6)  # the y axis, longer than the matrix, was cropped and is restored
+    np.testing.assert_allclose(affine, swi_affine)
+    with pytest.raises(InputError, match="model grid"):  # inputs that are not the record's
+        segment_files(checkpoint, [t1], tmp_path / "x.nii.gz", tmp_path / "x.json", padding_record=tmp_path / "padding.json")

@@ -89,7 +89,7 @@ def test_build_model_takes_channels_classes_and_options() -> None:
     main, aux = model(torch.randn(1, 1, 16, 32, 32), torch.randn(1, 1, 16, 32, 32))
     assert main.shape[1] == aux.shape[1] == 3
     assert get_spec("dbresunet").with_options(rate=(1, 4, 4)).global_rate == (1, 4, 4)
-    assert get_spec("dbresunet").global_rate == (1, 2, 2)
+    assert get_spec("dbresunet").global_rate == (2, 2, 1)
     assert get_spec("resunet").global_rate is None
     with pytest.raises(KeyError, match="known"):
         get_spec("nnunet")

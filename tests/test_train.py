@@ -17,7 +17,7 @@ import torch
 from deepnuclei.data import Subject
 from deepnuclei.infer import load_model, predict
 from deepnuclei.models import get_spec
-from deepnuclei.train import TrainConfig, dice_per_class, train
+from deepnuclei.train import TrainConfig, dice_per_class, input_fingerprint, train
 
 # small widths so that a run takes seconds; the blob task needs no more
 TINY_LINUS = {"widths": (4, 8, 16, 32, 32)}
@@ -173,3 +173,24 @@ def test_dice_per_class_ignores_classes_absent_from_both() -> None:
     dice = dice_per_class(predicted, truth, 4)
     np.testing.assert_allclose(dice[:2], [2 / 3, 2 / 3])
     assert np.isnan(dice[2])
+
+
+def test_changed_inputs_start_training_over(tmp_path) -> None:
+    subjects = blob_subjects(2, channels=1)
+    config = dict(task="stn", max_epochs=2, iterations_per_epoch=1, batch_size=4)
+    first = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path, config, fingerprint="data v1")
+    assert first["epochs"] == 2
+    same = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path, config, fingerprint="data v1")
+    assert same["epochs"] == 2 and same["train_seconds"] == first["train_seconds"]  # nothing retrained
+    changed = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path, config, fingerprint="data v2")
+    assert changed["epochs"] == 2 and changed["train_seconds"] != first["train_seconds"]  # retrained from epoch 1
+
+
+def test_fingerprint_follows_the_files_and_the_settings(tmp_path) -> None:
+    image = tmp_path / "image.nii.gz"
+    image.write_bytes(b"one")
+    before = input_fingerprint({"lr": 1e-3}, [image])
+    assert input_fingerprint({"lr": 1e-3}, [image]) == before
+    assert input_fingerprint({"lr": 1e-4}, [image]) != before
+    image.write_bytes(b"three")
+    assert input_fingerprint({"lr": 1e-3}, [image]) != before

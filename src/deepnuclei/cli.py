@@ -42,6 +42,19 @@ def demo_dataset(args: argparse.Namespace) -> None:
     write_dataset_files(Path(args.bids_dir), json.loads(args.settings))
 
 
+def validate_inputs(args: argparse.Namespace) -> None:
+    from .io import write_json
+    from .validate import validate_subject
+
+    labels = {space: path for space, path in (("SWI", args.swi_labels), ("T1w", args.t1_labels)) if path}
+    record = validate_subject(args.t1, args.magnitudes, args.phases, args.sidecars, labels, args.lookup)
+    write_json(args.out, record)
+    for note in record["notes"]:
+        log.warning("%s", note)
+    log.info("inputs valid: %d echoes, labels checked in %s", len(record["echo_times_s"]),
+             ", ".join(record["label_voxels"]) or "no space")
+
+
 def qsm(args: argparse.Namespace) -> None:
     import torch
 
@@ -66,17 +79,15 @@ def qsm_metrics(args: argparse.Namespace) -> None:
 
 
 def atlas(args: argparse.Namespace) -> None:
-    from .atlas import AtlasParams, fuse_atlases, propagate_atlas, write_in_both_spaces
+    from .atlas import AtlasParams, save_labels, segment_with_atlases
+    from .registration import move_labels_files
 
     settings = json.loads(args.settings)
-    params = AtlasParams.from_config(settings)
-    if args.atlas_pairs:
-        pairs = [tuple(pair.split(",")) for pair in args.atlas_pairs]
-        labels = fuse_atlases(args.t1, pairs, params)
-    else:
-        labels = propagate_atlas(args.t1, args.atlas_t1, args.atlas_labels, params)
-    write_in_both_spaces(labels, args.swi_reference, args.transform, args.out_t1, args.out_swi,
-                         settings["label_interpolation"])
+    atlases = [tuple(pair.split(",")) for pair in args.atlas_pairs] if args.atlas_pairs else [
+        (args.atlas_t1, args.atlas_labels)]
+    save_labels(segment_with_atlases(args.t1, atlases, AtlasParams.from_config(settings)), args.out_t1)
+    move_labels_files(args.out_t1, args.swi_reference, args.transform, "SWI", settings["label_interpolation"],
+                      args.out_swi)
 
 
 def register_t1_to_swi(args: argparse.Namespace) -> None:
@@ -131,6 +142,55 @@ def overlap(args: argparse.Namespace) -> None:
     log.info("mean Dice per structure and method:\n%s", summary_by_method(table).to_string())
 
 
+def evaluation_tables(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .tables import write_evaluation_tables
+
+    overlap = pd.read_csv(args.overlap)
+    written = write_evaluation_tables(overlap, args.out_dir, json.loads(args.timings), json.loads(args.models),
+                                      json.loads(args.ablations))
+    log.info("wrote %d table files to %s", len(written), args.out_dir)
+
+
+def evaluation_figures(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .figures import write_evaluation_figures
+
+    written = write_evaluation_figures(pd.read_csv(args.overlap), args.methods, args.out_dir)
+    log.info("wrote %d figure files to %s", len(written), args.out_dir)
+
+
+def overlays(args: argparse.Namespace) -> None:
+    from .qc import segmentation_overlays
+
+    labels = dict(pair.split("=", 1) for pair in args.labels)
+    segmentation_overlays(args.image, labels, args.out, args.title)
+
+
+def train(args: argparse.Namespace) -> None:
+    import torch
+
+    from .train import train_from_files
+
+    torch.set_num_threads(args.threads)
+    summary = train_from_files(json.loads(args.settings), json.loads(args.cases), args.out_dir)
+    log.info("training summary: %s", summary)
+
+
+def infer(args: argparse.Namespace) -> None:
+    import torch
+
+    from .infer import segment_files
+
+    torch.set_num_threads(args.threads)
+    settings = json.loads(args.settings)
+    segment_files(args.checkpoint, args.inputs, args.out_dseg, args.out_json, overlap=settings["overlap"],
+                  batch_size=settings["batch_size"], largest_component=settings["largest_component"],
+                  padding_record=args.padding_record)
+
+
 def models(args: argparse.Namespace) -> None:
     from .models import models_table
 
@@ -161,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("demo-dataset", demo_dataset, "write the demo dataset's BIDS description files")
     sub.add_argument("--bids-dir", required=True)
     sub.add_argument("--settings", required=True, help="the config's demo section as JSON")
+
+    sub = command("validate-inputs", validate_inputs, "check a subject's input files before any heavy step")
+    sub.add_argument("--t1", required=True)
+    sub.add_argument("--magnitudes", nargs="+", required=True, help="one per echo, in echo order")
+    sub.add_argument("--phases", nargs="+", required=True)
+    sub.add_argument("--sidecars", nargs="+", required=True, help="phase JSON sidecars (EchoTime, MagneticFieldStrength)")
+    # nargs="?": the workflow passes these options with an empty value when a dataset has no such file
+    sub.add_argument("--swi-labels", nargs="?", help="reference labels on the SWI grid")
+    sub.add_argument("--t1-labels", nargs="?", help="reference labels on the T1 grid")
+    sub.add_argument("--lookup", nargs="?", help="the labels' dseg.tsv (default: the package's table)")
+    sub.add_argument("--out", required=True, help="JSON record of what was checked")
+
     sub = command("qsm", qsm, "susceptibility map from multi-echo SWI magnitude and phase")
     sub.add_argument("--magnitudes", nargs="+", required=True, help="one per echo, in echo order")
     sub.add_argument("--phases", nargs="+", required=True)
@@ -236,6 +308,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--cases", required=True, help="JSON list of {subject, method, prediction, reference}")
     sub.add_argument("--out-csv", required=True)
     sub.add_argument("--out-markdown", required=True)
+
+    sub = command("evaluation-tables", evaluation_tables, "the papers' tables from the overlap table and the benchmarks")
+    sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
+    sub.add_argument("--timings", required=True, help="JSON list of {method, subject, benchmark, record}")
+    sub.add_argument("--models", required=True, help="the config's models section as JSON (parameter counts)")
+    sub.add_argument("--ablations", required=True, help='JSON {"rate": [methods], "inputs": [methods]}')
+    sub.add_argument("--out-dir", required=True)
+
+    sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
+    sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
+    sub.add_argument("--methods", nargs="+", required=True, help="methods to plot against the reference")
+    sub.add_argument("--out-dir", required=True)
+
+    sub = command("overlays", overlays, "every method's labels over one image, three views, a row per method")
+    sub.add_argument("--image", required=True)
+    sub.add_argument("--labels", nargs="+", required=True, help="NAME=DSEG pairs, the reference first")
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True)
+
+    sub = command("train", train, "train (or resume training) a configured model on preprocessed subjects")
+    sub.add_argument("--settings", required=True, help="the model's entry of the config's models section, as JSON")
+    sub.add_argument("--cases", required=True,
+                     help='JSON {"train": [...], "validation": [...]} of {subject, channels, labels}')
+    sub.add_argument("--out-dir", required=True, help="checkpoints, log.csv, curves.png and summary.json go here")
+    sub.add_argument("--threads", type=int, default=2)
+
+    sub = command("infer", infer, "segment one subject with a trained model")
+    sub.add_argument("--checkpoint", required=True)
+    sub.add_argument("--inputs", nargs="+", required=True, help="model-input files, in the model's channel order")
+    sub.add_argument("--padding-record", help="the preprocess record: write the labels back on the SWI grid")
+    sub.add_argument("--settings", required=True, help="the config's inference section as JSON")
+    sub.add_argument("--out-dseg", required=True)
+    sub.add_argument("--out-json", required=True, help="JSON record with the inference time")
+    sub.add_argument("--threads", type=int, default=2)
 
     sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")
     sub.add_argument("--markdown", action="store_true", help="as a Markdown table")

@@ -146,3 +146,16 @@ def save_figure(figure: Figure, out_stem: str | os.PathLike, formats: Sequence[s
         figure.savefig(buffer, format=file_format, dpi=dpi)
         paths.append(write_bytes_atomic(Path(out_stem).with_suffix(f".{file_format}"), buffer.getvalue()))
     return paths
+
+
+def write_evaluation_figures(overlap: pd.DataFrame, methods: Sequence[str], out_dir: str | os.PathLike) -> list[Path]:
+    """Dice box plots of every method, and for each of `methods` its predicted vs reference scatter and
+    Bland-Altman plots of volume and susceptibility, as PNG and SVG in `out_dir` (the workflow's
+    `figure_stems` names the same files)."""
+    out_dir = Path(out_dir)
+    written = save_figure(dice_boxplot(overlap), out_dir / "dice_boxplot")
+    for method in methods:
+        for quantity in QUANTITIES:
+            written += save_figure(scatter_panels(overlap, quantity, method), out_dir / f"scatter_{quantity}_{method}")
+            written += save_figure(bland_altman(overlap, quantity, method), out_dir / f"bland_altman_{quantity}_{method}")
+    return written

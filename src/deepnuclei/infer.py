@@ -24,9 +24,10 @@ from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 
 from .data import GlobalView, load_subject, pad_ends, pad_to_multiple
-from .io import save_volume, write_json
+from .io import InputError, read_json, save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, get_spec
+from .preprocess import Padding
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,15 @@ def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor,
     return Prediction(labels.cpu().numpy(), predicted - started, cleaned - predicted)
 
 
+def unpad_to_swi(labels: np.ndarray, affine: np.ndarray, record_path: str | os.PathLike,
+                 input_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A label map on the model grid back on the SWI grid, through the `preprocess` record."""
+    record = read_json(record_path)
+    if not np.allclose(affine, record["model_affine"], atol=1e-3):
+        raise InputError(input_path, f"not on the model grid recorded in {record_path}")
+    return Padding.from_dict(record["padding"]).unpad(labels), np.asarray(record["swi_affine"])
+
+
 def segment_files(
     checkpoint: str | os.PathLike,
     channel_paths: Sequence[str | os.PathLike],
@@ -202,16 +212,20 @@ def segment_files(
     batch_size: int | None = None,
     largest_component: bool = True,
     mixed_precision: bool | None = None,
+    padding_record: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Segment one subject's channel files (the model's input order) with a checkpoint: writes the
-    label map in reference label values (`reference_values`) on the first channel's grid, and a JSON
+    label map in reference label values (`reference_values`) on the first channel's grid, or, given
+    the `preprocess` record of those inputs, back on the SWI grid they were padded from; and a JSON
     record of those values and the inference time; returns that record."""
     model, info = load_model(checkpoint, device)
     subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
     prediction = predict(model, info, subject.image, overlap, batch_size, largest_component, mixed_precision)
     values = reference_values(info.task)
-    lookup = np.array([0, *values.values()], dtype=np.uint8)
-    save_volume(out_dseg, lookup[prediction.labels], subject.affine, np.uint8)
+    labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine
+    if padding_record is not None:
+        labels, affine = unpad_to_swi(labels, affine, padding_record, channel_paths[0])
+    save_volume(out_dseg, labels, affine, np.uint8)
     record = {
         "model": info.model,
         "task": info.task,
@@ -223,6 +237,7 @@ def segment_files(
         "threads": torch.get_num_threads(),
         "shape": list(subject.image.shape[1:]),
         "checkpoint": str(checkpoint),
+        "padding_record": None if padding_record is None else str(padding_record),
     }
     write_json(out_json, record)
     log.info("%s: %s in %.2f s on %s", info.model, out_dseg, prediction.inference_seconds, record["device"])

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from .io import voxel_sizes  # noqa: E402
+from .io import read_volume, voxel_sizes  # noqa: E402
+from .labels import STRUCTURES  # noqa: E402
 
 VIEW_NAMES = ("sagittal", "coronal", "axial")
 
@@ -67,7 +68,7 @@ def three_view_figure(
                       vmax=high, origin="lower", aspect=_aspect(panel.affine, axis), interpolation="nearest")
             if panel.labels is not None:
                 labels = _slice(panel.labels, axis, slices_at[axis]).astype(float)
-                n_labels = int(panel.labels.max()) + 1
+                n_labels = max(int(panel.labels.max()), len(STRUCTURES)) + 1  # one colour per structure everywhere
                 ax.imshow(np.ma.masked_equal(labels, 0), cmap=label_colormap(n_labels), vmin=0,
                           vmax=n_labels - 1, alpha=0.55, origin="lower",
                           aspect=_aspect(panel.affine, axis), interpolation="nearest")
@@ -86,3 +87,13 @@ def three_view_figure(
     plt.close(figure)
     os.replace(temporary, path)
     return path
+
+
+def segmentation_overlays(image_path: str | os.PathLike, labels: dict[str, str | os.PathLike],
+                          out_path: str | os.PathLike, title: str = "") -> Path:
+    """Each method's labels (`labels`: name -> dseg path, the reference first) over one image, a row
+    per method, all cut through the first label map's centre so that rows compare."""
+    image, affine = read_volume(image_path)
+    maps = {name: read_volume(path, dtype=np.uint8)[0] for name, path in labels.items()}
+    panels = [Panel(name, image, affine, labels=label_map) for name, label_map in maps.items()]
+    return three_view_figure(panels, out_path, centre_of(next(iter(maps.values())), image.shape), title)

@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from .evaluate import scored_structures
-from .io import write_text_atomic
+from .io import read_json, write_text_atomic
+from .labels import task_classes
+from .models import get_spec, parameters_of
 
 PAPER_NUCLEI = ("CN", "GP", "PUT", "THA", "SN", "RN", "DN")  # the DB-ResUNet paper's columns, in its order
 PAPER_PREFIX = "paper: "  # marks rows holding a paper's numbers rather than ours
@@ -100,6 +102,68 @@ def method_summary(overlap: pd.DataFrame, metrics: Sequence[str] = ("dice", "pre
     return table.sort_values(["rank", "method"]).drop(columns="rank").reset_index(drop=True)
 
 
+SECONDS_PER_UNIT = {"min": 60.0, "h": 3600.0}  # the papers' times, in seconds like ours
+EFFICIENCY_METRICS = ("parameters", "model_size", "inference_time", "inference_time_cpu", "inference_time_gpu")
+
+
+def read_benchmark_seconds(path: str | os.PathLike) -> float:
+    """Wall seconds of a Snakemake `benchmark:` file (its first repeat)."""
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+
+
+def timing_table(cases: Sequence[dict]) -> pd.DataFrame:
+    """Per method and subject: the job's wall seconds from its Snakemake benchmark file and, for models,
+    the network's seconds and device from the inference record. Cases: {method, subject, benchmark,
+    record (optional)}; nothing is timed again."""
+    rows = []
+    for case in cases:
+        record = read_json(case["record"]) if case.get("record") else {}
+        rows.append({"method": case["method"], "subject": str(case["subject"]),
+                     "job_seconds": read_benchmark_seconds(case["benchmark"]),
+                     "network_seconds": record.get("inference_seconds", float("nan")),
+                     "device": record.get("device", "cpu")})
+    return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device"])
+
+
+def _paper_wide(sources: Sequence[str], metrics: Sequence[str], structure: str | None = None) -> pd.DataFrame:
+    """The papers' values of `metrics` from `sources`, a row per reported method, a column per metric."""
+    reported = paper_results().query("source in @sources and metric in @metrics")
+    reported = reported.assign(value=reported["value"] * reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0))
+    if structure is not None:
+        reported = reported[reported["structure"].isin([structure, ""]) | reported["structure"].isna()]
+    reported = reported.assign(method=[_paper_label(f"{m}, {s}", c) for m, s, c in
+                                       zip(reported["method"], reported["source"], reported["condition"].fillna(""))])
+    return reported.pivot_table(index="method", columns="metric", values="value", sort=False).reset_index()
+
+
+def efficiency_table(timings: pd.DataFrame, parameters: dict[str, int]) -> pd.DataFrame:
+    """Parameters, float32 model bytes and seconds per subject (mean and sd of the jobs' wall time; the
+    network alone) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III)."""
+    per_method = timings.groupby("method").agg(
+        seconds_per_subject=("job_seconds", "mean"), seconds_sd=("job_seconds", "std"),
+        network_seconds=("network_seconds", "mean"), device=("device", "first"), subjects=("subject", "count"))
+    per_method.insert(0, "parameters", pd.Series(parameters, dtype="float"))
+    per_method.insert(1, "model_size", 4 * per_method["parameters"])
+    ours = per_method.rename_axis("method").reset_index()
+    theirs = _paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS)
+    theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
+    return pd.concat([ours, theirs], ignore_index=True)
+
+
+def stn_table(overlap: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame:
+    """LiNUS Tables II and III: STN Dice, precision and recall (left and right averaged per subject) with
+    each method's size and time, then the paper's rows."""
+    stn = overlap[overlap["structure"].isin(["STN_L", "STN_R"])]
+    metrics = ["dice", "precision", "recall"]
+    scores = pd.concat([per_nucleus(stn, metric).set_index(["method", "subject"])[metric] for metric in metrics],
+                       axis=1).groupby("method").mean()
+    columns = ["method", "parameters", "model_size", "seconds_per_subject"]
+    ours = scores.join(efficiency[columns].set_index("method"), how="left").reset_index()
+    theirs = _paper_wide(("LiNUS Table II", "LiNUS Table III"), [*metrics, *EFFICIENCY_METRICS], "STN")
+    theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
+    return pd.concat([ours, theirs], ignore_index=True).reindex(columns=["method", *metrics, *columns[1:]])
+
+
 def write_table(table: pd.DataFrame, out_stem: str | os.PathLike, caption: str, digits: int = 3) -> list[Path]:
     """Write `<stem>.csv` (full precision), `<stem>.md` and `<stem>.tex` (`digits` decimals), each atomically."""
     stem = Path(out_stem)
@@ -112,18 +176,43 @@ def write_table(table: pd.DataFrame, out_stem: str | os.PathLike, caption: str, 
     ]
 
 
-def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
-    """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`."""
+ABLATION_SOURCES = {"rate": "DB-ResUNet Table III", "inputs": "DB-ResUNet Table IV"}
+
+
+def configured_parameters(models: dict[str, dict]) -> dict[str, int]:
+    """Parameter count of each configured model (a workflow `models:` entry) as built for training."""
+    counts = {}
+    for name, model in models.items():
+        spec = get_spec(model["architecture"]).with_options(**model.get("options", {}))
+        counts[name] = parameters_of(spec, len(model["inputs"]), len(task_classes(model["task"])) + 1)
+    return counts
+
+
+def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
+                            models: dict[str, dict] | None = None,
+                            ablations: dict[str, Sequence[str]] | None = None) -> list[Path]:
+    """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
+    `models` feed the efficiency tables; `ablations` names the methods of each ablation ("rate",
+    "inputs"), the reference model included."""
     out_dir = Path(out_dir)
+    efficiency = efficiency_table(timing_table(timing_cases), configured_parameters(models or {}))
     tables = {
         "dice_nuclei": (dice_table(overlap), "Mean Dice per nucleus (left and right averaged per subject); "
                                              "paper rows: DB-ResUNet Table I"),
         "dice_stn": (dice_table(overlap, ("STN",), "LiNUS Table II"),
                      "Mean Dice of the STN (left and right averaged per subject); paper rows: LiNUS Table II"),
+        "stn_methods": (stn_table(overlap, efficiency), "STN Dice, precision, recall, size and seconds per subject; "
+                                                         "paper rows: LiNUS Tables II and III"),
+        "efficiency": (efficiency, "Parameters, float32 model bytes and seconds per subject (Snakemake benchmark "
+                                   "of each job; network alone); paper rows: DB-ResUNet Table II, LiNUS Tables II, III"),
         "localization_stn": (localization_table(overlap), "STN centre-of-mass error (mm) per subject; "
                                                           "paper rows: LiNUS Tables IV and V"),
         "localization_all": (localization_table(overlap, None), "Centre-of-mass error (mm) per subject and structure"),
         "summary": (method_summary(overlap, ("dice", "precision", "recall", "hd95_mm", "mean_surface_distance_mm",
                                              "com_error_mm")), "Mean and sd per structure and method"),
     }
+    for kind, methods in (ablations or {}).items():
+        chosen = overlap[overlap["method"].isin(methods)]
+        tables[f"ablation_{kind}"] = (dice_table(chosen, source=ABLATION_SOURCES[kind]),
+                                      f"Ablation ({kind}): mean Dice per nucleus; paper rows: {ABLATION_SOURCES[kind]}")
     return [path for name, (table, caption) in tables.items() for path in write_table(table, out_dir / name, caption)]

@@ -9,13 +9,15 @@ plateau, stop below 1e-6, flips on three axes and in-plane rotation ± 30°).
 
 Every epoch writes `checkpoint_last.pt` atomically (model, optimizer, scheduler, scaler, RNG
 states, history, best score) and, when validation Dice improves, `checkpoint_best.pt`; a rerun
-in the same folder resumes after the last finished epoch. Samples depend only on (seed, epoch,
+in the same folder resumes after the last finished epoch, unless the run's `fingerprint` (of its
+settings and input files, see `input_fingerprint`) changed: then it starts over. Samples depend only on (seed, epoch,
 index) (see `data`), so on CPU a resumed run gives the same weights as an uninterrupted one.
 `log.csv`, `curves.png` and `summary.json` are rewritten every epoch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -36,7 +38,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject
+from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
 from .infer import ModelInfo, default_device, label_map, predict_logits
 from .io import write_json, write_text_atomic
 from .losses import SegmentationLoss, criterion
@@ -146,7 +148,9 @@ class Trainer:
     """One model's training run in `out_dir`; `run()` trains (or resumes) to the end."""
 
     def __init__(self, spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
-                 val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+                 val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
+                 fingerprint: str = "") -> None:
+        self.fingerprint = fingerprint
         self.settings = TrainConfig.from_dict(get_spec(spec_name), config)
         spec = get_spec(spec_name).with_options(**options)
         self.info = ModelInfo(spec.name, self.settings.task, int(train_subjects[0].image.shape[0]),
@@ -225,6 +229,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "info": self.info.as_dict(),
+            "fingerprint": self.fingerprint,
             "settings": asdict(self.settings),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -240,6 +245,10 @@ class Trainer:
         if not self.checkpoint_last.exists():
             return
         state = torch.load(self.checkpoint_last, map_location=self.device, weights_only=True)
+        if state.get("fingerprint", "") != self.fingerprint:
+            log.warning("%s was trained on other inputs or settings: training %s from the start",
+                        self.checkpoint_last, self.info.model)
+            return
         stored, wanted = (json.dumps(info, sort_keys=True) for info in (state["info"], self.info.as_dict()))
         if stored != wanted:  # compared as JSON, where tuples and lists are one
             raise ValueError(f"{self.checkpoint_last} holds another model ({state['info']}); "
@@ -388,9 +397,34 @@ class Trainer:
         return self.summary(reason)
 
 
+def input_fingerprint(settings: Any, paths: Sequence[str | os.PathLike]) -> str:
+    """A digest of the settings and of each input file's path, size and modification time: a rerun
+    after a kill finds the same one and resumes; new data or settings give another and start over."""
+    files = [(str(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in paths]
+    return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()
+
+
 def train(spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
           val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
-          stop_after_epoch: int | None = None) -> dict[str, Any]:
+          stop_after_epoch: int | None = None, fingerprint: str = "") -> dict[str, Any]:
     """Train (or resume training) the registry model `spec_name` with builder `options` over its
     paper setting, and return the summary (also in `out_dir`/summary.json)."""
-    return Trainer(spec_name, options, train_subjects, val_subjects, out_dir, config).run(stop_after_epoch)
+    trainer = Trainer(spec_name, options, train_subjects, val_subjects, out_dir, config, fingerprint)
+    return trainer.run(stop_after_epoch)
+
+
+def train_from_files(model: dict[str, Any], cases: dict[str, list[dict[str, Any]]],
+                     out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Train a configured model (a `models:` entry of the workflow config: architecture, inputs,
+    task, options, training) on the files of `cases` ({"train": [...], "validation": [...]}, each
+    {subject, channels, labels}), resuming a killed run on the same files."""
+    task = model["task"]
+    subjects = {
+        role: [load_subject(case["subject"], case["channels"], case["labels"], task) for case in role_cases]
+        for role, role_cases in cases.items()
+    }
+    if not subjects.get("train"):
+        raise ValueError(f"no training subjects for {model['architecture']}: check the config's splits")
+    paths = [path for role_cases in cases.values() for case in role_cases for path in (*case["channels"], case["labels"])]
+    return train(model["architecture"], model.get("options", {}), subjects["train"], subjects.get("validation", []),
+                 out_dir, {"task": task, **model.get("training", {})}, fingerprint=input_fingerprint(model, paths))

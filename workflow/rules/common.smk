@@ -1,6 +1,7 @@
 # Shared helpers: subject list and every path of the workflow, from one place.
 
 import json
+import re
 from pathlib import Path
 
 BIDS = Path(config["bids_dir"])
@@ -38,7 +39,7 @@ def split(role):
     return SUBJECTS[low:high]
 
 
-EVALUATED = split("validation") + split("test")
+EVALUATED = split("test")  # the papers report test subjects only
 
 wildcard_constraints:
     subject="[A-Za-z0-9]+",
@@ -75,6 +76,11 @@ def as_json(section):
     if "'" in text:
         raise WorkflowError(f"config values must not contain single quotes: {text}")
     return text
+
+
+def attempt_scaled(amount):
+    """A resource (memory in MB, runtime in minutes) that grows with each retry of a failed job."""
+    return lambda wildcards, attempt: amount * attempt
 
 
 def truth(subject, suffix):
@@ -148,6 +154,28 @@ def registration_targets():
     return targets
 
 
+# ---- input checks (workflow/rules/qsm.smk: validate_inputs, which QSM and registration wait for)
+
+
+def validation_record(subject):
+    return str(RESULTS / "validation" / f"sub-{subject}_inputs.json")
+
+
+def present(path):
+    """[path] when the dataset has the file (the demo makes every file), else []: an optional input."""
+    return [str(path)] if DEMO["enabled"] or Path(path).exists() else []
+
+
+def validation_inputs(wildcards):
+    """Every file of a subject that validate_inputs checks; reference labels and lookup where present."""
+    subject = wildcards.subject
+    return {"t1": bids(subject, "T1w.nii.gz"), "magnitudes": swi_files(subject, "mag"),
+            "phases": swi_files(subject, "phase"), "sidecars": swi_files(subject, "phase", "json"),
+            "swi_labels": present(reference_labels(subject, "SWI")),
+            "t1_labels": present(reference_labels(subject, "T1w")),
+            "lookup": present(BIDS / "derivatives" / "labels" / "dseg.tsv")}
+
+
 # ---- model inputs (workflow/rules/preprocess.smk)
 
 PREPROCESS = config["preprocess"]
@@ -189,14 +217,118 @@ def preprocess_targets():
     ]
 
 
+# ---- models (workflow/rules/models.smk)
+
+ABLATIONS = config["ablations"]
+
+
+def ablation_variants():
+    """DB-ResUNet Tables III and IV as models: the `ablations.model` entry with another global-branch
+    rate, or other inputs, named after what changed."""
+    if not (ABLATIONS["rates"] or ABLATIONS["inputs"]):
+        return {}, {}
+    name = ABLATIONS["model"]
+    if name not in config["models"]:
+        raise WorkflowError(f"ablations.model '{name}' is not a key of the config's models")
+    base = config["models"][name]
+    rates = {f"{name}-rate{'x'.join(map(str, rate))}": {**base, "options": {**base.get("options", {}), "rate": rate}}
+             for rate in ABLATIONS["rates"]}
+    inputs = {f"{name}-in-{'-'.join(channels)}": {**base, "inputs": channels} for channels in ABLATIONS["inputs"]}
+    return {**rates, **inputs}, {"rate": [name, *rates], "inputs": [name, *inputs]}
+
+
+ABLATION_MODELS, ABLATION_METHODS = ablation_variants()
+MODELS = {**config["models"], **ABLATION_MODELS}
+MODEL_DIR = RESULTS / "models"
+
+
+def model_file(model, name):
+    """A trained model's folder: summary.json, log.csv, curves.png, checkpoint_{best,last}.pt."""
+    return str(MODEL_DIR / model / name)
+
+
+def model_inputs(model, subject):
+    """A subject's model-input files, in the model's channel order."""
+    return [preprocessed(subject, f"{suffix}.nii.gz") for suffix in MODELS[model]["inputs"]]
+
+
+def training_cases(model):
+    """The files a model trains and validates on, as `deepnuclei train --cases` reads them."""
+    return {role: [{"subject": subject, "channels": model_inputs(model, subject),
+                    "labels": preprocessed(subject, "dseg.nii.gz")} for subject in split(role)]
+            for role in ("train", "validation")}
+
+
+def training_inputs(wildcards):
+    cases = training_cases(wildcards.model)
+    return [path for role in cases.values() for case in role for path in (*case["channels"], case["labels"])]
+
+
+def inference_record(model, subject):
+    return result(f"segmentations/{model}", subject, "inference.json")
+
+
+def model_targets():
+    return [segmentation(model, subject, "T1w") for model in MODELS for subject in EVALUATED]
+
+
 def evaluated_methods():
-    return list(config["atlas"]["methods"])
+    return list(config["atlas"]["methods"]) + list(MODELS)
 
 
 def overlap_cases():
+    """Every method on every evaluated subject; susceptibility is read from the QSM the models saw."""
     return [{"subject": subject, "method": method, "prediction": segmentation(method, subject, "SWI"),
-             "reference": reference_labels(subject, "SWI")}
+             "reference": reference_labels(subject, "SWI"), "qsm": qsm_output(subject, "Chimap.nii.gz")}
             for method in evaluated_methods() for subject in EVALUATED]
+
+
+ATLAS_RULES = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}
+
+
+def timing_cases():
+    """Where each method's time per subject was recorded: the Snakemake benchmark of the job that
+    segmented it and, for models, the inference record (network time, device)."""
+    cases = [{"method": method, "subject": subject, "benchmark": benchmark_path(ATLAS_RULES[method], subject)}
+             for method in config["atlas"]["methods"] for subject in EVALUATED]
+    cases += [{"method": model, "subject": subject, "benchmark": benchmark_path(f"infer_{model}", subject),
+               "record": inference_record(model, subject)} for model in MODELS for subject in EVALUATED]
+    return cases
+
+
+EVALUATION = RESULTS / "evaluation"
+EVALUATION_TABLES = ["dice_nuclei", "dice_stn", "stn_methods", "efficiency", "localization_stn", "localization_all",
+                     "summary"] + [f"ablation_{kind}" for kind in ABLATION_METHODS]
+
+
+def evaluation_table(name, extension):
+    return str(EVALUATION / f"{name}.{extension}")
+
+
+def evaluation_figure(stem, extension):
+    return str(EVALUATION / "figures" / f"{stem}.{extension}")
+
+
+def figure_stems():
+    """As deepnuclei.figures.figure_stems: the box plot, then scatter and Bland-Altman plots per model."""
+    return ["dice_boxplot"] + [f"{kind}_{quantity}_{model}" for model in MODELS for kind in ("scatter", "bland_altman")
+                               for quantity in ("volume", "susceptibility")]
+
+
+def overlay_figure(subject):
+    return str(RESULTS / "qc" / "segmentations" / f"sub-{subject}_segmentations.png")
+
+
+def overlay_labels(subject):
+    """NAME=PATH pairs for `deepnuclei overlays`: the reference first, then every method."""
+    return [f"reference={reference_labels(subject, 'SWI')}"] + [
+        f"{method}={segmentation(method, subject, 'SWI')}" for method in evaluated_methods()]
+
+
+def evaluation_targets():
+    return ([evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
+            + [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]
+            + [overlay_figure(subject) for subject in EVALUATED])
 
 
 def all_targets():
@@ -206,5 +338,6 @@ def all_targets():
     targets += registration_targets()
     targets += qsm_targets()
     targets += preprocess_targets()
-    targets.append(str(RESULTS / "evaluation" / "overlap.csv"))
+    targets += model_targets()
+    targets += evaluation_targets()
     return targets

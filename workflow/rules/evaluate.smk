@@ -5,6 +5,7 @@ rule overlap:
     input:
         predictions=[case["prediction"] for case in overlap_cases()],
         references=[case["reference"] for case in overlap_cases()],
+        qsm=[case["qsm"] for case in overlap_cases()],
     output:
         csv=RESULTS / "evaluation" / "overlap.csv",
         markdown=report(RESULTS / "evaluation" / "overlap_summary.md", caption="../report/overlap.rst",
@@ -19,3 +20,68 @@ rule overlap:
         "../../envs/deepnuclei.yaml"
     shell:
         "deepnuclei overlap --cases '{params.cases}' --out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
+
+
+rule evaluation_tables:
+    input:
+        overlap=RESULTS / "evaluation" / "overlap.csv",
+        benchmarks=[case["benchmark"] for case in timing_cases()],
+        records=[case["record"] for case in timing_cases() if "record" in case],
+    output:
+        [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "tex")],
+        [report(evaluation_table(name, "md"), caption="../report/tables.rst", category="Evaluation",
+                subcategory="Tables") for name in EVALUATION_TABLES],
+    params:
+        timings=as_json(timing_cases()),
+        models=as_json(MODELS),
+        ablations=as_json(ABLATION_METHODS),
+        out_dir=EVALUATION,
+    log:
+        log_path("evaluation_tables"),
+    benchmark:
+        benchmark_path("evaluation_tables")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei evaluation-tables --overlap {input.overlap} --timings '{params.timings}' --models '{params.models}'"
+        " --ablations '{params.ablations}' --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule evaluation_figures:
+    input:
+        RESULTS / "evaluation" / "overlap.csv",
+    output:
+        [evaluation_figure(stem, "svg") for stem in figure_stems()],
+        [report(evaluation_figure(stem, "png"), caption="../report/figures.rst", category="Evaluation",
+                subcategory="Figures") for stem in figure_stems()],
+    params:
+        methods=list(MODELS),
+        out_dir=EVALUATION / "figures",
+    log:
+        log_path("evaluation_figures"),
+    benchmark:
+        benchmark_path("evaluation_figures")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei evaluation-figures --overlap {input} --methods {params.methods} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule segmentation_overlays:
+    input:
+        image=qsm_output("{subject}", "Chimap.nii.gz"),
+        labels=lambda wildcards: [pair.split("=", 1)[1] for pair in overlay_labels(wildcards.subject)],
+    output:
+        report(overlay_figure("{subject}"), caption="../report/overlays.rst", category="Segmentations",
+               subcategory="{subject}"),
+    params:
+        labels=lambda wildcards: overlay_labels(wildcards.subject),
+    log:
+        log_path("segmentation_overlays", "{subject}"),
+    benchmark:
+        benchmark_path("segmentation_overlays", "{subject}")
+    conda:
+        "../../envs/deepnuclei.yaml"
+    shell:
+        "deepnuclei overlays --image {input.image} --labels {params.labels} --title 'sub-{wildcards.subject}'"
+        " --out {output} > {log} 2>&1"

@@ -30,7 +30,7 @@ from torch import nn
 from .blocks import INTERPOLATION, Decoder, Encoder, ResidualBlock, conv, upsample
 
 DBRESUNET_WIDTHS = (8, 16, 32, 64, 128)  # half of ResUNet's
-PAPER_RATE = (1, 2, 2)  # the paper halves width and height only: the 64-slice patch is already the whole slab
+PAPER_RATE = (2, 2, 1)  # volume axes (x, y, z): the paper halves the in-plane axes only, its 64-slice patch is the whole slab
 
 
 def global_patch_start(

@@ -64,8 +64,9 @@ class ModelSpec:
 LINUS_SLICES = dict(dims=2, inputs=("T1w",), n_classes=2, patch_size=(192, 224), slice_axis=2)
 # its 3D baselines: the patch size is not given in the paper
 LINUS_PATCHES = dict(dims=3, inputs=("T1w",), n_classes=2, patch_size=(96, 96, 96), size_multiple=16)
-# DB-ResUNet paper: T1 + QSM patches of 64 × 128 × 128; background + 7 nuclei × left/right
-DB_PATCHES = dict(dims=3, inputs=("T1w", "Chimap"), n_classes=15, patch_size=(64, 128, 128), size_multiple=16)
+# DB-ResUNet paper: T1 + QSM patches of 64 slices × 128 × 128, here in volume-axis order (x, y, z), z the slab
+# axis; background + 7 nuclei × left/right
+DB_PATCHES = dict(dims=3, inputs=("T1w", "Chimap"), n_classes=15, patch_size=(128, 128, 64), size_multiple=16)
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -171,12 +172,17 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+def parameters_of(spec: ModelSpec, in_channels: int | None = None, n_classes: int | None = None) -> int:
+    """The parameter count of a spec, built on the meta device: shapes only, no memory or initialisation."""
+    with torch.device("meta"):
+        return count_parameters(spec.build(in_channels, n_classes))
+
+
 def models_table() -> pd.DataFrame:
     """Each model in its paper setting: parameters, float32 bytes, and the paper's count."""
     rows = []
     for spec in MODELS.values():
-        with torch.device("meta"):  # shapes only: counting needs no memory and no initialisation time
-            params = count_parameters(spec.build())
+        params = parameters_of(spec)
         rows.append(
             {
                 "model": spec.name,
