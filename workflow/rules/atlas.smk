@@ -21,7 +21,7 @@ rule atlas_single:
     benchmark:
         benchmark_path("atlas_single", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-t1 {input.atlas_t1}"
         " --atlas-labels {input.atlas_labels} --swi-reference {input.swi_reference} --transform {input.transform}"
@@ -47,7 +47,7 @@ rule atlas_jlf:
     benchmark:
         benchmark_path("atlas_jlf", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-pairs {params.pairs}"
         " --swi-reference {input.swi_reference} --transform {input.transform}"

@@ -12,54 +12,58 @@ rule demo_template:
     params:
         out_dir=TEMPLATE_DIR,
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/qsm.yaml"
     shell:
         "deepnuclei demo-template --out-dir {params.out_dir} > {log} 2>&1"
 
 
-rule demo_subject:
-    input:
-        template=rules.demo_template.output.template,
-    output:
-        t1=bids("{subject}", "T1w.nii.gz"),
-        swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
-        sidecars=expand(bids("{{subject}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
-        labels_swi=reference_labels("{subject}", "SWI"),
-        labels_t1=reference_labels("{subject}", "T1w"),
-        truth=multiext(truth("{subject}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
-                       "desc-local_field.nii.gz", "desc-total_field.nii.gz", "desc-phaseoffset.nii.gz"),
-        truth_t1_labels=truth("{subject}", "space-T1w_dseg.nii.gz"),
-        transform=truth("{subject}", "from-T1w_to-SWI_mode-image_xfm.tfm"),
-        record=truth("{subject}", "truth.json"),
-        qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
-    params:
-        bids_dir=BIDS,
-        truth_dir=TRUTH,
-        settings=as_json(DEMO),
-    log:
-        log_path("demo_subject", "{subject}"),
-    benchmark:
-        benchmark_path("demo_subject", "{subject}")
-    conda:
-        "../../envs/deepnuclei.yaml"
-    shell:
-        "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {params.bids_dir}"
-        " --truth-dir {params.truth_dir} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
+# The simulated subjects exist only in demo mode: with a real dataset these rules would "make" a missing
+# subject file by simulation, writing into the dataset, instead of stopping on it.
+if DEMO["enabled"]:
+
+    rule demo_subject:
+        input:
+            template=rules.demo_template.output.template,
+        output:
+            t1=bids("{subject}", "T1w.nii.gz"),
+            swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+            sidecars=expand(bids("{{subject}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+            labels_swi=reference_labels("{subject}", "SWI"),
+            labels_t1=reference_labels("{subject}", "T1w"),
+            truth=multiext(truth("{subject}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
+                           "desc-local_field.nii.gz", "desc-total_field.nii.gz", "desc-phaseoffset.nii.gz"),
+            truth_t1_labels=truth("{subject}", "space-T1w_dseg.nii.gz"),
+            transform=truth("{subject}", "from-T1w_to-SWI_mode-image_xfm.tfm"),
+            record=truth("{subject}", "truth.json"),
+            qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
+        params:
+            bids_dir=BIDS,
+            truth_dir=TRUTH,
+            settings=as_json(DEMO),
+        log:
+            log_path("demo_subject", "{subject}"),
+        benchmark:
+            benchmark_path("demo_subject", "{subject}")
+        conda:
+            "../../envs/qsm.yaml"
+        shell:
+            "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {params.bids_dir}"
+            " --truth-dir {params.truth_dir} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
 
 
-rule demo_dataset:
-    output:
-        description=BIDS / "dataset_description.json",
-        participants=BIDS / "participants.tsv",
-        lookup=BIDS / "derivatives" / "labels" / "dseg.tsv",
-    params:
-        bids_dir=BIDS,
-        settings=as_json(DEMO),
-    log:
-        log_path("demo_dataset"),
-    benchmark:
-        benchmark_path("demo_dataset")
-    conda:
-        "../../envs/deepnuclei.yaml"
-    shell:
-        "deepnuclei demo-dataset --bids-dir {params.bids_dir} --settings '{params.settings}' > {log} 2>&1"
+    rule demo_dataset:
+        output:
+            description=BIDS / "dataset_description.json",
+            participants=BIDS / "participants.tsv",
+            lookup=BIDS / "derivatives" / "labels" / "dseg.tsv",
+        params:
+            bids_dir=BIDS,
+            settings=as_json(DEMO),
+        log:
+            log_path("demo_dataset"),
+        benchmark:
+            benchmark_path("demo_dataset")
+        conda:
+            "../../envs/qsm.yaml"
+        shell:
+            "deepnuclei demo-dataset --bids-dir {params.bids_dir} --settings '{params.settings}' > {log} 2>&1"

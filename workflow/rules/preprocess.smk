@@ -17,7 +17,7 @@ rule preprocess_inputs:
     benchmark:
         benchmark_path("preprocess_inputs", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/qsm.yaml"
     shell:
         "deepnuclei preprocess --qsm {input.qsm} --t1 {input.t1} --settings '{params.settings}' --out-qsm {output.qsm}"
         " --out-t1 {output.t1} --record {output.record} > {log} 2>&1"
@@ -34,6 +34,6 @@ rule preprocess_labels:
     benchmark:
         benchmark_path("preprocess_labels", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/qsm.yaml"
     shell:
         "deepnuclei apply-padding --record {input.record} --input {input.labels} --output {output} > {log} 2>&1"

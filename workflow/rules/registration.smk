@@ -5,6 +5,7 @@ rule register_t1_to_swi:
     input:
         t1=bids("{subject}", "T1w.nii.gz"),
         magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
+        validated=validation_record("{subject}"),
     output:
         transform=registration_transform("{subject}", "{method}"),
         record=result("registration", "{subject}", "registration.json", desc="{method}"),
@@ -18,7 +19,7 @@ rule register_t1_to_swi:
     benchmark:
         benchmark_path("register_t1_to_swi_{method}", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "deepnuclei register-t1-to-swi --t1 {input.t1} --magnitudes {input.magnitudes} --method {wildcards.method}"
         " --threads {threads} --settings '{params.settings}' --transform {output.transform} --record {output.record}"
@@ -41,7 +42,7 @@ rule t1_to_swi:
     benchmark:
         benchmark_path("t1_to_swi", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "deepnuclei t1-to-swi --t1 {input.t1} --magnitudes {input.magnitudes} --transform {input.transform}"
         " --fixed-image {params.fixed_image} --out {output.t1} --qc {output.qc} --title '{params.title}' > {log} 2>&1"
@@ -64,7 +65,7 @@ rule segmentation_to_t1:
     benchmark:
         benchmark_path("segmentation_to_t1_{method}", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "deepnuclei move-labels --labels {input.dseg} --reference {input.t1} --transform {input.transform} --to T1w"
         " --interpolation {params.interpolation} --out {output} > {log} 2>&1"
@@ -85,6 +86,6 @@ rule registration_tre:
     benchmark:
         benchmark_path("registration_tre")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/registration.yaml"
     shell:
         "deepnuclei registration-tre --cases '{params.cases}' --out {output} > {log} 2>&1"

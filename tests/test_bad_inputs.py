@@ -1,0 +1,222 @@
+"""The bad-input corpus. Each case spoils one file of a small valid subject; `deepnuclei validate-inputs`
+(what the workflow's validate_inputs rule runs, before QSM and registration) must then fail with exit
+code 2 and one line, "bad input: <that file>: <the problem>". Then the workflow itself: a bad file or a
+missing one stops Snakemake before any heavy rule, and a config value of the wrong type stops it at
+once, naming the key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from deepnuclei.cli import main
+from deepnuclei.io import read_json, read_volume, save_volume
+from deepnuclei.labels import STRUCTURE_BY_NAME, STRUCTURES, dseg_tsv
+from test_workflow import snakemake
+
+T1_SHAPE = (20, 20, 16)
+SWI_SHAPE = (16, 16, 8)
+T1_AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+SWI_AFFINE = np.diag([2.5, 2.5, 3.0, 1.0])
+ECHO_TIMES = (0.01, 0.02)
+
+
+def label_map(shape: tuple[int, ...]) -> np.ndarray:
+    """Every structure of the package's table as a run of ten voxels, the rest background."""
+    labels = np.zeros(int(np.prod(shape)), np.uint8)
+    for index, structure in enumerate(STRUCTURES):
+        labels[10 * index:10 * index + 10] = structure.label
+    return labels.reshape(shape)
+
+
+def write_subject(bids: Path, subject: str) -> dict[str, Path]:
+    """A small valid subject in BIDS layout, its files by role: t1, mag1, mag2, phase1, phase2, json1,
+    json2 (the phase sidecars), labels_SWI, labels_T1w and the dataset's lookup table."""
+    rng = np.random.default_rng(int(subject))
+    anat = bids / f"sub-{subject}" / "anat"
+    files = {"t1": save_volume(anat / f"sub-{subject}_T1w.nii.gz", rng.uniform(100, 800, T1_SHAPE), T1_AFFINE,
+                               np.float32)}
+    for echo, echo_time in enumerate(ECHO_TIMES, start=1):
+        stem = anat / f"sub-{subject}_echo-{echo}_part-"
+        files[f"mag{echo}"] = save_volume(f"{stem}mag_T2starw.nii.gz", rng.uniform(50, 500, SWI_SHAPE), SWI_AFFINE,
+                                          np.float32)
+        files[f"phase{echo}"] = save_volume(f"{stem}phase_T2starw.nii.gz", rng.uniform(-np.pi, np.pi, SWI_SHAPE),
+                                            SWI_AFFINE, np.float32)
+        files[f"json{echo}"] = Path(f"{stem}phase_T2starw.json")
+        files[f"json{echo}"].write_text(json.dumps({"EchoTime": echo_time, "MagneticFieldStrength": 3.0}))
+    labels = bids / "derivatives" / "labels"
+    for space, shape, affine in (("SWI", SWI_SHAPE, SWI_AFFINE), ("T1w", T1_SHAPE, T1_AFFINE)):
+        files[f"labels_{space}"] = save_volume(labels / f"sub-{subject}" / "anat" / f"sub-{subject}_space-{space}_dseg.nii.gz",
+                                               label_map(shape), affine, np.uint8)
+    files["lookup"] = labels / "dseg.tsv"
+    files["lookup"].write_text(dseg_tsv())
+    return files
+
+
+def validate(files: dict[str, Path], record: Path) -> int:
+    return main(["validate-inputs", "--t1", str(files["t1"]), "--magnitudes", str(files["mag1"]), str(files["mag2"]),
+                 "--phases", str(files["phase1"]), str(files["phase2"]), "--sidecars", str(files["json1"]),
+                 str(files["json2"]), "--swi-labels", str(files["labels_SWI"]), "--t1-labels", str(files["labels_T1w"]),
+                 "--lookup", str(files["lookup"]), "--out", str(record)])
+
+
+# ---- ways to spoil a file
+
+def voxels(path: Path) -> np.ndarray:
+    return read_volume(path, allow_nan=True)[0]
+
+
+def resave(path: Path, data: np.ndarray | None = None, affine: np.ndarray | None = None, dtype: type = np.float32) -> None:
+    image = nib.load(path)
+    save_volume(path, voxels(path) if data is None else data, image.affine if affine is None else affine, dtype)
+
+
+def set_voxels(path: Path, index: tuple, value: float, dtype: type = np.float32) -> None:
+    data = voxels(path)
+    data[index] = value
+    resave(path, data, dtype=dtype)
+
+
+def edit_sidecar(path: Path, **changes) -> None:
+    sidecar = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({key: value for key, value in sidecar.items() if value is not None}))
+
+
+def as_4d(path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.stack([voxels(path)] * 2, axis=-1), nib.load(path).affine), path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def to_16_bit(path: Path) -> None:
+    """Phase as unsigned 16-bit scanner integers: no range the pipeline knows how to rescale."""
+    resave(path, np.round((voxels(path) + np.pi) / (2 * np.pi) * 65535), dtype=np.uint16)
+
+
+STN_L = STRUCTURE_BY_NAME["STN_L"].label
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    file: str  # the role of the file spoilt, which the message must name
+    spoil: Callable[[Path], None]
+    problem: str  # regular expression the message must match after the file name
+
+
+CORPUS = [
+    Case("missing-file", "t1", Path.unlink, "file does not exist"),
+    Case("mag-phase-shape-mismatch", "phase2", lambda p: resave(p, voxels(p)[:, :, :-1]),
+         r"shape \(16, 16, 7\) differs from \(16, 16, 8\)"),
+    Case("affine-mismatch", "mag2", lambda p: resave(p, affine=np.diag([2.5, 2.5, 2.0, 1.0])), "affine differs"),
+    Case("phase-in-scanner-integers", "phase1", to_16_bit,
+         r"phase values span \[\d+, 6\.55\de\+04\]: expected radians in \[-pi, pi\] or integer scanner units"),
+    Case("missing-echo-time", "json2", lambda p: edit_sidecar(p, EchoTime=None), "missing EchoTime"),
+    Case("zero-echo-time", "json1", lambda p: edit_sidecar(p, EchoTime=0), r"EchoTime must be .* got 0$"),
+    Case("echo-time-in-milliseconds", "json2", lambda p: edit_sidecar(p, EchoTime=20), r"EchoTime must be .* got 20$"),
+    Case("sidecar-not-json", "json1", lambda p: p.write_text("{EchoTime: 0.01"), "not valid JSON"),
+    Case("nan-voxels", "mag1", lambda p: set_voxels(p, (0, 0, slice(0, 3)), np.nan), "3 voxels are NaN or infinite"),
+    Case("all-zero-image", "t1", lambda p: resave(p, np.zeros(T1_SHAPE)), "all voxels are zero$"),
+    Case("4d-where-3d-expected", "phase2", as_4d, r"expected a 3D image, got shape \(16, 16, 8, 2\)"),
+    Case("truncated-gzip", "mag2", truncate, "image data cannot be read"),
+    Case("label-outside-lookup", "labels_SWI", lambda p: set_voxels(p, (-1, -1, -1), 99, np.uint8),
+         r"label values \[99\] are not in the lookup table .*dseg\.tsv$"),
+    Case("empty-structure", "labels_T1w", lambda p: resave(p, np.where(voxels(p) == STN_L, 0, voxels(p)), dtype=np.uint8),
+         rf"no voxels labelled STN_L \({STN_L}\), listed in .*dseg\.tsv$"),
+    Case("fractional-labels", "labels_SWI", lambda p: set_voxels(p, (-1, -1, -1), 0.5), "label values are not integers$"),
+    Case("labels-on-another-grid", "labels_SWI", lambda p: resave(p, affine=SWI_AFFINE * 2, dtype=np.uint8),
+         "affine differs from that of .*echo-1_part-mag"),
+]
+
+
+@pytest.fixture
+def subject(tmp_path) -> dict[str, Path]:
+    return write_subject(tmp_path / "bids", "01")
+
+
+def test_the_corpus_subject_is_valid_and_recorded(subject, tmp_path):
+    assert validate(subject, tmp_path / "record.json") == 0
+    record = read_json(tmp_path / "record.json")
+    assert record["echo_times_s"] == list(ECHO_TIMES) and record["b0_tesla"] == 3.0
+    assert record["label_voxels"]["SWI"] == {structure.name: 10 for structure in STRUCTURES}
+    assert record["notes"] == []
+
+
+def test_12_bit_scanner_phase_passes_with_a_note(subject, tmp_path):
+    phase = subject["phase1"]
+    resave(phase, np.round((voxels(phase) + np.pi) / (2 * np.pi) * 4095), dtype=np.uint16)
+    assert validate(subject, tmp_path / "record.json") == 0
+    [note] = read_json(tmp_path / "record.json")["notes"]
+    assert note.startswith(f"{phase}: phase in scanner units [0, 4095]")
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
+def test_bad_input_fails_with_one_line_naming_the_file(case, subject, tmp_path, caplog):
+    case.spoil(subject[case.file])
+    with caplog.at_level(logging.ERROR, logger="deepnuclei"):
+        assert validate(subject, tmp_path / "record.json") == 2
+    [message] = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    prefix = f"bad input: {subject[case.file]}: "
+    assert message.startswith(prefix), message
+    assert re.search(case.problem, message[len(prefix):]), message
+    assert "\n" not in message
+    assert not (tmp_path / "record.json").exists()
+
+
+# ---- the workflow: bad input stops it before any heavy rule
+
+@pytest.fixture
+def dataset(tmp_path) -> tuple[Path, dict[str, Path]]:
+    """Two subjects on disk and a config that reads them (no demo); returns the config and sub-02's files."""
+    bids = tmp_path / "bids"
+    write_subject(bids, "01")
+    files = write_subject(bids, "02")
+    config = tmp_path / "dataset.yaml"
+    config.write_text(yaml.safe_dump({"bids_dir": str(bids), "subjects": ["01", "02"], "demo": {"enabled": False},
+                                      "splits": {"train": 1, "validation": 0, "test": 1}}))
+    return config, files
+
+
+HEAVY_TARGETS = ["results/registration/sub-02/sub-02_space-SWI_T1w.nii.gz", "results/qc/qsm/sub-02_desc-sharptv_qsm.png"]
+
+
+def test_a_bad_file_stops_the_workflow_before_qsm_and_registration(dataset, tmp_path):
+    config, files = dataset
+    to_16_bit(files["phase1"])
+    run = snakemake("--cores", "2", "--configfile", str(config), "--", *HEAVY_TARGETS, cwd=tmp_path)
+    assert run.returncode != 0
+    log = (tmp_path / "results" / "logs" / "validate_inputs" / "sub-02.log").read_text()
+    assert f"bad input: {files['phase1']}: phase values span" in log
+    started = {path.parent.name for path in (tmp_path / "results" / "logs").glob("*/*.log")}
+    assert started == {"validate_inputs"}
+
+
+def test_a_missing_file_stops_the_workflow_before_any_job(dataset, tmp_path):
+    config, files = dataset
+    files["t1"].unlink()
+    run = snakemake("--cores", "2", "--configfile", str(config), "--", *HEAVY_TARGETS, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "Missing input files for rule validate_inputs" in run.stderr
+    assert str(files["t1"]) in run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_config_value_of_the_wrong_type_stops_snakemake_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('registration:\n  iterations: "100"\n')
+    run = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "'100' is not of type 'integer'" in output
+    assert "['registration']['iterations']" in output
