@@ -142,6 +142,19 @@ def test_slice_dataset_pads_slices_and_oversamples_foreground() -> None:
         assert (label > 0).any() and image[label > 0].mean() > image[label == 0].mean() + 0.3
 
 
+def test_slice_crops_hold_the_structure_in_foreground_samples() -> None:
+    subject = ball_subject(shape=(40, 48, 30), centre=(30, 10, 15), channels=1)
+    dataset = SliceDataset([subject], 2, 16, 40, "stn", foreground_fraction=0.5, crop_size=(12, 16))
+    foreground = 0
+    for index in range(40):
+        sample = dataset[index]
+        assert sample["image"].shape == (1, 16, 16) and sample["label"].shape == (16, 16)  # rounded up to 16
+        foreground += bool(sample["label"].any())
+        if sample["label"].any():  # the crop cuts the image where the labels are: the ball is bright there
+            assert sample["image"][0][sample["label"] > 0].min() == pytest.approx(0.8)
+    assert 10 <= foreground <= 35  # about half, by the foreground fraction (the rest may catch it by chance)
+
+
 def test_load_subject_reads_channels_and_remaps_labels(tmp_path) -> None:
     affine = np.diag([1.25, 1.25, 2.0, 1.0])
     dseg = np.zeros((6, 7, 8), np.int16)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import fields
+
 import jsonschema
 import numpy as np
 import pandas as pd
@@ -14,6 +16,8 @@ import pytest
 import yaml
 
 from deepnuclei.io import read_json, read_volume
+from deepnuclei.models import get_spec
+from deepnuclei.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -81,8 +85,9 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         assert padded.shape == (80, 96, 32) and 0 <= padded.min() and padded.max() <= 1
     tre = pd.read_csv(tmp_path / "results" / "registration" / "tre.csv")
     assert tre["tre_mm"].max() < 1.0
-    overlap = pd.read_csv(tmp_path / "results" / "evaluation" / "overlap.csv")
-    assert set(overlap["method"]) == {"atlas", "atlas-jlf", "linus", "dbresunet"}
+    overlap = pd.read_csv(tmp_path / "results" / "evaluation" / "overlap.csv", dtype={"subject": str})
+    models = {"linus", "dbresunet", "dbresunet-rate1x1x1", "dbresunet-in-Chimap"}  # the last two: ablations
+    assert set(overlap["method"]) == {"atlas", "atlas-jlf", *models}
     large = overlap[overlap["structure"].str.match(r"(PUT|THA|CN)_") & overlap["method"].str.startswith("atlas")]
     assert large.groupby("method")["dice"].mean().min() > 0.5
     for model in ("linus", "dbresunet"):  # eight iterations: the chain runs and the loss falls, no Dice bar
@@ -93,5 +98,53 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         assert swi_labels.shape == (72, 88, 26)  # back on the SWI grid, padding removed
         assert read_volume(segmentations / "sub-02_space-T1w_dseg.nii.gz")[0].shape == (80, 96, 80)
         assert read_json(segmentations / "sub-02_inference.json")["inference_seconds"] > 0
+    check_evaluation(tmp_path / "results", overlap, models)
+    report = snakemake("--configfile", str(TINY), "--report", "results/report.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "results" / "report.html").read_text()
+    assert all(name in html for name in ("dice_nuclei.md", "efficiency.md", "scatter_volume_dbresunet.png"))
     again = snakemake("-n", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def check_evaluation(results: Path, overlap: pd.DataFrame, models: set[str]) -> None:
+    """The evaluation tables and figures exist and hold the overlap table's values."""
+    evaluation = results / "evaluation"
+    dice = pd.read_csv(evaluation / "dice_nuclei.csv").set_index("method")
+    assert list(dice.columns) == ["CN", "GP", "PUT", "THA", "SN", "RN", "DN"]
+    ours = overlap[overlap["structure"].isin(["PUT_L", "PUT_R"])].groupby("method")["dice"].mean()
+    for method, value in ours.items():  # one test subject: the table's PUT is the mean of its two sides
+        assert dice.loc[method, "PUT"] == pytest.approx(value)
+    assert dice.loc["paper: DB-ResUNet (QSM+T1 WI)", "GP"] == pytest.approx(0.840)
+    efficiency = pd.read_csv(evaluation / "efficiency.csv").set_index("method")
+    assert (efficiency.loc[sorted(models), "parameters"] > 0).all()
+    assert (efficiency.loc[sorted(models | {"atlas", "atlas-jlf"}), "seconds_per_subject"] > 0).all()
+    localization = pd.read_csv(evaluation / "localization_stn.csv")
+    linus = localization[(localization["method"] == "linus") & (localization["subject"] == "02")]
+    stn = overlap[(overlap["method"] == "linus") & (overlap["structure"] == "STN_L")]
+    assert linus["STN_L"].iloc[0] == pytest.approx(stn["com_error_mm"].iloc[0], nan_ok=True)
+    for kind in ("rate", "inputs"):
+        assert "dbresunet" in set(pd.read_csv(evaluation / f"ablation_{kind}.csv")["method"])
+    for name in ("dice_boxplot", "scatter_susceptibility_dbresunet", "bland_altman_volume_linus"):
+        assert (evaluation / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (evaluation / "figures" / f"{name}.svg").exists()
+    assert (results / "qc" / "segmentations" / "sub-02_segmentations.png").stat().st_size > 20_000
+
+
+def test_paper_config_restores_the_papers_models():
+    config = merged(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
+                    yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    models = config["models"]
+    assert {"linus", "unet2d", "fcn", "deeplabv3", "lraspp", "vnet", "unet3d_linus", "unet3d", "resunet",
+            "dbresunet"} <= set(models)
+    assert models["linus"]["inputs"] == ["T1w"]  # the LiNUS paper's input
+    assert models["dbresunet"]["options"]["fc_width"] == 512 and models["dbresunet"]["training"]["patch_size"] is None
+    for name, model in models.items():  # every demo shortcut undone: exactly the paper's recipe
+        spec = get_spec(model["architecture"])
+        assert TrainConfig.from_dict(spec, model.get("training", {})) == TrainConfig.from_dict(spec, {}), name
+
+
+def test_schema_lists_every_training_setting():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    model = schema["properties"]["models"]["additionalProperties"]["properties"]
+    assert set(model["training"]["propertyNames"]["enum"]) == {f.name for f in fields(TrainConfig)} | {"recipe"}

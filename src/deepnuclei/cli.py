@@ -147,7 +147,7 @@ def evaluation_tables(args: argparse.Namespace) -> None:
 
     from .tables import write_evaluation_tables
 
-    overlap = pd.read_csv(args.overlap)
+    overlap = pd.read_csv(args.overlap, dtype={"subject": str})
     written = write_evaluation_tables(overlap, args.out_dir, json.loads(args.timings), json.loads(args.models),
                                       json.loads(args.ablations))
     log.info("wrote %d table files to %s", len(written), args.out_dir)
@@ -158,7 +158,7 @@ def evaluation_figures(args: argparse.Namespace) -> None:
 
     from .figures import write_evaluation_figures
 
-    written = write_evaluation_figures(pd.read_csv(args.overlap), args.methods, args.out_dir)
+    written = write_evaluation_figures(pd.read_csv(args.overlap, dtype={"subject": str}), args.methods, args.out_dir)
     log.info("wrote %d figure files to %s", len(written), args.out_dir)
 
 

@@ -323,7 +323,9 @@ class EpochDataset(Dataset):
 
 class SliceDataset(EpochDataset):
     """2D samples: slices across `slice_axis`, zero-padded at their ends to multiples of
-    `size_multiple` (and to the largest subject's slice, so that they batch)."""
+    `size_multiple` (and to the largest subject's slice, so that they batch); or, given a
+    `crop_size`, crops of the slices (around a random voxel of a class for foreground samples),
+    which the fully convolutional 2D models accept and which cost a fraction of a whole slice."""
 
     def __init__(
         self,
@@ -335,12 +337,14 @@ class SliceDataset(EpochDataset):
         seed: int = 0,
         foreground_fraction: float = 0.5,
         augmentation: Augmentation | None = None,
+        crop_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__(subjects, length, task, seed, foreground_fraction)
         self.slice_axis = slice_axis
         volume_axes = [axis for axis in range(3) if axis != slice_axis]  # those of a slice
         in_plane = [[s.labels.shape[axis] for axis in volume_axes] for s in subjects]
         self.slice_size = [round_up(max(sizes), size_multiple) for sizes in zip(*in_plane)]
+        self.crop_size = None if crop_size is None else [round_up(size, size_multiple) for size in crop_size]
         self.slices = [
             (s, k) for s, subject in enumerate(subjects) for k in range(subject.labels.shape[slice_axis])
         ]
@@ -359,10 +363,27 @@ class SliceDataset(EpochDataset):
         s, k = pool[rng.integers(len(pool))]
         subject = self.subjects[s]
         sample = {"image": subject.image.select(self.slice_axis + 1, k), "label": self.slice_labels(s, k)[None]}
-        sample = {key: crop(value, (0, 0), self.slice_size) for key, value in sample.items()}
+        start, size = self.window(sample["label"][0], foreground, rng)
+        sample = {key: crop(value, start, size) for key, value in sample.items()}
         if self.augmenter is not None:
             sample = self.augmenter(sample, rng, subject.left_right_axis)
         return finish(sample)
+
+
+    def window(self, labels: torch.Tensor, foreground: bool, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+        """Start and size of the sample in the slice: the whole (padded) slice, or a crop that holds a
+        random voxel of a random class present (foreground samples) or lies anywhere in the slice."""
+        if self.crop_size is None:
+            return [0, 0], self.slice_size
+        if foreground:
+            classes = labels.unique()
+            voxels = torch.nonzero(labels == classes[classes > 0][rng.integers((classes > 0).sum().item())])
+            inside = voxels[rng.integers(len(voxels))].tolist()
+            start = [int(at - rng.integers(size)) for at, size in zip(inside, self.crop_size)]
+        else:
+            start = [int(rng.integers(min(1 - size, 0), max(extent - size, 0) + 1))
+                     for extent, size in zip(labels.shape, self.crop_size)]
+        return start, self.crop_size
 
 
 def rotation_margin(size: int) -> int:

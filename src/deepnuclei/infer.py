@@ -193,6 +193,18 @@ def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor,
     return Prediction(labels.cpu().numpy(), predicted - started, cleaned - predicted)
 
 
+def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: int | None,
+            mixed_precision: bool | None) -> None:
+    """One untimed pass on a corner of the image (one batch of slices or of windows): the first call
+    pays for kernel selection and memory allocation, which per-subject times should not include."""
+    spec = info.spec
+    if spec.dims == 2:
+        corner = image.narrow(spec.slice_axis + 1, 0, min(batch_size or 32, image.shape[spec.slice_axis + 1]))
+    else:
+        corner = image[(slice(None), *(slice(0, size) for size in info.patch_size))]
+    predict(model, info, corner, overlap=0.0, batch_size=batch_size, mixed_precision=mixed_precision)
+
+
 def unpad_to_swi(labels: np.ndarray, affine: np.ndarray, record_path: str | os.PathLike,
                  input_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """A label map on the model grid back on the SWI grid, through the `preprocess` record."""
@@ -220,6 +232,7 @@ def segment_files(
     record of those values and the inference time; returns that record."""
     model, info = load_model(checkpoint, device)
     subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
+    warm_up(model, info, subject.image, batch_size, mixed_precision)
     prediction = predict(model, info, subject.image, overlap, batch_size, largest_component, mixed_precision)
     values = reference_values(info.task)
     labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine

@@ -74,7 +74,7 @@ class TrainConfig:
     iterations_per_epoch: int | None = None  # None: one pass (2D: every slice; 3D: a tiling of every volume)
     epoch_seconds: float | None = None  # wall-clock budget of an epoch's iterations (breaks determinism)
     batch_size: int = 4
-    patch_size: tuple[int, ...] | None = None  # 3D, volume-axis order; None: the spec's
+    patch_size: tuple[int, ...] | None = None  # 3D: volume-axis order, None: the spec's; 2D: crops, None: whole slices
     foreground_fraction: float = 0.5
     loss: str = "ce"  # "ce" or "dice_ce"
     class_weights: tuple[float, float] | None = None  # cross-entropy weights (background, foreground)
@@ -215,7 +215,8 @@ class Trainer:
         if spec.dims == 2:
             n_slices = sum(subject.image.shape[spec.slice_axis + 1] for subject in subjects)
             length = self.samples_per_epoch(n_slices)
-            return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, length, **common)
+            return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, length, **common,
+                                crop_size=settings.patch_size)
         n_tiles = sum(tiles_per_volume(subject.image.shape[1:], self.info.patch_size) for subject in subjects)
         return PatchDataset(subjects, self.info.patch_size, self.samples_per_epoch(n_tiles),
                             rate=spec.global_rate, **common)
