@@ -1,4 +1,5 @@
-"""Shared fixtures: the prepared demo template and tiny demo subjects (built once per session)."""
+"""Shared fixtures: the prepared demo template and tiny demo subjects (built once per session); the
+opt-in `cluster` marker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ from deepnuclei.demo.cohort import generate_subject
 from deepnuclei.demo.template import Template, prepare_template
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: runs on a SLURM the test starts (root, minutes); only with -m cluster")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster tests run only when asked for (`pytest -m cluster`), never in a plain run such as CI's."""
+    if "cluster" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="starts a SLURM cluster: run with -m cluster")
+    for item in items:
+        if "cluster" in item.keywords:
+            item.add_marker(skip)
 
 
 def tiny_demo_settings(**changes) -> dict:
