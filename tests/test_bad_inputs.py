@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from deepnuclei.cli import main
-from deepnuclei.io import read_json, read_volume, save_volume
+from deepnuclei.io import InputError, read_json, read_volume, save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME, STRUCTURES, dseg_tsv
+from deepnuclei.validate import validate_subject
 from test_workflow import snakemake
 
 T1_SHAPE = (20, 20, 16)
@@ -62,11 +63,14 @@ def write_subject(bids: Path, subject: str) -> dict[str, Path]:
     return files
 
 
-def validate(files: dict[str, Path], record: Path) -> int:
+def validate(files: dict[str, Path], record: Path, with_labels: bool = True) -> int:
+    """`deepnuclei validate-inputs` on a subject; without labels, their options are passed empty, as the
+    workflow passes them for a dataset that has none."""
+    labels = {"--swi-labels": files["labels_SWI"], "--t1-labels": files["labels_T1w"], "--lookup": files["lookup"]}
+    options = [part for option, path in labels.items() for part in (option, *([str(path)] if with_labels else []))]
     return main(["validate-inputs", "--t1", str(files["t1"]), "--magnitudes", str(files["mag1"]), str(files["mag2"]),
                  "--phases", str(files["phase1"]), str(files["phase2"]), "--sidecars", str(files["json1"]),
-                 str(files["json2"]), "--swi-labels", str(files["labels_SWI"]), "--t1-labels", str(files["labels_T1w"]),
-                 "--lookup", str(files["lookup"]), "--out", str(record)])
+                 str(files["json2"]), *options, "--out", str(record)])
 
 
 # ---- ways to spoil a file
@@ -159,6 +163,18 @@ def test_12_bit_scanner_phase_passes_with_a_note(subject, tmp_path):
     assert validate(subject, tmp_path / "record.json") == 0
     [note] = read_json(tmp_path / "record.json")["notes"]
     assert note.startswith(f"{phase}: phase in scanner units [0, 4095]")
+
+
+def test_a_dataset_without_labels_is_checked_without_them(subject, tmp_path):
+    assert validate(subject, tmp_path / "record.json", with_labels=False) == 0
+    assert read_json(tmp_path / "record.json")["label_voxels"] == {}
+
+
+def test_without_a_dseg_tsv_the_packages_table_applies(subject):
+    set_voxels(subject["labels_SWI"], (-1, -1, -1), 99, np.uint8)
+    with pytest.raises(InputError, match=r"label values \[99\] are not in the lookup table deepnuclei.labels$"):
+        validate_subject(subject["t1"], [subject["mag1"], subject["mag2"]], [subject["phase1"], subject["phase2"]],
+                         [subject["json1"], subject["json2"]], {"SWI": subject["labels_SWI"]})
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
