@@ -31,8 +31,8 @@ rule atlas_single:
 rule atlas_jlf:
     input:
         t1=bids("{subject}", "T1w.nii.gz"),
-        atlas_t1=[bids(subject, "T1w.nii.gz") for subject in split("train")],
-        atlas_labels=[reference_labels(subject, "T1w") for subject in split("train")],
+        atlas_t1=[bids(subject, "T1w.nii.gz") for subject in jlf_atlas_subjects()],
+        atlas_labels=[reference_labels(subject, "T1w") for subject in jlf_atlas_subjects()],
         swi_reference=lambda wildcards: swi_magnitudes(wildcards.subject)[0],
         transform=registration_transform("{subject}"),
     output:

@@ -272,6 +272,11 @@ def model_targets():
     return [segmentation(model, subject, "T1w") for model in MODELS for subject in EVALUATED]
 
 
+def jlf_atlas_subjects():
+    """The training subjects that serve as atlases of joint label fusion: the first `jlf_atlases`."""
+    return split("train")[: config["atlas"]["jlf_atlases"]]
+
+
 def evaluated_methods():
     return list(config["atlas"]["methods"]) + list(MODELS)
 
