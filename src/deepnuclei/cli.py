@@ -198,6 +198,17 @@ def models(args: argparse.Namespace) -> None:
     print(table.to_markdown(index=False) if args.markdown else table.to_string(index=False))
 
 
+def view(args: argparse.Namespace) -> None:
+    import torch
+    import yaml
+
+    from .viewer import create_app, serve
+
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load(Path(args.config).read_text())
+    serve(create_app(args.data_dir, args.results, config, args.max_upload_mb), args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepnuclei", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -345,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")
     sub.add_argument("--markdown", action="store_true", help="as a Markdown table")
+
+    sub = command("view", view, "local web viewer on 127.0.0.1: open an MRI, segment it, see the nuclei in three views")
+    sub.add_argument("--data-dir", default="results", help="the only folder whose NIfTI files the viewer reads")
+    sub.add_argument("--results", default="results", help="trained models are read from its models/<name>/")
+    sub.add_argument("--config", default="config/config.yaml",
+                     help="preprocess windows, inference settings, model inputs")
+    sub.add_argument("--port", type=int, default=8765)
+    sub.add_argument("--max-upload-mb", type=float, default=256,
+                     help="largest file read, uploaded or in the data folder")
+    sub.add_argument("--threads", type=int, default=2)
     return parser
 
 

@@ -64,19 +64,23 @@ def _atomic_target(path: Path) -> tuple[int, str]:
     return handle, temporary
 
 
+def nifti_image(data: np.ndarray, affine: np.ndarray, dtype: type | None = None) -> nib.Nifti1Image:
+    """A NIfTI image whose qform and sform both hold `affine` (scanner coordinates)."""
+    image = nib.Nifti1Image(np.asarray(data if dtype is None else data.astype(dtype)), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    return image
+
+
 def save_volume(
     path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dtype: type | None = None
 ) -> Path:
     """Write a NIfTI atomically (temporary file + rename) so an interrupted run leaves no partial file."""
     path = Path(path)
-    array = np.asarray(data if dtype is None else data.astype(dtype))
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
     handle, temporary = _atomic_target(path)
     os.close(handle)
     try:
-        nib.save(image, temporary)
+        nib.save(nifti_image(data, affine, dtype), temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -1,0 +1,147 @@
+"""The trained models under the results folder, and one subject's segmentation with its measurements.
+
+A model is a folder `models/<name>/` holding `checkpoint_best.pt` (what `deepnuclei train` writes).
+Its input contrasts come from the config's `models:` entry of that name, else from an ablation's name
+(`<model>-in-<suffix>-<suffix>`), else from the architecture's defaults.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from torch import nn
+
+from ..evaluate import centre_of_mass
+from ..infer import ModelInfo, load_model, predict, reference_values, warm_up
+from ..io import InputError, nifti_image, read_json
+from ..labels import task_classes
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint_best.pt"
+
+
+def structure_colours(task: str) -> dict[str, tuple[int, int, int]]:
+    """A distinct RGB colour per class (tab10, then tab20's lighter shades), fixed for each task."""
+    palette = [*colormaps["tab10"].colors, *colormaps["tab20"].colors[1::2]]
+    return {name: tuple(round(255 * channel) for channel in palette[index][:3])
+            for index, name in enumerate(task_classes(task))}
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    mtime_ns: int  # of the checkpoint: a retrained model is reloaded
+    model: nn.Module
+    info: ModelInfo
+    inputs: tuple[str, ...]  # BIDS suffixes, in channel order
+    warm: bool = False  # the untimed first pass (kernel selection) done
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def describe(self, folder: Path) -> dict[str, Any]:
+        summary = folder / "summary.json"
+        return {"name": self.name, "architecture": self.info.model, "task": self.info.task,
+                "inputs": list(self.inputs), "classes": task_classes(self.info.task),
+                "best_val_dice": read_json(summary).get("best_val_dice") if summary.exists() else None}
+
+
+def configured_inputs(name: str, info: ModelInfo, models_config: Mapping[str, Mapping]) -> tuple[str, ...]:
+    if name in models_config:
+        inputs = tuple(models_config[name]["inputs"])
+    elif "-in-" in name:  # the workflow's input ablations (workflow/rules/common.smk)
+        inputs = tuple(name.partition("-in-")[2].split("-"))
+    else:
+        inputs = info.spec.inputs
+    if len(inputs) != info.in_channels:
+        raise InputError(name, f"reads {info.in_channels} channels of unknown contrasts: add it to the config's models")
+    return inputs
+
+
+class ModelCatalogue:
+    """Models found under `models_dir`, loaded on first use and kept; one inference at a time."""
+
+    def __init__(self, models_dir: Path, models_config: Mapping[str, Mapping]) -> None:
+        self.models_dir, self.models_config = models_dir, models_config
+        self.loaded: dict[str, LoadedModel] = {}
+        self.lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return sorted(path.parent.name for path in self.models_dir.glob(f"*/{CHECKPOINT}"))
+
+    def get(self, name: str) -> LoadedModel:
+        if name not in self.names():  # also keeps the name from reaching outside models_dir
+            raise InputError(name, f"no trained model of that name in {self.models_dir}")
+        checkpoint = self.models_dir / name / CHECKPOINT
+        mtime_ns = checkpoint.stat().st_mtime_ns
+        if name not in self.loaded or self.loaded[name].mtime_ns != mtime_ns:
+            try:
+                model, info = load_model(checkpoint)
+            except Exception as error:  # torch raises many types for a checkpoint being written or corrupt
+                raise InputError(name, f"checkpoint cannot be loaded ({error})") from error
+            self.loaded[name] = LoadedModel(name, mtime_ns, model, info,
+                                            configured_inputs(name, info, self.models_config))
+        return self.loaded[name]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every model, or the reason it cannot be used."""
+        described = []
+        for name in self.names():
+            try:
+                with self.lock:
+                    described.append(self.get(name).describe(self.models_dir / name))
+            except InputError as error:
+                described.append({"name": name, "error": error.problem})
+        return described
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    labels: np.ndarray  # reference label values (`infer.reference_values`), on the input grid
+    affine: np.ndarray
+    structures: list[dict[str, Any]]  # name, value, colour, voxels, volume_mm3, com_mm
+    inference_seconds: float
+    cleanup_seconds: float
+
+    def nifti_gz(self) -> bytes:
+        # level 1: the label map is mostly zeros, and compressing harder only adds latency
+        return gzip.compress(nifti_image(self.labels, self.affine, np.uint8).to_bytes(), compresslevel=1)
+
+
+def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str, Any]]:
+    """Volume (mm³) and centre of mass (world mm, as the evaluation tables compute it) per structure."""
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    colours = structure_colours(task)
+    rows = []
+    for name, value in reference_values(task).items():
+        mask = labels == value
+        com = centre_of_mass(mask, affine)
+        rows.append({"name": name, "value": value, "colour": colours[name], "voxels": int(mask.sum()),
+                     "volume_mm3": float(mask.sum()) * voxel_mm3,
+                     "com_mm": None if np.isnan(com).any() else [float(x) for x in com]})
+    return rows
+
+
+def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, inference: Mapping[str, Any]) -> Segmentation:
+    """Labels of one model input (channels, *volume) with the config's `inference:` settings."""
+    batch_size, largest = inference.get("batch_size"), inference.get("largest_component", True)
+    if not loaded.warm:
+        warm_up(loaded.model, loaded.info, image, batch_size, None)
+        loaded.warm = True
+    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", 0.25), batch_size, largest)
+    values = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)
+    labels = values[prediction.labels]
+    return Segmentation(labels, affine, measure(labels, affine, loaded.info.task),
+                        prediction.inference_seconds, prediction.cleanup_seconds)
+
