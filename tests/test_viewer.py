@@ -184,6 +184,9 @@ def test_page_segments_and_shows_the_masks_and_centres_of_mass(app, tmp_path) ->
         page.select_option("#file", "flat.nii.gz")  # bad input: a message, and the page stays usable
         assert wait_for_state(page, "image") == "error"
         assert "flat.nii.gz: expected a 3D image" in page.inner_text("#message")
+        page.set_input_files("#upload", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"notes"}])
+        page.wait_for_function("document.querySelector('#message').textContent.includes('notes.txt')")
+        assert "notes.txt: not a NIfTI file" in page.inner_text("#message")
         run = segment_on_page(page, MODEL_FILE, "linus", opacity=1.0)
     (tmp_path / "viewer.png").write_bytes(run.page_after)
     labels = labels_of(run.response)
