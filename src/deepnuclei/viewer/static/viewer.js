@@ -1,5 +1,5 @@
 // The viewer page: choose an image and a model, segment, and see the masks in NiiVue's three views.
-// document.body.dataset.state tells a test where the page is: ready, image, segmented, error.
+// document.body.dataset.state tells a test where the page is: busy, ready, image, segmented, error.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -145,8 +145,18 @@ async function segmentImage() {
   }
 }
 
-// every action reports its failure on the page, and the page stays usable
-const guarded = (action) => (event) => action(event).catch((error) => say(error.message, true));
+// every action marks the page busy until it is done (an action with nothing to do leaves the state as
+// it was), and reports its failure on the page, which stays usable
+const guarded = (action) => async (event) => {
+  const before = document.body.dataset.state;
+  document.body.dataset.state = "busy";
+  try {
+    await action(event);
+  } catch (error) {
+    say(error.message, true);
+  }
+  if (document.body.dataset.state === "busy") document.body.dataset.state = before;
+};
 
 $("file").addEventListener("change", guarded((event) => openPath(event.target.value)));
 $("upload").addEventListener("change", guarded((event) => openUpload(event.target.files[0])));
