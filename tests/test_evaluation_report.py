@@ -8,9 +8,9 @@ import pytest
 
 from deepnuclei.evaluate import scored_structures
 from deepnuclei.figures import bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels
-from deepnuclei.models import get_spec, parameters_of
+from deepnuclei.models import configured_parameters, get_spec, parameters_of
 from deepnuclei.tables import (
-    configured_parameters, dice_table, efficiency_table, localization_table, method_summary, paper_localization,
+    dice_table, efficiency_table, localization_table, method_summary, paper_localization,
     paper_results, stn_table, timing_table, write_evaluation_tables, write_table,
 )
 

@@ -145,10 +145,12 @@ def overlap(args: argparse.Namespace) -> None:
 def evaluation_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from .models import configured_parameters
     from .tables import write_evaluation_tables
 
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_evaluation_tables(overlap, args.out_dir, json.loads(args.timings), json.loads(args.models),
+    parameters = configured_parameters(json.loads(args.models))
+    written = write_evaluation_tables(overlap, args.out_dir, json.loads(args.timings), parameters,
                                       json.loads(args.ablations))
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 

@@ -18,8 +18,6 @@ import pandas as pd
 
 from .evaluate import scored_structures
 from .io import read_json, write_text_atomic
-from .labels import task_classes
-from .models import get_spec, parameters_of
 
 PAPER_NUCLEI = ("CN", "GP", "PUT", "THA", "SN", "RN", "DN")  # the DB-ResUNet paper's columns, in its order
 PAPER_PREFIX = "paper: "  # marks rows holding a paper's numbers rather than ours
@@ -179,23 +177,14 @@ def write_table(table: pd.DataFrame, out_stem: str | os.PathLike, caption: str, 
 ABLATION_SOURCES = {"rate": "DB-ResUNet Table III", "inputs": "DB-ResUNet Table IV"}
 
 
-def configured_parameters(models: dict[str, dict]) -> dict[str, int]:
-    """Parameter count of each configured model (a workflow `models:` entry) as built for training."""
-    counts = {}
-    for name, model in models.items():
-        spec = get_spec(model["architecture"]).with_options(**model.get("options", {}))
-        counts[name] = parameters_of(spec, len(model["inputs"]), len(task_classes(model["task"])) + 1)
-    return counts
-
-
 def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
-                            models: dict[str, dict] | None = None,
+                            parameters: dict[str, int] | None = None,
                             ablations: dict[str, Sequence[str]] | None = None) -> list[Path]:
     """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
-    `models` feed the efficiency tables; `ablations` names the methods of each ablation ("rate",
-    "inputs"), the reference model included."""
+    `parameters` (per model, `models.configured_parameters`) feed the efficiency tables; `ablations` names
+    the methods of each ablation ("rate", "inputs"), the reference model included."""
     out_dir = Path(out_dir)
-    efficiency = efficiency_table(timing_table(timing_cases), configured_parameters(models or {}))
+    efficiency = efficiency_table(timing_table(timing_cases), parameters or {})
     tables = {
         "dice_nuclei": (dice_table(overlap), "Mean Dice per nucleus (left and right averaged per subject); "
                                              "paper rows: DB-ResUNet Table I"),

@@ -16,6 +16,9 @@ rule atlas_single:
     params:
         settings=as_json(ATLAS),
     threads: 2
+    resources:  # demo: 1.0 GB, under a minute; real 1 mm T1s may need more
+        mem_mb=attempt_scaled(4000),
+        runtime=attempt_scaled(60),
     log:
         log_path("atlas_single", "{subject}"),
     benchmark:
@@ -42,6 +45,9 @@ rule atlas_jlf:
         pairs=lambda wildcards, input: " ".join(f"{t1},{labels}" for t1, labels in zip(input.atlas_t1, input.atlas_labels)),
         settings=as_json(ATLAS),
     threads: 2
+    resources:  # demo: 1.1 GB and 2.5 minutes with 3 atlases
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(480),
     log:
         log_path("atlas_jlf", "{subject}"),
     benchmark:

@@ -17,7 +17,7 @@ rule overlap:
     benchmark:
         benchmark_path("overlap")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/evaluation.yaml"
     shell:
         "deepnuclei overlap --cases '{params.cases}' --out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
 
@@ -41,7 +41,7 @@ rule evaluation_tables:
     benchmark:
         benchmark_path("evaluation_tables")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/torch.yaml"  # parameter counts build the models
     shell:
         "deepnuclei evaluation-tables --overlap {input.overlap} --timings '{params.timings}' --models '{params.models}'"
         " --ablations '{params.ablations}' --out-dir {params.out_dir} > {log} 2>&1"
@@ -62,7 +62,7 @@ rule evaluation_figures:
     benchmark:
         benchmark_path("evaluation_figures")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/evaluation.yaml"
     shell:
         "deepnuclei evaluation-figures --overlap {input} --methods {params.methods} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -81,7 +81,7 @@ rule segmentation_overlays:
     benchmark:
         benchmark_path("segmentation_overlays", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/evaluation.yaml"
     shell:
         "deepnuclei overlays --image {input.image} --labels {params.labels} --title 'sub-{wildcards.subject}'"
         " --out {output} > {log} 2>&1"

@@ -18,14 +18,16 @@ rule train:
         cases=lambda wildcards: as_json(training_cases(wildcards.model)),
         out_dir=lambda wildcards: model_file(wildcards.model, ""),
     threads: config["training"]["threads"]
-    resources:
+    resources:  # a guess at the papers' scale (no GPU machine measured it)
         gpu=config["training"]["gpus"],
+        mem_mb=attempt_scaled(16000),
+        runtime=attempt_scaled(24 * 60),
     log:
         log_path("train_{model}"),
     benchmark:
         benchmark_path("train_{model}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/torch.yaml"
     shell:
         "deepnuclei train --settings '{params.settings}' --cases '{params.cases}' --out-dir {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
@@ -45,12 +47,14 @@ rule infer:
     threads: config["inference"]["threads"]
     resources:
         gpu=config["training"]["gpus"],
+        mem_mb=attempt_scaled(8000),
+        runtime=attempt_scaled(60),
     log:
         log_path("infer_{model}", "{subject}"),
     benchmark:
         benchmark_path("infer_{model}", "{subject}")
     conda:
-        "../../envs/deepnuclei.yaml"
+        "../../envs/torch.yaml"
     shell:
         "deepnuclei infer --checkpoint {params.checkpoint} --inputs {input.channels} --padding-record {input.record}"
         " --settings '{params.settings}' --out-dseg {output.dseg} --out-json {output.record} --threads {threads}"

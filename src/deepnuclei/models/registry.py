@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..labels import task_classes
 from .dbresunet import PAPER_RATE, DBResUNet
 from .linus import LiNUS
 from .monai_nets import residual_unet
@@ -176,6 +177,16 @@ def parameters_of(spec: ModelSpec, in_channels: int | None = None, n_classes: in
     """The parameter count of a spec, built on the meta device: shapes only, no memory or initialisation."""
     with torch.device("meta"):
         return count_parameters(spec.build(in_channels, n_classes))
+
+
+def configured_parameters(models: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """Parameter count of each configured model (a workflow `models:` entry: architecture, inputs, task,
+    options) as it is built for training."""
+    counts = {}
+    for name, model in models.items():
+        spec = get_spec(model["architecture"]).with_options(**model.get("options", {}))
+        counts[name] = parameters_of(spec, len(model["inputs"]), len(task_classes(model["task"])) + 1)
+    return counts
 
 
 def models_table() -> pd.DataFrame:
