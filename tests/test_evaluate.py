@@ -7,7 +7,7 @@ from deepnuclei.evaluate import (
     overlap, overlap_table, score_labels, score_structure, summary_by_method, surface_distances,
 )
 from deepnuclei.io import InputError, save_volume
-from deepnuclei.labels import STRUCTURE_BY_NAME
+from deepnuclei.labels import STRUCTURE_BY_NAME, TASKS
 
 
 def test_overlap_of_known_masks():
@@ -38,6 +38,10 @@ def test_table_scores_gp_as_the_union_of_gpe_and_gpi(tmp_path):
     assert row.loc["GPi_L", "recall"] == pytest.approx(0.0)
     assert row.loc["GPe_L", "volume_mm3"] == pytest.approx(6 * 64 * 2.0)
     assert summary_by_method(table).loc["GP_L", "m"] == 1.0
+    # a model's task limits the rows to what it segments: the 7-nucleus models have GP, not GPe / GPi
+    modelled = overlap_table([{"subject": "01", "method": "net", "prediction": tmp_path / "pred.nii.gz",
+                               "reference": tmp_path / "ref.nii.gz", "task": "nuclei7"}])
+    assert set(modelled["structure"]) == set(TASKS["nuclei7"])
 
 
 def test_prediction_on_another_grid_is_rejected(tmp_path):

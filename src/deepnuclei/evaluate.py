@@ -17,7 +17,7 @@ import scipy.ndimage as ndi
 from scipy.spatial import cKDTree
 
 from .io import InputError, apply_affine, read_volume, write_text_atomic
-from .labels import STRUCTURE_BY_NAME, STRUCTURES
+from .labels import STRUCTURE_BY_NAME, STRUCTURES, TASKS
 
 CROP_MARGIN_VOXELS = 1  # every border voxel lies in the union's bounding box; one more keeps erosion exact
 HAUSDORFF_PERCENTILE = 95
@@ -154,11 +154,15 @@ def score_subject(
 
 
 def overlap_table(cases: Sequence[dict]) -> pd.DataFrame:
-    """Cases: dicts with subject, method, prediction (path), reference (path) and optionally qsm (path)."""
+    """Cases: dicts with subject, method, prediction (path), reference (path) and optionally qsm (path) and
+    task (a model's `labels.TASKS` key: only its structures are scored, so an STN model is not listed with
+    a Dice of 0 for the caudate)."""
     rows = []
     for case in cases:
+        scored = TASKS.get(case.get("task"))
         for row in score_subject(case["prediction"], case["reference"], case.get("qsm")):
-            rows.append({"subject": case["subject"], "method": case["method"], **row})
+            if scored is None or row["structure"] in scored:
+                rows.append({"subject": case["subject"], "method": case["method"], **row})
     return pd.DataFrame(rows)
 
 

@@ -284,7 +284,8 @@ def evaluated_methods():
 def overlap_cases():
     """Every method on every evaluated subject; susceptibility is read from the QSM the models saw."""
     return [{"subject": subject, "method": method, "prediction": segmentation(method, subject, "SWI"),
-             "reference": reference_labels(subject, "SWI"), "qsm": qsm_output(subject, "Chimap.nii.gz")}
+             "reference": reference_labels(subject, "SWI"), "qsm": qsm_output(subject, "Chimap.nii.gz"),
+             **({"task": MODELS[method]["task"]} if method in MODELS else {})}
             for method in evaluated_methods() for subject in EVALUATED]
 
 
