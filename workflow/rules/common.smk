@@ -326,9 +326,9 @@ def overlay_figure(subject):
 
 
 def overlay_labels(subject):
-    """NAME=PATH pairs for `deepnuclei overlays`: the reference first, then every method."""
-    return [f"reference={reference_labels(subject, 'SWI')}"] + [
-        f"{method}={segmentation(method, subject, 'SWI')}" for method in evaluated_methods()]
+    """Name -> label map for `deepnuclei overlays`: the reference first, then every method."""
+    return {"reference": reference_labels(subject, "SWI"),
+            **{method: segmentation(method, subject, "SWI") for method in evaluated_methods()}}
 
 
 def evaluation_targets():

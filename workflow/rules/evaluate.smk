@@ -70,12 +70,12 @@ rule evaluation_figures:
 rule segmentation_overlays:
     input:
         image=qsm_output("{subject}", "Chimap.nii.gz"),
-        labels=lambda wildcards: [pair.split("=", 1)[1] for pair in overlay_labels(wildcards.subject)],
+        labels=lambda wildcards: list(overlay_labels(wildcards.subject).values()),
     output:
         report(overlay_figure("{subject}"), caption="../report/overlays.rst", category="Segmentations",
                subcategory="{subject}"),
     params:
-        labels=lambda wildcards: overlay_labels(wildcards.subject),
+        labels=lambda wildcards: [f"{name}={path}" for name, path in overlay_labels(wildcards.subject).items()],
     log:
         log_path("segmentation_overlays", "{subject}"),
     benchmark:
