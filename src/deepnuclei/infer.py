@@ -24,10 +24,10 @@ from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 
 from .data import GlobalView, load_subject, pad_ends, pad_to_multiple
-from .io import InputError, read_json, save_volume, write_json
+from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, get_spec
-from .preprocess import Padding
+from .preprocess import move_by_record
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +205,6 @@ def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: 
     predict(model, info, corner, overlap=0.0, batch_size=batch_size, mixed_precision=mixed_precision)
 
 
-def unpad_to_swi(labels: np.ndarray, affine: np.ndarray, record_path: str | os.PathLike,
-                 input_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """A label map on the model grid back on the SWI grid, through the `preprocess` record."""
-    record = read_json(record_path)
-    if not np.allclose(affine, record["model_affine"], atol=1e-3):
-        raise InputError(input_path, f"not on the model grid recorded in {record_path}")
-    return Padding.from_dict(record["padding"]).unpad(labels), np.asarray(record["swi_affine"])
-
-
 def segment_files(
     checkpoint: str | os.PathLike,
     channel_paths: Sequence[str | os.PathLike],
@@ -237,7 +228,7 @@ def segment_files(
     values = reference_values(info.task)
     labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine
     if padding_record is not None:
-        labels, affine = unpad_to_swi(labels, affine, padding_record, channel_paths[0])
+        labels, affine = move_by_record(labels, affine, padding_record, channel_paths[0], inverse=True)
     save_volume(out_dseg, labels, affine, np.uint8)
     record = {
         "model": info.model,

@@ -140,21 +140,30 @@ def prepare_inputs(qsm_path: str | os.PathLike, t1_path: str | os.PathLike, sett
     return record
 
 
+def move_by_record(data: np.ndarray, affine: np.ndarray, record_path: str | os.PathLike,
+                   source: str | os.PathLike, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """An array on the SWI grid padded like the model inputs, or (`inverse`) one on the model grid taken back
+    to the SWI grid, with its new affine; `source` names the data in the error when its grid is not the
+    one the `preprocess` record expects."""
+    record = read_json(record_path)
+    padding = Padding.from_dict(record["padding"])
+    grid, expected_shape, expected_affine = (("model", padding.matrix, record["model_affine"]) if inverse
+                                             else ("SWI", padding.shape, record["swi_affine"]))
+    if tuple(data.shape) != tuple(expected_shape):
+        raise InputError(source, f"shape {data.shape} is not the {grid} grid's {tuple(expected_shape)} "
+                                 f"recorded in {record_path}")
+    if not np.allclose(affine, expected_affine, atol=1e-3):
+        raise InputError(source, f"affine is not the {grid} grid's recorded in {record_path}")
+    if inverse:
+        return padding.unpad(data), np.asarray(record["swi_affine"])
+    return padding.pad(data), np.asarray(record["model_affine"])
+
+
 def apply_padding(record_path: str | os.PathLike, in_path: str | os.PathLike, out_path: str | os.PathLike,
                   inverse: bool = False) -> Path:
     """Pad an SWI-grid volume (e.g. reference labels) like the model inputs, or (`inverse`) take a volume on
     the model's grid (e.g. a prediction) back to the SWI grid; the data type is kept."""
-    record = read_json(record_path)
-    padding = Padding.from_dict(record["padding"])
-    expected_shape, expected_affine = ((padding.matrix, record["model_affine"]) if inverse
-                                       else (padding.shape, record["swi_affine"]))
     image = load_nifti(in_path)
-    if tuple(image.shape) != tuple(expected_shape):
-        raise InputError(in_path, f"shape {image.shape} is not the {'model' if inverse else 'SWI'} grid's "
-                                  f"{tuple(expected_shape)} recorded in {record_path}")
-    if not np.allclose(image.affine, expected_affine, atol=1e-3):
-        raise InputError(in_path, f"affine is not the one recorded in {record_path}")
     data = np.asarray(image.dataobj)
-    moved = padding.unpad(data) if inverse else padding.pad(data)
-    out_affine = record["swi_affine"] if inverse else record["model_affine"]
-    return save_volume(out_path, moved, np.asarray(out_affine), data.dtype)
+    moved, affine = move_by_record(data, image.affine, record_path, in_path, inverse)
+    return save_volume(out_path, moved, affine, data.dtype)
