@@ -68,6 +68,32 @@ def test_slice_inference_is_the_forward_pass_of_each_padded_slice() -> None:
     torch.testing.assert_close(logits[..., 3], direct, rtol=1e-4, atol=1e-5)
 
 
+def test_blank_slices_share_one_pass_and_get_its_logits() -> None:
+    model, info = tiny_model("linus")
+    image = torch.rand(1, 20, 24, 6)
+    image[..., [0, 4, 5]] = 0  # blank slices, before, between and after slices with signal
+    with torch.inference_mode():
+        logits = predict_logits(model, info, image, batch_size=2)
+        each_slice = [model(pad_to_multiple(image[..., index][None], 16, dims=2))[0, :, :20, :24] for index in range(6)]
+    torch.testing.assert_close(logits, torch.stack(each_slice, dim=-1), rtol=1e-4, atol=1e-5)
+
+
+def test_inference_form_of_linus_gives_the_trained_forms_outputs() -> None:
+    """for_inference folds the spectral norm into the weights; the interpolating upsampling applies
+    its 1 x 1 convolution before the interpolation: neither changes the output."""
+    model, info = tiny_model("linus")
+    image = torch.rand(3, 1, 32, 32)
+    with torch.inference_mode():
+        trained_form = model(image)
+        up = model.decoder.ups[0]
+        interpolate_first = up[0](up[1](model.encoder(image)[-1]))
+        conv_first = up(model.encoder(image)[-1])
+        folded = for_inference(model, dims=2)(image)
+    assert not any(torch.nn.utils.parametrize.is_parametrized(module) for module in model.modules())
+    torch.testing.assert_close(folded, trained_form, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv_first, interpolate_first, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["linus", "dbresunet"])
 def test_predict_returns_a_label_map_on_the_input_grid_and_its_time(name: str) -> None:
     model, info = tiny_model(name)
@@ -81,7 +107,7 @@ def test_predict_returns_a_label_map_on_the_input_grid_and_its_time(name: str) -
 def test_mixed_precision_on_cpu_mostly_agrees() -> None:
     model, info = tiny_model("resunet")
     image = torch.rand(2, 32, 32, 16)
-    exact = predict(model, info, image).labels
+    exact = predict(model, info, image, mixed_precision=False).labels
     bfloat16 = predict(model, info, image, mixed_precision=True).labels
     assert (exact == bfloat16).mean() > 0.9
 

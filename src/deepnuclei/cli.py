@@ -190,6 +190,7 @@ def infer(args: argparse.Namespace) -> None:
     settings = json.loads(args.settings)
     segment_files(args.checkpoint, args.inputs, args.out_dseg, args.out_json, overlap=settings["overlap"],
                   batch_size=settings["batch_size"], largest_component=settings["largest_component"],
+                  mixed_precision=None if settings["mixed_precision"] == "auto" else settings["mixed_precision"],
                   padding_record=args.padding_record)
 
 
