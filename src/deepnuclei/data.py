@@ -10,6 +10,9 @@ near a voxel (3D) or taken from a slice (2D) of a foreground class picked unifor
 classes present, so each class is drawn as often as any other whatever its size (weights inverse to
 class frequency); the rest are uniform over the volume.
 
+2.5D models see each slice with its neighbours stacked as channels (`context_stacks`); the label is
+the centre slice's.
+
 DB-ResUNet's global patch comes from the block average of the image at the model's integer
 `rate` (voxel j covers voxels [j*rate, (j+1)*rate)), centred on the local patch's centre; its
 auxiliary target is the majority label of each block.
@@ -144,6 +147,17 @@ def block_majority(labels: torch.Tensor, rate: Sequence[int], n_classes: int) ->
     """Each block's most frequent class (ties to the lower class index; padding counts for none)."""
     fractions = torch.stack([block_average((labels == label)[None], rate)[0] for label in range(n_classes)])
     return fractions.argmax(0).to(torch.uint8)
+
+
+def context_stacks(slices: torch.Tensor, centres: torch.Tensor, context: int) -> torch.Tensor:
+    """(slices, channels, *slice) -> (len(centres), channels * context, *slice): each centre slice with
+    its context // 2 neighbours on either side, zeros past the ends; each channel's slices together, in
+    slice order. Only the stacks are copied, so a view of a volume (`movedim`) needs no copy of it."""
+    offsets = centres[:, None] + torch.arange(context, device=centres.device) - context // 2
+    outside = (offsets < 0) | (offsets >= len(slices))
+    outside = outside.reshape(*outside.shape, *(1,) * (slices.dim() - 1))  # over channels and slice
+    stacks = slices[offsets.clamp(0, len(slices) - 1)].masked_fill_(outside, 0)  # a copy already
+    return stacks.transpose(1, 2).flatten(1, 2)
 
 
 def integer_rate(rate: Sequence[float]) -> tuple[int, ...]:
@@ -325,7 +339,8 @@ class SliceDataset(EpochDataset):
     """2D samples: slices across `slice_axis`, zero-padded at their ends to multiples of
     `size_multiple` (and to the largest subject's slice, so that they batch); or, given a
     `crop_size`, crops of the slices (around a random voxel of a class for foreground samples),
-    which the fully convolutional 2D models accept and which cost a fraction of a whole slice."""
+    which the fully convolutional 2D models accept and which cost a fraction of a whole slice.
+    With `context_slices` > 1 the image is the slice's `context_stacks`, the label the slice's."""
 
     def __init__(
         self,
@@ -338,9 +353,11 @@ class SliceDataset(EpochDataset):
         foreground_fraction: float = 0.5,
         augmentation: Augmentation | None = None,
         crop_size: Sequence[int] | None = None,
+        context_slices: int = 1,
     ) -> None:
         super().__init__(subjects, length, task, seed, foreground_fraction)
         self.slice_axis = slice_axis
+        self.context_slices = context_slices
         volume_axes = [axis for axis in range(3) if axis != slice_axis]  # those of a slice
         in_plane = [[s.labels.shape[axis] for axis in volume_axes] for s in subjects]
         self.slice_size = [round_up(max(sizes), size_multiple) for sizes in zip(*in_plane)]
@@ -362,7 +379,9 @@ class SliceDataset(EpochDataset):
         pool = self.foreground_slices if foreground else self.slices
         s, k = pool[rng.integers(len(pool))]
         subject = self.subjects[s]
-        sample = {"image": subject.image.select(self.slice_axis + 1, k), "label": self.slice_labels(s, k)[None]}
+        slices = subject.image.movedim(self.slice_axis + 1, 0)
+        image = context_stacks(slices, torch.tensor([k]), self.context_slices)[0]
+        sample = {"image": image, "label": self.slice_labels(s, k)[None]}
         start, size = self.window(sample["label"][0], foreground, rng)
         sample = {key: crop(value, start, size) for key, value in sample.items()}
         if self.augmenter is not None:

@@ -1,10 +1,11 @@
 """Inference: a trained model's label map for a whole volume, and its time.
 
 2D models see the volume slice by slice (batches of slices across the spec's slice axis, padded
-to its size multiple); 3D models slide a window of the training patch size over it with MONAI's
-`sliding_window_inference`, blending overlapping windows with Gaussian weights. For DB-ResUNet
-the predictor also builds each window's global patch from the block-averaged volume (see
-`data.GlobalView`). An optional clean-up keeps each class's largest connected component.
+to its size multiple; 2.5D models see each with its neighbours, `data.context_stacks`); 3D models
+slide a window of the training patch size over it with MONAI's `sliding_window_inference`,
+blending overlapping windows with Gaussian weights. For DB-ResUNet the predictor also builds each
+window's global patch from the block-averaged volume (see `data.GlobalView`). An optional clean-up
+keeps each class's largest connected component.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .data import GlobalView, load_subject, pad_ends, pad_to_multiple
+from .data import GlobalView, context_stacks, load_subject, pad_ends, pad_to_multiple
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, get_spec
@@ -99,18 +100,23 @@ def load_model(
 
 
 def predict_slices(model: nn.Module, image: torch.Tensor, slice_axis: int, size_multiple: int,
-                   batch_size: int) -> torch.Tensor:
-    """(channels, *volume) -> (classes, *volume) logits, slice by slice across `slice_axis`.
+                   batch_size: int, context_slices: int = 1) -> torch.Tensor:
+    """(channels, *volume) -> (classes, *volume) logits, slice by slice across `slice_axis`, each
+    with its stack of `context_slices` (gathered batch by batch: no copy of the volume per neighbour).
 
-    Slices without signal (all zero: outside a masked brain, above the head) all get the logits of
-    one blank slice: the same input gives the same output, without a pass for each."""
+    Slices without signal in their stack (all zero: outside a masked brain, above the head) all get the
+    logits of one blank stack: the same input gives the same output, without a pass for each."""
     slices = pad_to_multiple(image.movedim(slice_axis + 1, 0), size_multiple, dims=2)
-    has_signal = slices.flatten(1).any(1)
-    logits = model(torch.zeros_like(slices[:1])).expand(len(slices), -1, -1, -1).clone()
-    with_signal = slices[has_signal]
+    every_slice = torch.arange(len(slices), device=slices.device)
+    slice_signal = slices.flatten(1).any(1)[:, None, None, None]  # as a one-pixel slice of one channel
+    has_signal = context_stacks(slice_signal, every_slice, context_slices).flatten(1).any(1)
+    blank = slices.new_zeros((1, slices.shape[1] * context_slices, *slices.shape[2:]))
+    logits = model(blank).expand(len(slices), -1, -1, -1).clone()
+    with_signal = every_slice[has_signal]
     batches = [with_signal[first : first + batch_size] for first in range(0, len(with_signal), batch_size)]
     if batches:
-        logits[has_signal] = torch.cat([model(batch) for batch in batches])
+        stacks = (context_stacks(slices, batch, context_slices) for batch in batches)
+        logits[has_signal] = torch.cat([model(stack) for stack in stacks])
     height, width = (extent for axis, extent in enumerate(image.shape[1:]) if axis != slice_axis)
     return logits[..., :height, :width].movedim(0, slice_axis + 1)
 
@@ -151,7 +157,8 @@ def predict_logits(model: nn.Module, info: ModelInfo, image: torch.Tensor, overl
     channels on CPU with a slow native kernel instead of oneDNN."""
     spec = info.spec
     if spec.dims == 2:
-        return predict_slices(model, image, spec.slice_axis, spec.size_multiple, batch_size or 32)
+        return predict_slices(model, image, spec.slice_axis, spec.size_multiple, batch_size or 32,
+                              spec.context_slices)
     return predict_windows(model, spec, image, info.patch_size, overlap, batch_size or 2)
 
 

@@ -2,11 +2,15 @@
 
 QSM: the QSM reconstruction challenge 2.0 metrics (NRMSE, HFEN, SSIM in its XSIM form) and the mean
 susceptibility error per structure of the reference label map.
+
+Segmentations: 3D consistency of a label map along the axis a 2D model slices it across
+(consecutive-slice Dice, 26-connected components), to compare 2D with 2.5D and 3D models.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,3 +136,44 @@ def qsm_metrics_from_files(
         mask &= _on_grid(truth_mask_path, estimate.shape) > 0
     labels = None if dseg_path is None else _on_grid(dseg_path, estimate.shape, np.int16)
     return qsm_metrics(estimate, _on_grid(truth_path, estimate.shape), mask, labels)
+
+
+# ---- segmentations: 3D consistency -----------------------------------------------------------------
+
+
+def consecutive_slice_dice(mask: np.ndarray, axis: int) -> float:
+    """Mean Dice between each slice of a boolean mask and the next across `axis`, over the pairs within
+    the structure's extent along that axis where either slice holds it; NaN below two slices.
+
+    A smooth structure's cross-section changes gradually from slice to slice; a model that segments
+    each slice on its own (LiNUS) can miss a slice or move an outline between neighbours (the LiNUS
+    paper's Figs 5-6), which shows as pairs of low Dice (a missed slice: two pairs of 0). The pairs
+    where the structure enters and leaves the stack, 0 for any method, are left out. Small structures
+    and thick slices lower every method's score: compare methods with the reference's own score."""
+    mask = np.moveaxis(np.asarray(mask, bool), axis, 0)
+    areas = mask.reshape(len(mask), -1).sum(1)
+    present = np.flatnonzero(areas)
+    if len(present) < 2:
+        return np.nan
+    first, last = present[0], present[-1]
+    overlaps = (mask[first:last] & mask[first + 1 : last + 1]).reshape(last - first, -1).sum(1)
+    sizes = areas[first:last] + areas[first + 1 : last + 1]
+    either = sizes > 0  # inside a gap of two or more empty slices neither does
+    return float(np.mean(2 * overlaps[either] / sizes[either]))
+
+
+def connected_components(mask: np.ndarray) -> int:
+    """Number of 26-connected components of a boolean mask: 1 for a structure in one piece; a
+    slice-wise model's missed slice splits it, and a stray detection on a far slice adds one."""
+    return int(ndi.label(np.asarray(mask, bool), structure=np.ones((3, 3, 3)))[1])
+
+
+def slice_consistency(labels: np.ndarray, structures: Mapping[str, Sequence[int]], axis: int) -> list[dict]:
+    """Per structure (name -> its values in `labels`, e.g. `evaluate.scored_structures()`), its
+    `consecutive_slice_dice` across `axis` and its `connected_components`, one row each."""
+    rows = []
+    for name, values in structures.items():
+        mask = np.isin(labels, values)
+        rows.append({"structure": name, "slice_dice": consecutive_slice_dice(mask, axis),
+                     "components": connected_components(mask)})
+    return rows

@@ -1,6 +1,10 @@
 """Every model by name, with the input contract that training and inference read.
 
 Adding a model is one file in this package and one `ModelSpec` in `MODELS`.
+
+A 2D model becomes 2.5D with the option `context_slices` (odd k): it sees each slice with its k // 2
+neighbours on either side stacked as channels (`data.context_stacks`) and predicts the centre slice.
+The spec reads that option, not the builder: the network just has k times the image channels.
 """
 
 from __future__ import annotations
@@ -37,13 +41,27 @@ class ModelSpec:
     size_multiple: int  # every input side must be a multiple of this
     slice_axis: int | None = None  # 2D models: the volume axis that slices are taken across
     global_patch: bool = False  # forward(local, global): also takes the patch at options["rate"]
-    options: Mapping[str, Any] = field(default_factory=dict)  # builder keywords, the paper's setting
+    options: Mapping[str, Any] = field(default_factory=dict)  # builder keywords, the paper's setting; context_slices
     paper: str = ""  # the paper table the model appears in
     paper_params: int | None = None
+
+    def __post_init__(self) -> None:
+        context = self.context_slices
+        if context != 1 and (self.dims != 2 or context < 1 or context % 2 == 0):
+            raise ValueError(f"{self.name}: context_slices must be odd and positive on a 2D model, not {context}")
 
     @property
     def in_channels(self) -> int:
         return len(self.inputs)
+
+    @property
+    def context_slices(self) -> int:
+        """2D models: slices the network sees stacked as channels, the predicted one in the middle."""
+        return int(self.options.get("context_slices", 1))
+
+    def network_channels(self, in_channels: int | None = None) -> int:
+        """The network's input channels: `context_slices` slices of each of the image's channels."""
+        return (self.in_channels if in_channels is None else in_channels) * self.context_slices
 
     @property
     def global_rate(self) -> tuple[float, ...] | None:
@@ -54,12 +72,15 @@ class ModelSpec:
         return replace(self, options={**self.options, **overrides})
 
     def build(self, in_channels: int | None = None, n_classes: int | None = None) -> nn.Module:
+        """The network for `in_channels` image channels (default: the spec's inputs)."""
         return self.builder(
-            in_channels=self.in_channels if in_channels is None else in_channels,
+            in_channels=self.network_channels(in_channels),
             n_classes=self.n_classes if n_classes is None else n_classes,
-            **self.options,
+            **{key: value for key, value in self.options.items() if key not in SPEC_OPTIONS},
         )
 
+
+SPEC_OPTIONS = frozenset({"context_slices"})  # options of the input contract, not builder keywords
 
 # LiNUS paper: T1 slices of 182 × 218 × 182 (1 mm) volumes, padded to multiples of 16; STN vs background
 LINUS_SLICES = dict(dims=2, inputs=("T1w",), n_classes=2, patch_size=(192, 224), slice_axis=2)
@@ -74,6 +95,10 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec(
             "linus", LiNUS, size_multiple=16, paper="LiNUS Table II", paper_params=222_698, **LINUS_SLICES
+        ),
+        ModelSpec(
+            # the paper's proposed fix (§IV-C) for the slice-to-slice discontinuities of its 2D predictions
+            "linus25d", LiNUS, size_multiple=16, options={"context_slices": 5}, **LINUS_SLICES
         ),
         ModelSpec(
             "unet2d",
@@ -200,6 +225,7 @@ def models_table() -> pd.DataFrame:
                 "paper": spec.paper,
                 "dims": spec.dims,
                 "in_channels": spec.in_channels,
+                "context_slices": spec.context_slices,
                 "n_classes": spec.n_classes,
                 "params": params,
                 "bytes_float32": 4 * params,
