@@ -133,9 +133,11 @@ def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path) -> No
     assert list(pd.read_csv(killed / "log.csv").epoch) == list(range(1, RESUME_RUN["max_epochs"] + 1))
 
 
-def test_stopped_run_continues_from_epoch_k_as_an_uninterrupted_one(tmp_path) -> None:
+@pytest.mark.parametrize("optimizer", ["adam", "mist"])
+def test_stopped_run_continues_from_epoch_k_as_an_uninterrupted_one(tmp_path, optimizer: str) -> None:
     subjects = blob_subjects(2, channels=1)
-    config = dict(task="stn", max_epochs=3, iterations_per_epoch=2, batch_size=4)  # LiNUS recipe: cosine schedule
+    # LiNUS recipe: cosine schedule
+    config = dict(task="stn", max_epochs=3, iterations_per_epoch=2, batch_size=4, optimizer=optimizer)
 
     def run(folder: str, **overrides) -> dict:
         train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / folder, config, **overrides)

@@ -13,6 +13,9 @@ in the same folder resumes after the last finished epoch, unless the run's `fing
 settings and input files, see `input_fingerprint`) changed: then it starts over. Samples depend only on (seed, epoch,
 index) (see `data`), so on CPU a resumed run gives the same weights as an uninterrupted one.
 `log.csv`, `curves.png` and `summary.json` are rewritten every epoch.
+
+`optimizer` is Adam by default, or "mist": our reading of the MI-ST optimizer that the LiNUS paper
+prefers to Adam (see `optim.MIST`), which takes one backward pass per sub-batch of each batch.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .infer import ModelInfo, default_device, label_map, predict_logits
 from .io import write_json, write_text_atomic
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
+from .optim import MIST
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +83,12 @@ class TrainConfig:
     loss: str = "ce"  # "ce" or "dice_ce"
     class_weights: tuple[float, float] | None = None  # cross-entropy weights (background, foreground)
     aux_weight: float = 1.0  # λg
+    optimizer: str = "adam"  # "adam" or "mist" (optim.MIST, no CUDA mixed precision)
     lr: float = 3e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's
+    weight_decay: float = 0.0  # Adam: L2 in the gradient; MI-ST: decoupled
+    sub_batches: int = 2  # MI-ST: gradients per step whose agreement steers it
+    momentum: float = 0.9  # MI-ST: μ
     schedule: str = "plateau"  # "plateau" (on validation loss) or "cosine" (to min_lr at max_epochs)
     min_lr: float = 0.0
     plateau_factor: float = 0.1
@@ -110,6 +117,9 @@ class TrainConfig:
         settings = cls(**merged)
         if settings.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (batch norm, DeepLabV3)")
+        if settings.optimizer == "mist" and not 1 <= settings.sub_batches <= settings.batch_size // 2:
+            raise ValueError(f"optimizer 'mist' needs 1 <= sub_batches <= batch_size / 2 (batch norm in every "
+                             f"sub-batch), not sub_batches {settings.sub_batches} of batch_size {settings.batch_size}")
         return settings
 
 
@@ -131,6 +141,12 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def split_batch(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
+    """`parts` sub-batches of near-equal sizes along the batch axis."""
+    pieces = {key: torch.tensor_split(value, parts) for key, value in batch.items()}
+    return [{key: chunks[part] for key, chunks in pieces.items()} for part in range(parts)]
 
 
 def configure_determinism(device: torch.device) -> None:
@@ -158,13 +174,14 @@ class Trainer:
         self.spec, self.val_subjects, self.out_dir = spec, list(val_subjects), Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = default_device()
+        if self.settings.optimizer == "mist" and self.mixed_precision:
+            # GradScaler unscales and checks `.grad` only, where MI-ST's sub-batch gradients no longer are
+            raise ValueError("optimizer 'mist' does not run with CUDA mixed precision: set amp: false")
         configure_determinism(self.device)
         torch.manual_seed(self.settings.seed)
         self.model = self.info.build().to(self.device)
         settings = self.settings
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
-        )
+        self.optimizer = self.make_optimizer()
         self.scheduler = self.make_scheduler()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
         main_loss = criterion(settings.loss, self.info.n_classes, settings.class_weights)
@@ -193,6 +210,14 @@ class Trainer:
     @property
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        settings, parameters = self.settings, self.model.parameters()
+        if settings.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+        if settings.optimizer == "mist":
+            return MIST(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+        raise ValueError(f"unknown optimizer '{settings.optimizer}'; use 'adam' or 'mist'")
 
     def make_scheduler(self) -> LRScheduler | ReduceLROnPlateau:
         settings = self.settings
@@ -284,15 +309,32 @@ class Trainer:
         progress.close()
         return float(np.mean(losses)), len(losses)
 
-    def step(self, batch: dict[str, torch.Tensor]) -> float:
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = [batch["image"]] + ([batch["global_image"]] if self.spec.global_patch else [])
-        self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, enabled=self.mixed_precision):
-            loss = self.loss(self.model(*inputs), batch["label"], batch.get("global_label"))
+            return self.loss(self.model(*inputs), batch["label"], batch.get("global_label"))
+
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        if isinstance(self.optimizer, MIST):
+            return self.steered_step(batch)
+        loss = self.batch_loss(batch)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.item()
+
+    def steered_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """MI-ST: a backward pass per sub-batch, then one step on their steered gradients; the
+        sub-batches' mean loss."""
+        losses = []
+        for part in split_batch(batch, self.settings.sub_batches):
+            loss = self.batch_loss(part)
+            loss.backward()
+            self.optimizer.accumulate()
+            losses.append(loss.item() * len(part["label"]))
+        self.optimizer.step()
+        return sum(losses) / len(batch["label"])
 
     def validate(self) -> tuple[float, float]:
         """Mean loss (main output) and mean Dice over the classes and the validation subjects, on
