@@ -90,18 +90,21 @@ def test_a_sub_batch_opposed_to_the_consensus_gets_no_weight() -> None:
         optimizer.accumulate()
         assert x.grad is None  # the next backward pass starts from zero
     optimizer.step()
-    steered = -l1_normalised(weights @ normalised)
-    torch.testing.assert_close(x.detach(), steered)
-    assert not torch.allclose(steered, -l1_normalised(normalised.mean(0)))
+    steered = l1_normalised(weights @ normalised)
+    torch.testing.assert_close(optimizer.state[x]["momentum_buffer"], steered)
+    assert not torch.allclose(steered, l1_normalised(normalised.mean(0)))
+    torch.testing.assert_close(x.detach(), -steered.sign())  # MI-FGSM's signed step
     assert optimizer.pending == [] and "pending" not in str(optimizer.state_dict())
 
 
 def test_step_without_accumulate_takes_the_gradient_as_one_sub_batch() -> None:
     x = torch.zeros(2, requires_grad=True)
     optimizer = MIST([x], lr=0.1, momentum=0.5)
-    for expected in ((-0.2, 0.0), (-0.5, 0.0)):  # momentum: m = (2, 0), then 0.5 m + (2, 0)
+    # momentum m = (2, 0), then 0.5 m + (2, 0); each step lr sign(m), none where m is 0
+    for expected, momentum in (((-0.1, 0.0), (2.0, 0.0)), ((-0.2, 0.0), (3.0, 0.0))):
         x.grad = torch.tensor([4.0, 0.0])
         optimizer.step()
+        torch.testing.assert_close(optimizer.state[x]["momentum_buffer"], torch.tensor(momentum))
         torch.testing.assert_close(x.detach(), torch.tensor(expected))
 
 

@@ -99,12 +99,34 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         assert read_volume(segmentations / "sub-02_space-T1w_dseg.nii.gz")[0].shape == (80, 96, 80)
         assert read_json(segmentations / "sub-02_inference.json")["inference_seconds"] > 0
     check_evaluation(tmp_path / "results", overlap, models)
-    report = snakemake("--configfile", str(TINY), "--report", "results/report.html", cwd=tmp_path)
+    experiments = snakemake("--cores", "2", "--configfile", str(TINY), "--", "linus_experiments", cwd=tmp_path)
+    assert experiments.returncode == 0, experiments.stderr[-3000:]
+    check_linus_experiments(tmp_path / "results" / "evaluation")
+    report = snakemake("--configfile", str(TINY), "--report", "results/report.html", "--", "all", "linus_experiments",
+                       cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "results" / "report.html").read_text()
-    assert all(name in html for name in ("dice_nuclei.md", "efficiency.md", "scatter_volume_dbresunet.png"))
+    assert all(name in html for name in ("dice_nuclei.md", "efficiency.md", "scatter_volume_dbresunet.png",
+                                         "linus_resolution.md", "linus_2d_vs_25d.md"))
     again = snakemake("-n", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def check_linus_experiments(evaluation: Path) -> None:
+    """The tiny run's experiment tables: each model on its cohort's test subject, values from the
+    per-subject overlap table, the cohorts' geometry read from their files."""
+    overlap = pd.read_csv(evaluation / "linus_experiments_overlap.csv", dtype={"subject": str})
+    assert set(zip(overlap["method"], overlap["subject"])) == {
+        ("linus", "02"), ("linus25d", "02"), ("linus-hr", "hr02"), ("linus-hr-gpi", "hr02"), ("linus-hr-gpi-mist", "hr02")}
+    assert set(overlap.loc[overlap["method"] == "linus-hr-gpi", "structure"]) == {"GPi_L", "GPi_R"}
+    targets = pd.read_csv(evaluation / "linus_targets.csv").set_index("method")
+    gpi = overlap[overlap["method"] == "linus-hr-gpi"]
+    assert targets.loc["linus-hr-gpi", "dice"] == pytest.approx(gpi["dice"].mean())
+    cohorts = pd.read_csv(evaluation / "linus_cohorts.csv").set_index("cohort")
+    assert cohorts.loc["hires", "model_input_dimensions"] == "64*64*32" and cohorts.loc["main", "subjects"] == 2
+    slices = pd.read_csv(evaluation / "linus_2d_vs_25d.csv").set_index("method")
+    assert {"linus", "linus25d", "reference labels"} <= set(slices.index)
+    assert slices.loc["reference labels", "slice_dice"] > 0.5
 
 
 def check_evaluation(results: Path, overlap: pd.DataFrame, models: set[str]) -> None:
@@ -146,5 +168,6 @@ def test_paper_config_restores_the_papers_models():
 
 def test_schema_lists_every_training_setting():
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    model = schema["properties"]["models"]["additionalProperties"]["properties"]
+    assert schema["properties"]["models"]["additionalProperties"] == {"$ref": "#/definitions/model"}
+    model = schema["definitions"]["model"]["properties"]
     assert set(model["training"]["propertyNames"]["enum"]) == {f.name for f in fields(TrainConfig)} | {"recipe"}

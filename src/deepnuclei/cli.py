@@ -155,6 +155,18 @@ def evaluation_tables(args: argparse.Namespace) -> None:
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
+def linus_tables(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .experiments import write_experiment_tables
+
+    overlap = pd.read_csv(args.overlap, dtype={"subject": str})
+    written = write_experiment_tables(overlap, json.loads(args.experiments), json.loads(args.models),
+                                      json.loads(args.cohorts), json.loads(args.timings),
+                                      json.loads(args.slice_cases), args.out_dir)
+    log.info("wrote %d table files to %s", len(written), args.out_dir)
+
+
 def evaluation_figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -328,6 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--timings", required=True, help="JSON list of {method, subject, benchmark, record}")
     sub.add_argument("--models", required=True, help="the config's models section as JSON (parameter counts)")
     sub.add_argument("--ablations", required=True, help='JSON {"rate": [methods], "inputs": [methods]}')
+    sub.add_argument("--out-dir", required=True)
+
+    sub = command("linus-tables", linus_tables, "the LiNUS paper's Tables VI-IX and 2D vs 2.5D on our cohorts")
+    sub.add_argument("--overlap", required=True, help="linus_experiments_overlap.csv from `deepnuclei overlap`")
+    sub.add_argument("--experiments", required=True, help='JSON {"resolution": [methods], "targets": ..., '
+                                                          '"optimizers": ..., "slices": ...}')
+    sub.add_argument("--models", required=True, help="JSON {method: {task, cohort}}")
+    sub.add_argument("--cohorts", required=True, help="JSON {cohort: {subjects, t1, model_input}}")
+    sub.add_argument("--timings", required=True, help="JSON list of {method, subject, benchmark, record}")
+    sub.add_argument("--slice-cases", required=True, help="JSON list of overlap cases of the `slices` methods")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")

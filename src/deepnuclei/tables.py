@@ -23,19 +23,19 @@ PAPER_NUCLEI = ("CN", "GP", "PUT", "THA", "SN", "RN", "DN")  # the DB-ResUNet pa
 PAPER_PREFIX = "paper: "  # marks rows holding a paper's numbers rather than ours
 
 
-def _data_file(name: str) -> pd.DataFrame:
+def data_file(name: str) -> pd.DataFrame:
     with (resources.files("deepnuclei") / "data_files" / name).open() as stream:
         return pd.read_csv(stream)
 
 
 def paper_results() -> pd.DataFrame:
     """Every number the papers report, one a row, with its `source` (paper and table)."""
-    return _data_file("paper_results.csv").fillna({"condition": "", "structure": "", "unit": "", "note": ""})
+    return data_file("paper_results.csv").fillna({"condition": "", "structure": "", "unit": "", "note": ""})
 
 
 def paper_localization() -> pd.DataFrame:
     """LiNUS's per-case STN centre-of-mass errors (Tables IV and V)."""
-    return _data_file("paper_stn_localization.csv")
+    return data_file("paper_stn_localization.csv")
 
 
 def nucleus_of(structure: str) -> str:
@@ -123,7 +123,7 @@ def timing_table(cases: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device"])
 
 
-def _paper_wide(sources: Sequence[str], metrics: Sequence[str], structure: str | None = None) -> pd.DataFrame:
+def paper_wide(sources: Sequence[str], metrics: Sequence[str], structure: str | None = None) -> pd.DataFrame:
     """The papers' values of `metrics` from `sources`, a row per reported method, a column per metric."""
     reported = paper_results().query("source in @sources and metric in @metrics")
     reported = reported.assign(value=reported["value"] * reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0))
@@ -143,7 +143,7 @@ def efficiency_table(timings: pd.DataFrame, parameters: dict[str, int]) -> pd.Da
     per_method.insert(0, "parameters", pd.Series(parameters, dtype="float"))
     per_method.insert(1, "model_size", 4 * per_method["parameters"])
     ours = per_method.rename_axis("method").reset_index()
-    theirs = _paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS)
+    theirs = paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS)
     theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
     return pd.concat([ours, theirs], ignore_index=True)
 
@@ -157,7 +157,7 @@ def stn_table(overlap: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame:
                        axis=1).groupby("method").mean()
     columns = ["method", "parameters", "model_size", "seconds_per_subject"]
     ours = scores.join(efficiency[columns].set_index("method"), how="left").reset_index()
-    theirs = _paper_wide(("LiNUS Table II", "LiNUS Table III"), [*metrics, *EFFICIENCY_METRICS], "STN")
+    theirs = paper_wide(("LiNUS Table II", "LiNUS Table III"), [*metrics, *EFFICIENCY_METRICS], "STN")
     theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
     return pd.concat([ours, theirs], ignore_index=True).reindex(columns=["method", *metrics, *columns[1:]])
 

@@ -241,7 +241,7 @@ class Trainer:
             n_slices = sum(subject.image.shape[spec.slice_axis + 1] for subject in subjects)
             length = self.samples_per_epoch(n_slices)
             return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, length, **common,
-                                crop_size=settings.patch_size)
+                                crop_size=settings.patch_size, context_slices=spec.context_slices)
         n_tiles = sum(tiles_per_volume(subject.image.shape[1:], self.info.patch_size) for subject in subjects)
         return PatchDataset(subjects, self.info.patch_size, self.samples_per_epoch(n_tiles),
                             rate=spec.global_rate, **common)

@@ -26,17 +26,45 @@ def discover_subjects():
 
 SUBJECTS = discover_subjects()
 
+# Further demo cohorts (config `cohorts`): subjects <prefix>01, <prefix>02, ... in the same dataset,
+# simulated and prepared with their own settings over the main ones, with their own splits. The
+# subject wildcard carries the cohort, so every per-subject rule serves them unchanged.
+COHORTS = config["cohorts"]
+MAIN_COHORT = "main"
 
-def split(role):
-    """Subjects of a role (train / validation / test), in subject order as the config's counts say."""
-    counts = config["splits"]
-    if len(SUBJECTS) < counts["train"] + counts["validation"] + 1:
-        raise WorkflowError(f"splits need more than {counts['train'] + counts['validation']} subjects, found {len(SUBJECTS)}")
+
+def cohort_subjects(cohort):
+    if cohort == MAIN_COHORT:
+        return SUBJECTS
+    return [f"{COHORTS[cohort]['prefix']}{number:02d}" for number in range(1, COHORTS[cohort]["n_subjects"] + 1)]
+
+
+def cohort_of(subject):
+    for name, cohort in COHORTS.items():
+        if re.fullmatch(rf"{re.escape(cohort['prefix'])}\d+", subject):
+            return name
+    return MAIN_COHORT
+
+
+def cohort_settings(subject, section):
+    """A config section (`demo`, `preprocess`) for a subject: its cohort's overrides over the main one."""
+    cohort = cohort_of(subject)
+    overrides = {} if cohort == MAIN_COHORT else COHORTS[cohort].get(section, {})
+    return {**config[section], **overrides}
+
+
+def split(role, cohort=MAIN_COHORT):
+    """Subjects of a role (train / validation / test) of a cohort, in subject order as its counts say."""
+    counts = config["splits"] if cohort == MAIN_COHORT else COHORTS[cohort]["splits"]
+    subjects = cohort_subjects(cohort)
+    if len(subjects) < counts["train"] + counts["validation"] + 1:
+        raise WorkflowError(f"cohort {cohort}: splits need more than {counts['train'] + counts['validation']} "
+                            f"subjects, found {len(subjects)}")
     bounds = {"train": (0, counts["train"]), "validation": (counts["train"], counts["train"] + counts["validation"])}
     start = counts["train"] + counts["validation"]
     bounds["test"] = (start, start + counts["test"])
     low, high = bounds[role]
-    return SUBJECTS[low:high]
+    return subjects[low:high]
 
 
 EVALUATED = split("test")  # the papers report test subjects only
@@ -238,7 +266,9 @@ def ablation_variants():
 
 
 ABLATION_MODELS, ABLATION_METHODS = ablation_variants()
-MODELS = {**config["models"], **ABLATION_MODELS}
+EXPERIMENTS = config["linus_experiments"]
+MAIN_MODELS = {**config["models"], **ABLATION_MODELS}  # the main cohort's tables, figures and report
+MODELS = {**MAIN_MODELS, **EXPERIMENTS["models"]}  # every model the train / infer rules can make
 MODEL_DIR = RESULTS / "models"
 
 
@@ -252,10 +282,15 @@ def model_inputs(model, subject):
     return [preprocessed(subject, f"{suffix}.nii.gz") for suffix in MODELS[model]["inputs"]]
 
 
+def model_split(model, role):
+    """A model's subjects of a role, from the cohort it trains and is tested on."""
+    return split(role, MODELS[model].get("cohort", MAIN_COHORT))
+
+
 def training_cases(model):
     """The files a model trains and validates on, as `deepnuclei train --cases` reads them."""
     return {role: [{"subject": subject, "channels": model_inputs(model, subject),
-                    "labels": preprocessed(subject, "dseg.nii.gz")} for subject in split(role)]
+                    "labels": preprocessed(subject, "dseg.nii.gz")} for subject in model_split(model, role)]
             for role in ("train", "validation")}
 
 
@@ -269,7 +304,7 @@ def inference_record(model, subject):
 
 
 def model_targets():
-    return [segmentation(model, subject, "T1w") for model in MODELS for subject in EVALUATED]
+    return [segmentation(model, subject, "T1w") for model in MAIN_MODELS for subject in EVALUATED]
 
 
 def jlf_atlas_subjects():
@@ -278,15 +313,19 @@ def jlf_atlas_subjects():
 
 
 def evaluated_methods():
-    return list(config["atlas"]["methods"]) + list(MODELS)
+    return list(config["atlas"]["methods"]) + list(MAIN_MODELS)
+
+
+def overlap_case(method, subject):
+    """One method on one subject; susceptibility is read from the QSM the models saw."""
+    return {"subject": subject, "method": method, "prediction": segmentation(method, subject, "SWI"),
+            "reference": reference_labels(subject, "SWI"), "qsm": qsm_output(subject, "Chimap.nii.gz"),
+            **({"task": MODELS[method]["task"]} if method in MODELS else {})}
 
 
 def overlap_cases():
-    """Every method on every evaluated subject; susceptibility is read from the QSM the models saw."""
-    return [{"subject": subject, "method": method, "prediction": segmentation(method, subject, "SWI"),
-             "reference": reference_labels(subject, "SWI"), "qsm": qsm_output(subject, "Chimap.nii.gz"),
-             **({"task": MODELS[method]["task"]} if method in MODELS else {})}
-            for method in evaluated_methods() for subject in EVALUATED]
+    """Every method on every evaluated subject."""
+    return [overlap_case(method, subject) for method in evaluated_methods() for subject in EVALUATED]
 
 
 ATLAS_RULES = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}
@@ -298,7 +337,7 @@ def timing_cases():
     cases = [{"method": method, "subject": subject, "benchmark": benchmark_path(ATLAS_RULES[method], subject)}
              for method in config["atlas"]["methods"] for subject in EVALUATED]
     cases += [{"method": model, "subject": subject, "benchmark": benchmark_path(f"infer_{model}", subject),
-               "record": inference_record(model, subject)} for model in MODELS for subject in EVALUATED]
+               "record": inference_record(model, subject)} for model in MAIN_MODELS for subject in EVALUATED]
     return cases
 
 
@@ -317,7 +356,7 @@ def evaluation_figure(stem, extension):
 
 def figure_stems():
     """As deepnuclei.figures.figure_stems: the box plot, then scatter and Bland-Altman plots per model."""
-    return ["dice_boxplot"] + [f"{kind}_{quantity}_{model}" for model in MODELS for kind in ("scatter", "bland_altman")
+    return ["dice_boxplot"] + [f"{kind}_{quantity}_{model}" for model in MAIN_MODELS for kind in ("scatter", "bland_altman")
                                for quantity in ("volume", "susceptibility")]
 
 
@@ -335,6 +374,44 @@ def evaluation_targets():
     return ([evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
             + [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]
             + [overlay_figure(subject) for subject in EVALUATED])
+
+
+# ---- the LiNUS paper's further experiments (workflow/rules/experiments.smk)
+
+EXPERIMENT_TABLES = {"resolution": "linus_resolution", "targets": "linus_targets", "optimizers": "linus_optimizers",
+                     "slices": "linus_2d_vs_25d"}  # config list -> table
+LINUS_TABLES = ["linus_cohorts", *EXPERIMENT_TABLES.values()]
+
+
+def experiment_methods():
+    """Every model the experiment tables compare, in first-named order."""
+    methods = list(dict.fromkeys(method for kind in EXPERIMENT_TABLES for method in EXPERIMENTS[kind]))
+    unknown = [method for method in methods if method not in MODELS]
+    if unknown:
+        raise WorkflowError(f"linus_experiments names {unknown}: not models of the config (models or linus_experiments.models)")
+    return methods
+
+
+def experiment_cases():
+    """Every experiment model on the test subjects of its cohort."""
+    return [overlap_case(method, subject) for method in experiment_methods() for subject in model_split(method, "test")]
+
+
+def experiment_timing_cases():
+    return [{"method": case["method"], "subject": case["subject"],
+             "benchmark": benchmark_path(f"infer_{case['method']}", case["subject"]),
+             "record": inference_record(case["method"], case["subject"])} for case in experiment_cases()]
+
+
+def experiment_cohorts():
+    """Per cohort of the experiments: its first test subject's T1 and model input (Table VI reads the
+    image dimensions and spacing from them) and its number of subjects."""
+    cohorts = dict.fromkeys(MODELS[method].get("cohort", MAIN_COHORT) for method in experiment_methods())
+    return {cohort: {"subjects": len(cohort_subjects(cohort)), "t1": bids(split("test", cohort)[0], "T1w.nii.gz"),
+                     "model_input": preprocessed(split("test", cohort)[0], "Chimap.nii.gz")} for cohort in cohorts}
+
+
+OVERLAP_CASES = {"overlap": overlap_cases, "linus_experiments_overlap": experiment_cases}
 
 
 def all_targets():

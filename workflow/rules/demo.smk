@@ -39,7 +39,7 @@ if DEMO["enabled"]:
         params:
             bids_dir=BIDS,
             truth_dir=TRUTH,
-            settings=as_json(DEMO),
+            settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "demo")),
         log:
             log_path("demo_subject", "{subject}"),
         benchmark:

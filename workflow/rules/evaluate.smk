@@ -2,20 +2,24 @@
 
 
 rule overlap:
+    """Per subject, method and structure: Dice, precision, recall, distances, volumes, susceptibility,
+    centre-of-mass error; for the main evaluation (overlap) or the LiNUS experiments."""
     input:
-        predictions=[case["prediction"] for case in overlap_cases()],
-        references=[case["reference"] for case in overlap_cases()],
-        qsm=[case["qsm"] for case in overlap_cases()],
+        predictions=lambda wildcards: [case["prediction"] for case in OVERLAP_CASES[wildcards.cases]()],
+        references=lambda wildcards: [case["reference"] for case in OVERLAP_CASES[wildcards.cases]()],
+        qsm=lambda wildcards: [case["qsm"] for case in OVERLAP_CASES[wildcards.cases]()],
     output:
-        csv=RESULTS / "evaluation" / "overlap.csv",
-        markdown=report(RESULTS / "evaluation" / "overlap_summary.md", caption="../report/overlap.rst",
+        csv=RESULTS / "evaluation" / "{cases}.csv",
+        markdown=report(RESULTS / "evaluation" / "{cases}_summary.md", caption="../report/overlap.rst",
                         category="Evaluation"),
+    wildcard_constraints:
+        cases="|".join(OVERLAP_CASES),
     params:
-        cases=as_json(overlap_cases()),
+        cases=lambda wildcards: as_json(OVERLAP_CASES[wildcards.cases]()),
     log:
-        log_path("overlap"),
+        log_path("overlap_{cases}"),
     benchmark:
-        benchmark_path("overlap")
+        benchmark_path("overlap_{cases}")
     conda:
         "../../envs/evaluation.yaml"
     shell:
@@ -33,7 +37,7 @@ rule evaluation_tables:
                 subcategory="Tables") for name in EVALUATION_TABLES],
     params:
         timings=as_json(timing_cases()),
-        models=as_json(MODELS),
+        models=as_json(MAIN_MODELS),
         ablations=as_json(ABLATION_METHODS),
         out_dir=EVALUATION,
     log:
@@ -55,7 +59,7 @@ rule evaluation_figures:
         [report(evaluation_figure(stem, "png"), caption="../report/figures.rst", category="Evaluation",
                 subcategory="Figures") for stem in figure_stems()],
     params:
-        methods=list(MODELS),
+        methods=list(MAIN_MODELS),
         out_dir=EVALUATION / "figures",
     log:
         log_path("evaluation_figures"),

@@ -11,7 +11,7 @@ rule preprocess_inputs:
         t1=preprocessed("{subject}", "T1w.nii.gz"),
         record=preprocessed("{subject}", "padding.json"),
     params:
-        settings=as_json(PREPROCESS),
+        settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "preprocess")),
     log:
         log_path("preprocess_inputs", "{subject}"),
     benchmark:

@@ -13,6 +13,7 @@ Per subject (seeded by the cohort seed and the subject number):
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +26,23 @@ from .acquisition import Grid, Pose, grid_around, random_pose, simulate_swi, sim
 from .anatomy import random_anatomy
 from .template import Template
 
-# anatomical centres (template mm) that the T1 field of view and the SWI slab are planned on
-BRAIN_CENTRE_MM = np.array([0.0, -18.0, 8.0])
-SLAB_CENTRE_MM = np.array([0.0, -16.0, -6.0])
+# anatomical centres (template mm) that the T1 field of view and the SWI slab are planned on, unless
+# the settings give `t1_centre_mm` / `swi_centre_mm` (a subcortical field of view)
+BRAIN_CENTRE_MM = (0.0, -18.0, 8.0)
+SLAB_CENTRE_MM = (0.0, -16.0, -6.0)
 LPS = np.diag([-1.0, -1.0, 1.0])
 
 
-def subject_ids(settings: dict) -> list[str]:
-    return [f"{number:02d}" for number in range(1, settings["n_subjects"] + 1)]
+def subject_ids(settings: dict, prefix: str = "") -> list[str]:
+    return [f"{prefix}{number:02d}" for number in range(1, settings["n_subjects"] + 1)]
+
+
+def subject_number(subject: str) -> int:
+    """The number a subject label ends with ("07", "hr03"): with the seed, it draws the subject."""
+    digits = re.search(r"\d+$", subject)
+    if digits is None:
+        raise ValueError(f"demo subject label '{subject}' must end with its number")
+    return int(digits.group())
 
 
 def bids_paths(bids_dir: Path, subject: str, n_echoes: int) -> dict[str, Path]:
@@ -98,15 +108,17 @@ def sidecar(settings: dict, echo: int, part: str) -> dict:
 def generate_subject(template: Template, subject: str, settings: dict, bids_dir: Path, truth_dir: Path,
                      qc_png: Path | None = None) -> dict:
     """Simulate and write one subject; returns the truth record also written to its JSON."""
-    rng = np.random.default_rng([settings["seed"], int(subject)])
+    rng = np.random.default_rng([settings["seed"], subject_number(subject)])
     anatomy = random_anatomy(rng, template, settings)
     t1_pose = random_pose(rng, settings["pose_rotation_deg"], settings["pose_translation_mm"])
     swi_pose = t1_pose.then(rng.uniform(-1, 1, 3) * settings["motion_rotation_deg"],
                             rng.uniform(-1, 1, 3) * settings["motion_translation_mm"])
-    t1_grid = grid_around(t1_pose.to_world(BRAIN_CENTRE_MM), np.eye(3), settings["t1_voxel_mm"], settings["t1_shape"])
+    t1_centre, swi_centre = (np.array(settings.get(key, default)) for key, default in
+                             (("t1_centre_mm", BRAIN_CENTRE_MM), ("swi_centre_mm", SLAB_CENTRE_MM)))
+    t1_grid = grid_around(t1_pose.to_world(t1_centre), np.eye(3), settings["t1_voxel_mm"], settings["t1_shape"])
     tilt = np.deg2rad(settings["swi_tilt_deg"])
     slab_rotation = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-    swi_grid = grid_around(swi_pose.to_world(SLAB_CENTRE_MM), slab_rotation, settings["swi_voxel_mm"], settings["swi_shape"])
+    swi_grid = grid_around(swi_pose.to_world(swi_centre), slab_rotation, settings["swi_voxel_mm"], settings["swi_shape"])
 
     t1_image, t1_labels = simulate_t1(rng, template, anatomy, t1_pose, t1_grid, settings["bias_amplitude"], settings["t1_snr"])
     swi = simulate_swi(rng, template, anatomy, swi_pose, swi_grid, settings)
