@@ -170,6 +170,16 @@ def test_a_dataset_without_labels_is_checked_without_them(subject, tmp_path):
     assert read_json(tmp_path / "record.json")["label_voxels"] == {}
 
 
+def test_structures_outside_a_partial_field_of_view_may_be_absent(subject, tmp_path):
+    resave(subject["labels_T1w"], np.where(voxels(subject["labels_T1w"]) == STN_L, 0, voxels(subject["labels_T1w"])),
+           dtype=np.uint8)
+    assert validate(subject, tmp_path / "spoilt.json") == 2
+    files = {"SWI": subject["labels_SWI"], "T1w": subject["labels_T1w"]}
+    record = validate_subject(subject["t1"], [subject["mag1"], subject["mag2"]], [subject["phase1"], subject["phase2"]],
+                              [subject["json1"], subject["json2"]], files, subject["lookup"], outside_view=["STN_L"])
+    assert "STN_L" not in record["label_voxels"]["T1w"] and record["label_voxels"]["SWI"]["STN_L"] > 0
+
+
 def test_without_a_dseg_tsv_the_packages_table_applies(subject):
     set_voxels(subject["labels_SWI"], (-1, -1, -1), 99, np.uint8)
     with pytest.raises(InputError, match=r"label values \[99\] are not in the lookup table deepnuclei.labels$"):

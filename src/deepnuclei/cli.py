@@ -47,7 +47,8 @@ def validate_inputs(args: argparse.Namespace) -> None:
     from .validate import validate_subject
 
     labels = {space: path for space, path in (("SWI", args.swi_labels), ("T1w", args.t1_labels)) if path}
-    record = validate_subject(args.t1, args.magnitudes, args.phases, args.sidecars, labels, args.lookup)
+    record = validate_subject(args.t1, args.magnitudes, args.phases, args.sidecars, labels, args.lookup,
+                              args.outside_view)
     write_json(args.out, record)
     for note in record["notes"]:
         log.warning("%s", note)
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--swi-labels", nargs="?", help="reference labels on the SWI grid")
     sub.add_argument("--t1-labels", nargs="?", help="reference labels on the T1 grid")
     sub.add_argument("--lookup", nargs="?", help="the labels' dseg.tsv (default: the package's table)")
+    sub.add_argument("--outside-view", nargs="*", default=[], metavar="STRUCTURE",
+                     help="structures of dseg.tsv outside a partial field of view: their labels may be absent")
     sub.add_argument("--out", required=True, help="JSON record of what was checked")
 
     sub = command("qsm", qsm, "susceptibility map from multi-echo SWI magnitude and phase")

@@ -63,8 +63,9 @@ def subject_scores(overlap: pd.DataFrame) -> pd.DataFrame:
     table = overlap.assign(subject=overlap["subject"].astype(str), nucleus=overlap["structure"].map(nucleus_of),
                            side=overlap["structure"].str.rsplit("_", n=1).str[1])
     scores = table.groupby(["method", "subject", "nucleus"])[list(SCORES)].mean()
-    errors = table.pivot_table(index=["method", "subject", "nucleus"], columns="side", values="com_error_mm")
-    errors = errors.rename(columns={"L": "com_error_left_mm", "R": "com_error_right_mm"})
+    errors = table.pivot_table(index=["method", "subject", "nucleus"], columns="side", values="com_error_mm",
+                               dropna=False).reindex(columns=["L", "R"])  # a side never found: NaN, kept
+    errors = errors.rename(columns={"L": "com_error_left_mm", "R": "com_error_right_mm"}).rename_axis(columns=None)
     return scores.join(errors).reset_index().rename(columns={"nucleus": "structure"})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,11 @@ def read_lookup(path: PathLike | None) -> dict[int, str]:
         raise InputError(path, f"the index column holds a value that is not an integer ({error})") from error
 
 
-def check_labels(path: PathLike, lookup: Mapping[int, str], table: str) -> dict[str, int]:
+def check_labels(path: PathLike, lookup: Mapping[int, str], table: str,
+                 outside_view: Collection[str] = ()) -> dict[str, int]:
     """Voxel counts per structure of a label map. Every value must be in the lookup table `table`, and
     every structure the table lists must have voxels (a dataset labelling only some structures lists
-    only those in its dseg.tsv)."""
+    only those in its dseg.tsv), except those `outside_view` (of a partial field of view)."""
     data = check_image(path)
     if not np.array_equal(data, np.round(data)):
         raise InputError(path, "label values are not integers")
@@ -61,7 +62,8 @@ def check_labels(path: PathLike, lookup: Mapping[int, str], table: str) -> dict[
     unknown = sorted(set(present) - set(lookup))
     if unknown:
         raise InputError(path, f"label values {unknown} are not in the lookup table {table}")
-    empty = [f"{name} ({value})" for value, name in sorted(lookup.items()) if value not in present]
+    empty = [f"{name} ({value})" for value, name in sorted(lookup.items())
+             if value not in present and name not in outside_view]
     if empty:
         raise InputError(path, f"no voxels labelled {', '.join(empty)}, listed in {table}")
     return {lookup[value]: count for value, count in present.items()}
@@ -83,10 +85,12 @@ def validate_subject(
     sidecars: Sequence[PathLike],
     labels: Mapping[str, PathLike] | None = None,
     lookup: PathLike | None = None,
+    outside_view: Collection[str] = (),
 ) -> dict[str, Any]:
     """Check a subject's T1, SWI echoes (magnitude, phase and phase sidecar per echo, in echo order) and
     reference labels (by space: "SWI" on the magnitude grid, "T1w" on the T1 grid) against the dataset's
-    `lookup` table (its dseg.tsv; None: the package's table). Raises `InputError` at the first problem;
+    `lookup` table (its dseg.tsv; None: the package's table); structures `outside_view` may be absent.
+    Raises `InputError` at the first problem;
     returns what was found. Cheap checks come first: sidecars, then headers, then voxels."""
     if not len(magnitudes) == len(phases) == len(sidecars) > 0:
         raise ValueError(f"need one magnitude, phase and sidecar per echo; got {len(magnitudes)} magnitude, "
@@ -110,6 +114,6 @@ def validate_subject(
         "swi_voxel_mm": voxel_sizes(swi_affine).round(4).tolist(),
         "t1_voxel_mm": voxel_sizes(t1_affine).round(4).tolist(),
         "lookup": table,
-        "label_voxels": {space: check_labels(path, structures, table) for space, path in labels.items()},
+        "label_voxels": {space: check_labels(path, structures, table, outside_view) for space, path in labels.items()},
         "notes": notes,
     }

@@ -13,30 +13,11 @@ TEMPLATE_DIR = DEMO_ROOT / "template"
 ECHOES = list(range(1, len(DEMO["echo_times_s"]) + 1)) if DEMO["enabled"] else []
 
 
-def discover_subjects():
-    if config["subjects"]:
-        return list(config["subjects"])
-    if DEMO["enabled"]:
-        return [f"{number:02d}" for number in range(1, DEMO["n_subjects"] + 1)]
-    found = sorted(path.name[len("sub-"):] for path in BIDS.glob("sub-*") if path.is_dir())
-    if not found:
-        raise WorkflowError(f"{BIDS}: no sub-* folders; set bids_dir or subjects in the config")
-    return found
-
-
-SUBJECTS = discover_subjects()
-
-# Further demo cohorts (config `cohorts`): subjects <prefix>01, <prefix>02, ... in the same dataset,
-# simulated and prepared with their own settings over the main ones, with their own splits. The
-# subject wildcard carries the cohort, so every per-subject rule serves them unchanged.
+# Further cohorts (config `cohorts`): subjects <prefix>01, <prefix>02, ... in the same dataset,
+# simulated (demo) and prepared with their own settings over the main ones, with their own splits.
+# The subject wildcard carries the cohort, so every per-subject rule serves them unchanged.
 COHORTS = config["cohorts"]
 MAIN_COHORT = "main"
-
-
-def cohort_subjects(cohort):
-    if cohort == MAIN_COHORT:
-        return SUBJECTS
-    return [f"{COHORTS[cohort]['prefix']}{number:02d}" for number in range(1, COHORTS[cohort]["n_subjects"] + 1)]
 
 
 def cohort_of(subject):
@@ -46,11 +27,40 @@ def cohort_of(subject):
     return MAIN_COHORT
 
 
+def discover_subjects():
+    """The main cohort's subjects: the config's list, the demo's, or every sub-* of the dataset that
+    belongs to no other cohort."""
+    if config["subjects"]:
+        return list(config["subjects"])
+    if DEMO["enabled"]:
+        return [f"{number:02d}" for number in range(1, DEMO["n_subjects"] + 1)]
+    found = sorted(path.name[len("sub-"):] for path in BIDS.glob("sub-*") if path.is_dir())
+    found = [subject for subject in found if cohort_of(subject) == MAIN_COHORT]
+    if not found:
+        raise WorkflowError(f"{BIDS}: no sub-* folders; set bids_dir or subjects in the config")
+    return found
+
+
+SUBJECTS = discover_subjects()
+
+
+def cohort_subjects(cohort):
+    if cohort == MAIN_COHORT:
+        return SUBJECTS
+    return [f"{COHORTS[cohort]['prefix']}{number:02d}" for number in range(1, COHORTS[cohort]["n_subjects"] + 1)]
+
+
 def cohort_settings(subject, section):
     """A config section (`demo`, `preprocess`) for a subject: its cohort's overrides over the main one."""
     cohort = cohort_of(subject)
     overrides = {} if cohort == MAIN_COHORT else COHORTS[cohort].get(section, {})
     return {**config[section], **overrides}
+
+
+def outside_view(subject):
+    """Structures outside the field of view of the subject's cohort: validation lets their labels be absent."""
+    cohort = cohort_of(subject)
+    return [] if cohort == MAIN_COHORT else COHORTS[cohort].get("outside_view", [])
 
 
 def split(role, cohort=MAIN_COHORT):

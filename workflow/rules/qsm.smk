@@ -9,6 +9,8 @@ rule validate_inputs:
         unpack(validation_inputs),
     output:
         validation_record("{subject}"),
+    params:
+        outside_view=lambda wildcards: outside_view(wildcards.subject),
     log:
         log_path("validate_inputs", "{subject}"),
     benchmark:
@@ -18,7 +20,7 @@ rule validate_inputs:
     shell:
         "deepnuclei validate-inputs --t1 {input.t1} --magnitudes {input.magnitudes} --phases {input.phases}"
         " --sidecars {input.sidecars} --swi-labels {input.swi_labels} --t1-labels {input.t1_labels}"
-        " --lookup {input.lookup} --out {output} > {log} 2>&1"
+        " --lookup {input.lookup} --outside-view {params.outside_view} --out {output} > {log} 2>&1"
 
 
 rule qsm:
