@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from deepnuclei.demo.cohort import generate_subject
@@ -39,6 +40,16 @@ def tiny_demo_settings(**changes) -> dict:
 @pytest.fixture(scope="session")
 def tiny_settings():
     return tiny_demo_settings
+
+
+@pytest.fixture
+def seeded_single_thread():
+    """One torch thread and a fixed seed for the test, the thread count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

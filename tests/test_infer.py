@@ -29,13 +29,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def seeded_single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_single_thread")
 
 
 def tiny_model(name: str, task: str = "stn") -> tuple[torch.nn.Module, ModelInfo]:

@@ -21,13 +21,7 @@ from deepnuclei.train import train
 TINY_WIDTHS = (4, 8, 8, 8, 8)
 
 
-@pytest.fixture(autouse=True)
-def seeded_single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_single_thread")
 
 
 # ---- the spec ---------------------------------------------------------------------------------------
