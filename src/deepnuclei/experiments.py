@@ -81,7 +81,8 @@ def experiment_table(overlap: pd.DataFrame, timings: pd.DataFrame, methods: Sequ
                                             network_seconds=("network_seconds", "mean"))
     ours = means.reset_index().join(seconds, on="method")
     ours.insert(1, "cohort", ours["method"].map(cohorts))
-    ours = ours.set_index("method").loc[[method for method in methods if method in set(ours["method"])]].reset_index()
+    rank = {method: position for position, method in enumerate(methods)}
+    ours = ours.sort_values("method", key=lambda names: names.map(rank), ignore_index=True)  # the config's order
     if source is None:
         return ours
     theirs = paper_wide((source,), (*SCORES, "inference_time")).rename(columns={"inference_time": "seconds_per_subject"})
