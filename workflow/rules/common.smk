@@ -417,8 +417,9 @@ def experiment_cohorts():
     """Per cohort of the experiments: its first test subject's T1 and model input (Table VI reads the
     image dimensions and spacing from them) and its number of subjects."""
     cohorts = dict.fromkeys(MODELS[method].get("cohort", MAIN_COHORT) for method in experiment_methods())
-    return {cohort: {"subjects": len(cohort_subjects(cohort)), "t1": bids(split("test", cohort)[0], "T1w.nii.gz"),
-                     "model_input": preprocessed(split("test", cohort)[0], "Chimap.nii.gz")} for cohort in cohorts}
+    first_tested = {cohort: split("test", cohort)[0] for cohort in cohorts}
+    return {cohort: {"subjects": len(cohort_subjects(cohort)), "t1": bids(subject, "T1w.nii.gz"),
+                     "model_input": preprocessed(subject, "Chimap.nii.gz")} for cohort, subject in first_tested.items()}
 
 
 OVERLAP_CASES = {"overlap": overlap_cases, "linus_experiments_overlap": experiment_cases}
