@@ -47,6 +47,19 @@ def test_reconstruct_recovers_sphere_susceptibility(acquisition, params, relativ
     assert result["chi"][result["mask"]].mean() == pytest.approx(0.0, abs=1e-6)  # referenced to the mask
 
 
+def test_a_field_of_view_inside_the_brain_needs_the_signal_mask():
+    """A slab with no air around it (the hires cohort's): Otsu splits the bias-shaded tissue in two, the
+    signal mask keeps all of it and the spheres' susceptibilities come back."""
+    phantom = sphere_phantom((48, 48, 36), VOXEL, brain_fraction=0.8)  # the brain fills the box
+    magnitudes, phases = simulate_gre(phantom.total_field, phantom.brain_mask, ECHO_TIMES, 3.0, noise=0.01)
+    affine = np.diag([*VOXEL, 1.0])
+    otsu = reconstruct(magnitudes, phases, ECHO_TIMES, 3.0, affine, QSMParams(mask="magnitude"))
+    assert otsu["brain_mask"].sum() < 0.6 * phantom.brain_mask.sum()
+    result = reconstruct(magnitudes, phases, ECHO_TIMES, 3.0, affine, QSMParams(mask="signal"))
+    assert result["brain_mask"].sum() > 0.95 * phantom.brain_mask.sum()
+    np.testing.assert_allclose(sphere_means(phantom, result), phantom.nuclei_chi_ppm, rtol=0.2)
+
+
 def test_reference_region_sets_the_zero(acquisition):
     phantom, magnitudes, phases = acquisition
     region = phantom.labels == 4
@@ -60,6 +73,8 @@ def test_params_reject_unknown_keys_and_methods():
         QSMParams.from_config({"tv_alfa": 1e-4})
     with pytest.raises(ValueError, match="qsm.inversion"):
         QSMParams(inversion="medi")
+    with pytest.raises(ValueError, match="qsm.mask"):
+        QSMParams(mask="otsu")
     assert QSMParams.from_config({"vsharp_radii_mm": [8, 4]}).vsharp_radii_mm == (8.0, 4.0)
 
 

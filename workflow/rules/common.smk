@@ -57,6 +57,13 @@ def cohort_settings(subject, section):
     return {**config[section], **overrides}
 
 
+def qsm_settings(subject, method):
+    """QSMParams keys of a method for a subject: its cohort's `qsm` overrides over the method's own."""
+    cohort = cohort_of(subject)
+    overrides = {} if cohort == MAIN_COHORT else COHORTS[cohort].get("qsm", {})
+    return {**QSM["methods"][method], **overrides}
+
+
 def outside_view(subject):
     """Structures outside the field of view of the subject's cohort: validation lets their labels be absent."""
     cohort = cohort_of(subject)

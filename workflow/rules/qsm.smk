@@ -37,7 +37,7 @@ rule qsm:
     wildcard_constraints:
         method="[A-Za-z0-9]+",
     params:
-        settings=lambda wildcards: as_json(QSM["methods"][wildcards.method]),
+        settings=lambda wildcards: as_json(qsm_settings(wildcards.subject, wildcards.method)),
     threads: QSM["threads"]
     resources:
         # 1.2 GB measured on the demo's 1.0 M-voxel slab (3 echoes); the paper's 9.6 M voxels need ~10x

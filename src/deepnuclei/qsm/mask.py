@@ -9,6 +9,10 @@ A magnitude mask also takes in voxels whose phase cannot be trusted: the CSF rim
 air, where the field changes by more than pi per voxel. Any unwrapper fails there, and the 2 pi
 errors, of the order of 1 ppm, swamp a local field of a few ppb once background removal spreads them.
 Thresholding ROMEO's edge quality, averaged per voxel, takes them out.
+
+A field of view inside the brain (a subcortical slab at high resolution) has no air around the head:
+Otsu would split CSF from tissue there. `signal_mask` keeps every voxel above the noise floor instead
+and leaves the unreliable ones to the phase quality.
 """
 
 from __future__ import annotations
@@ -101,6 +105,16 @@ def brain_mask(
     if erosion_mm > 0:
         mask = ndi.binary_erosion(mask, structure=ball(erosion_mm, voxel_size_mm))
     return mask
+
+
+def signal_mask(magnitude: np.ndarray, voxel_size_mm: Sequence[float], fraction: float = 0.1,
+                smooth_mm: float = 1.0) -> np.ndarray:
+    """Voxels whose smoothed magnitude exceeds `fraction` of its 99th percentile (largest component,
+    holes filled): the whole field of view where it holds signal, for slabs with no background."""
+    half_widths = [int(smooth_mm / size + 0.5) for size in voxel_size_mm]
+    smoothed = ndi.uniform_filter(np.asarray(magnitude, np.float32), [2 * h + 1 for h in half_widths])
+    mask = smoothed > fraction * np.percentile(smoothed.ravel()[::7], 99)
+    return fill_holes(largest_component(mask))
 
 
 def phase_quality(phase: np.ndarray, magnitude: np.ndarray, device: torch.device | None = None) -> np.ndarray:

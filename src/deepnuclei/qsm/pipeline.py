@@ -23,10 +23,11 @@ from .background import pdf, vsharp
 from .echo import FieldFit, fit_field, reference_phase
 from .forward import default_device
 from .inversion import reference_to_region, sharp_tv, tkd, tv_admm
-from .mask import brain_mask, phase_quality, reliable_region
+from .mask import brain_mask, phase_quality, reliable_region, signal_mask
 from .timing import StepTimer
 from .unwrap import UNWRAPPERS
 
+MASK_METHODS = ("magnitude", "signal")
 BACKGROUND_METHODS = ("vsharp", "pdf")
 INVERSION_METHODS = ("tkd", "tv", "sharp-tv")
 REFERENCES = ("mask", "none", "region")
@@ -38,6 +39,8 @@ CROP_MARGIN_VOXELS = 3
 class QSMParams:
     """Every choice of the pipeline; the field names are the config keys under `qsm:`."""
 
+    mask: str = "magnitude"  # "magnitude" (Otsu, head in air) or "signal" (a field of view inside the head)
+    mask_signal_fraction: float = 0.1  # "signal": the noise floor, as a fraction of the 99th percentile
     mask_bias_sigma_mm: float = 20.0  # smoothness of the coil bias field estimate
     mask_smooth_mm: float = 1.0  # box smoothing of the magnitude before thresholding (reach each way)
     mask_opening_mm: float = 2.0  # opening radius: cuts thin bridges to scalp and vessels
@@ -63,6 +66,7 @@ class QSMParams:
 
     def __post_init__(self) -> None:
         for key, value, allowed in (
+            ("mask", self.mask, MASK_METHODS),
             ("unwrap", self.unwrap, tuple(UNWRAPPERS)),
             ("background", self.background, BACKGROUND_METHODS),
             ("inversion", self.inversion, INVERSION_METHODS),
@@ -74,6 +78,8 @@ class QSMParams:
             radii = getattr(self, key)
             if not radii or min(radii) <= 0:
                 raise ValueError(f"qsm.{key} must be positive radii, got {radii!r}")
+        if not 0 < self.mask_signal_fraction < 1:
+            raise ValueError(f"qsm.mask_signal_fraction must lie in (0, 1), got {self.mask_signal_fraction}")
         if not 0 < self.tkd_threshold < 2 / 3:
             raise ValueError(f"qsm.tkd_threshold must lie in (0, 2/3), got {self.tkd_threshold}")
 
@@ -133,8 +139,11 @@ def invert_dipole(
 
 
 def magnitude_mask(magnitudes: np.ndarray, voxel: np.ndarray, params: QSMParams, device: torch.device) -> np.ndarray:
-    return brain_mask(combined_magnitude(magnitudes), voxel, params.mask_bias_sigma_mm, params.mask_smooth_mm,
-                      params.mask_opening_mm, params.mask_erosion_mm, device)
+    magnitude = combined_magnitude(magnitudes)
+    if params.mask == "signal":
+        return signal_mask(magnitude, voxel, params.mask_signal_fraction, params.mask_smooth_mm)
+    return brain_mask(magnitude, voxel, params.mask_bias_sigma_mm, params.mask_smooth_mm, params.mask_opening_mm,
+                      params.mask_erosion_mm, device)
 
 
 def reconstruct(
