@@ -239,15 +239,23 @@ def qsm_qc(subject, method=QSM["method"]):
 def qsm_targets():
     targets = [qsm_qc(subject) for subject in SUBJECTS]
     if DEMO["enabled"]:
-        targets.append(str(RESULTS / "qsm" / "qsm_metrics.csv"))
+        targets.append(qsm_metrics_table())
     return targets
 
 
-def qsm_metric_cases():
+def qsm_metrics_table(cohort=MAIN_COHORT):
+    """The QSM metrics against the simulated truth: qsm_metrics.csv, qsm_metrics_<cohort>.csv for the others."""
+    suffix = "" if cohort == MAIN_COHORT else f"_{cohort}"
+    return str(RESULTS / "qsm" / f"qsm_metrics{suffix}.csv")
+
+
+def qsm_metric_cases(cohort_suffix=""):
+    """Every subject of the cohort named by the table's suffix ('' or '_<cohort>'), with every evaluated method."""
+    cohort = cohort_suffix[1:] or MAIN_COHORT
     return [{"subject": subject, "method": method, "chi": qsm_output(subject, "Chimap.nii.gz", method),
              "mask": qsm_output(subject, "mask.nii.gz", method), "truth": truth(subject, "space-SWI_Chimap.nii.gz"),
              "dseg": truth(subject, "space-SWI_dseg.nii.gz"), "truth_mask": truth(subject, "space-SWI_mask.nii.gz")}
-            for subject in SUBJECTS for method in QSM["evaluate"]]
+            for subject in cohort_subjects(cohort) for method in QSM["evaluate"]]
 
 
 def preprocessed(subject, suffix):

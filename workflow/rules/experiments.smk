@@ -36,6 +36,8 @@ rule linus_experiment_tables:
 
 
 rule linus_experiments:
-    """Target: the LiNUS experiment tables (CSV, Markdown, LaTeX) under results/evaluation/."""
+    """Target: the LiNUS experiment tables (CSV, Markdown, LaTeX) under results/evaluation/, and on the demo
+    each further cohort's QSM metrics against its simulated truth (results/qsm/qsm_metrics_<cohort>.csv)."""
     input:
         [evaluation_table(name, extension) for name in LINUS_TABLES for extension in ("csv", "md", "tex")],
+        [qsm_metrics_table(cohort) for cohort in experiment_cohorts() if cohort != MAIN_COHORT and DEMO["enabled"]],

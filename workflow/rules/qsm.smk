@@ -56,18 +56,22 @@ rule qsm:
 
 
 rule qsm_metrics:
+    """Every evaluated QSM method against the simulated truth, per cohort: the main cohort's table has no
+    suffix (results/qsm/qsm_metrics.csv), another cohort's is qsm_metrics_<cohort>.csv."""
     input:
-        maps=[case["chi"] for case in qsm_metric_cases()],
-        masks=[case["mask"] for case in qsm_metric_cases()],
-        truths=[case["truth"] for case in qsm_metric_cases()],
+        maps=lambda wildcards: [case["chi"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
+        masks=lambda wildcards: [case["mask"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
+        truths=lambda wildcards: [case["truth"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
     output:
-        RESULTS / "qsm" / "qsm_metrics.csv",
+        RESULTS / "qsm" / "qsm_metrics{cohort_suffix}.csv",
+    wildcard_constraints:
+        cohort_suffix="(_[A-Za-z0-9]+)?",
     params:
-        cases=as_json(qsm_metric_cases()),
+        cases=lambda wildcards: as_json(qsm_metric_cases(wildcards.cohort_suffix)),
     log:
-        log_path("qsm_metrics"),
+        log_path("qsm_metrics{cohort_suffix}"),
     benchmark:
-        benchmark_path("qsm_metrics")
+        benchmark_path("qsm_metrics{cohort_suffix}")
     conda:
         "../../envs/evaluation.yaml"
     shell:
