@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from deepnuclei.data import (
     Augmentation,
@@ -22,6 +23,7 @@ from deepnuclei.data import (
     split_subjects,
 )
 from deepnuclei.io import InputError, save_volume
+from deepnuclei.train import loader_workers
 
 
 def ball_subject(name: str = "s", shape=(24, 24, 24), centre=(8, 12, 12), radius: float = 3.0,
@@ -140,6 +142,19 @@ def test_slice_dataset_pads_slices_and_oversamples_foreground() -> None:
         image, label = sample["image"][0], sample["label"]
         assert image.shape == label.shape == (32, 32)
         assert (label > 0).any() and image[label > 0].mean() > image[label == 0].mean() + 0.3
+
+
+def test_loader_workers_draw_the_same_batches_as_the_main_process() -> None:
+    """Samples are seeded by (seed, epoch, index), so data-loading processes (the default beside a GPU)
+    change no batch, augmentation included."""
+    augmentation = Augmentation(rotate_degrees=10, scale=0.1, elastic_magnitude=1.0, noise_std=0.01)
+    dataset = SliceDataset([ball_subject(shape=(20, 24, 30), channels=1)], 2, 16, 8, "stn", seed=5,
+                           augmentation=augmentation)
+    dataset.set_epoch(2)
+    batches = [list(DataLoader(dataset, batch_size=4, num_workers=workers)) for workers in (0, 2)]
+    for in_main, in_workers in zip(*batches):
+        assert all(torch.equal(in_main[key], in_workers[key]) for key in in_main)
+    assert loader_workers(None, torch.device("cpu")) == 0 and loader_workers(3, torch.device("cpu")) == 3
 
 
 def test_slice_crops_hold_the_structure_in_foreground_samples() -> None:

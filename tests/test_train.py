@@ -112,7 +112,15 @@ def assert_same_state(first: dict, second: dict) -> None:
     assert [row["train_loss"] for row in first["history"]] == [row["train_loss"] for row in second["history"]]
 
 
-def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path) -> None:
+@pytest.fixture
+def on_cpu(monkeypatch):
+    """Bit-identical resumes are a CPU contract: CUDA's cross-entropy and pooling backward kernels are not
+    deterministic, so two uninterrupted CUDA runs differ too."""
+    monkeypatch.setattr("deepnuclei.train.default_device", lambda: torch.device("cpu"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # for child processes
+
+
+def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path, on_cpu) -> None:
     killed = tmp_path / "killed"
     script = CHILD.format(tests=str(Path(__file__).parent), out=str(killed))
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,24 +141,44 @@ def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path) -> No
     assert list(pd.read_csv(killed / "log.csv").epoch) == list(range(1, RESUME_RUN["max_epochs"] + 1))
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "mist"])
-def test_stopped_run_continues_from_epoch_k_as_an_uninterrupted_one(tmp_path, optimizer: str) -> None:
+def linus_run(tmp_path: Path, folder: str, optimizer: str, **overrides) -> dict:
+    """A tiny LiNUS run (cosine schedule, 3 epochs) in `folder`; its last checkpoint and its summary."""
     subjects = blob_subjects(2, channels=1)
-    # LiNUS recipe: cosine schedule
     config = dict(task="stn", max_epochs=3, iterations_per_epoch=2, batch_size=4, optimizer=optimizer)
+    summary = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / folder, config, **overrides)
+    return torch.load(tmp_path / folder / "checkpoint_last.pt", weights_only=True) | {"summary": summary}
 
-    def run(folder: str, **overrides) -> dict:
-        train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / folder, config, **overrides)
-        return torch.load(tmp_path / folder / "checkpoint_last.pt", weights_only=True)
 
-    stopped = run("stopped", stop_after_epoch=2)
+@pytest.mark.parametrize("optimizer", ["adam", "mist"])
+def test_stopped_run_continues_from_epoch_k_as_an_uninterrupted_one(tmp_path, optimizer: str, on_cpu) -> None:
+    stopped = linus_run(tmp_path, "stopped", optimizer, stop_after_epoch=2)
     assert len(stopped["history"]) == 2
-    reference = run("reference")
-    resumed = run("stopped")
+    reference, resumed = linus_run(tmp_path, "reference", optimizer), linus_run(tmp_path, "stopped", optimizer)
     assert resumed["scheduler"]["last_epoch"] == reference["scheduler"]["last_epoch"] == 3
     assert_same_state(resumed, reference)
-    again = train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path / "stopped", config)  # nothing left
-    assert again["epochs"] == 3
+    assert linus_run(tmp_path, "stopped", optimizer)["summary"]["epochs"] == 3  # nothing left to do
+
+
+def placement(state):
+    """The nested structure of a state with each tensor replaced by its device and dtype."""
+    if isinstance(state, torch.Tensor):
+        return state.device, state.dtype
+    if isinstance(state, dict):
+        return {key: placement(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [placement(value) for value in state]
+    return type(state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("optimizer", ["adam", "mist"])  # float16 with loss scaling, bfloat16 without
+def test_a_run_resumed_on_cuda_keeps_its_state_where_an_uninterrupted_one_does(tmp_path, optimizer: str) -> None:
+    linus_run(tmp_path, "stopped", optimizer, stop_after_epoch=2)
+    reference, resumed = linus_run(tmp_path, "reference", optimizer), linus_run(tmp_path, "stopped", optimizer)
+    for part in ("model", "optimizer", "scheduler", "scaler"):
+        assert placement(resumed[part]) == placement(reference[part]), part
+    assert bool(reference["scaler"]) == (optimizer == "adam")
+    assert np.isfinite([row["train_loss"] for row in resumed["history"]]).all()
 
 
 def test_config_starts_from_the_papers_recipes() -> None:
