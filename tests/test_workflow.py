@@ -102,6 +102,9 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
     experiments = snakemake("--cores", "2", "--configfile", str(TINY), "--", "linus_experiments", cwd=tmp_path)
     assert experiments.returncode == 0, experiments.stderr[-3000:]
     check_linus_experiments(tmp_path / "results" / "evaluation")
+    hires_qsm = pd.read_csv(tmp_path / "results" / "qsm" / "qsm_metrics_hires.csv", dtype={"subject": str})
+    assert set(hires_qsm["subject"]) == {"hr01", "hr02"} and len(hires_qsm) == 6  # a slab inside the head
+    assert hires_qsm[hires_qsm["method"] == "sharptv"]["max_abs_error_ppb"].max() < 30
     report = snakemake("--configfile", str(TINY), "--report", "results/report.html", "--", "all", "linus_experiments",
                        cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -50,24 +50,26 @@ def cohort_subjects(cohort):
     return [f"{COHORTS[cohort]['prefix']}{number:02d}" for number in range(1, COHORTS[cohort]["n_subjects"] + 1)]
 
 
+def cohort_overrides(subject, section, default=None):
+    """A section of the subject's cohort entry (`demo`, `preprocess`, `qsm`, `outside_view`); the
+    default for the main cohort or where the entry has none."""
+    cohort = cohort_of(subject)
+    return default if cohort == MAIN_COHORT else COHORTS[cohort].get(section, default)
+
+
 def cohort_settings(subject, section):
     """A config section (`demo`, `preprocess`) for a subject: its cohort's overrides over the main one."""
-    cohort = cohort_of(subject)
-    overrides = {} if cohort == MAIN_COHORT else COHORTS[cohort].get(section, {})
-    return {**config[section], **overrides}
+    return {**config[section], **cohort_overrides(subject, section, {})}
 
 
 def qsm_settings(subject, method):
     """QSMParams keys of a method for a subject: its cohort's `qsm` overrides over the method's own."""
-    cohort = cohort_of(subject)
-    overrides = {} if cohort == MAIN_COHORT else COHORTS[cohort].get("qsm", {})
-    return {**QSM["methods"][method], **overrides}
+    return {**QSM["methods"][method], **cohort_overrides(subject, "qsm", {})}
 
 
 def outside_view(subject):
     """Structures outside the field of view of the subject's cohort: validation lets their labels be absent."""
-    cohort = cohort_of(subject)
-    return [] if cohort == MAIN_COHORT else COHORTS[cohort].get("outside_view", [])
+    return cohort_overrides(subject, "outside_view", [])
 
 
 def split(role, cohort=MAIN_COHORT):
