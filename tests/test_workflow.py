@@ -104,7 +104,10 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
     check_linus_experiments(tmp_path / "results" / "evaluation")
     hires_qsm = pd.read_csv(tmp_path / "results" / "qsm" / "qsm_metrics_hires.csv", dtype={"subject": str})
     assert set(hires_qsm["subject"]) == {"hr01", "hr02"} and len(hires_qsm) == 6  # a slab inside the head
-    assert hires_qsm[hires_qsm["method"] == "sharptv"]["max_abs_error_ppb"].max() < 30
+    sharptv = hires_qsm[hires_qsm["method"] == "sharptv"]
+    assert sharptv[["error_ppb_STN_L", "error_ppb_STN_R"]].abs().max().max() < 15
+    # nuclei at the slab's edges lose part of their field with the background: up to 52 ppb low (GPe)
+    assert sharptv["max_abs_error_ppb"].max() < 65
     report = snakemake("--configfile", str(TINY), "--report", "results/report.html", "--", "all", "linus_experiments",
                        cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
