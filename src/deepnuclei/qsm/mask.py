@@ -77,6 +77,12 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | is_hole[background]
 
 
+def box_smoothed(magnitude: np.ndarray, voxel_size_mm: Sequence[float], smooth_mm: float) -> np.ndarray:
+    """Mean over a box reaching `smooth_mm` each way (against noise before a threshold)."""
+    half_widths = [int(smooth_mm / size + 0.5) for size in voxel_size_mm]
+    return ndi.uniform_filter(np.asarray(magnitude, np.float32), [2 * h + 1 for h in half_widths])
+
+
 def brain_mask(
     magnitude: np.ndarray,
     voxel_size_mm: Sequence[float],
@@ -93,8 +99,7 @@ def brain_mask(
     connected component, hole filling, optional erosion.
     """
     volume = to_tensor(magnitude, device)
-    half_widths = [int(smooth_mm / size + 0.5) for size in voxel_size_mm]
-    smoothed = ndi.uniform_filter(np.asarray(magnitude, np.float32), [2 * h + 1 for h in half_widths])
+    smoothed = box_smoothed(magnitude, voxel_size_mm, smooth_mm)
     normalised = smoothed / to_numpy(tissue_intensity(volume, voxel_size_mm, bias_sigma_mm).clamp_min(1e-12))
     ceiling = np.percentile(normalised.ravel()[::7], 99.5)  # a sample is enough for a percentile
     normalised = np.minimum(normalised, ceiling)  # bright vessels would squash Otsu's histogram
@@ -111,8 +116,7 @@ def signal_mask(magnitude: np.ndarray, voxel_size_mm: Sequence[float], fraction:
                 smooth_mm: float = 1.0) -> np.ndarray:
     """Voxels whose smoothed magnitude exceeds `fraction` of its 99th percentile (largest component,
     holes filled): the whole field of view where it holds signal, for slabs with no background."""
-    half_widths = [int(smooth_mm / size + 0.5) for size in voxel_size_mm]
-    smoothed = ndi.uniform_filter(np.asarray(magnitude, np.float32), [2 * h + 1 for h in half_widths])
+    smoothed = box_smoothed(magnitude, voxel_size_mm, smooth_mm)
     mask = smoothed > fraction * np.percentile(smoothed.ravel()[::7], 99)
     return fill_holes(largest_component(mask))
 
