@@ -159,6 +159,17 @@ def configure_determinism(device: torch.device) -> None:
         warnings.filterwarnings("once", message=".*does not have a deterministic implementation")
 
 
+def half_precision(settings: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast type on CUDA with `amp`, None for float32. float16 with loss scaling; for MI-ST
+    bfloat16, which has float32's range and needs none: GradScaler unscales and checks `.grad` only,
+    where MI-ST's sub-batch gradients no longer are."""
+    if not (settings.amp and device.type == "cuda"):
+        return None
+    if settings.optimizer == "mist":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.float16
+
+
 def loader_workers(requested: int | None, device: torch.device) -> int:
     """Data-loading processes: on CPU the training threads already use the cores; beside a GPU the
     augmentation would starve it (LiNUS on an H100: 8.7 iterations/s with none). Samples are seeded by
@@ -186,6 +197,7 @@ class Trainer:
         self.spec, self.val_subjects, self.out_dir = spec, list(val_subjects), Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = default_device()
+        self.half_precision = half_precision(self.settings, self.device)  # once: autocast() runs every batch
         configure_determinism(self.device)
         torch.manual_seed(self.settings.seed)
         self.model = self.info.build().to(self.device)
@@ -199,17 +211,6 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best_score = -math.inf
         self.resume()
-
-    @property
-    def half_precision(self) -> torch.dtype | None:
-        """The autocast type on CUDA with `amp`, None for float32. float16 with loss scaling; for MI-ST
-        bfloat16, which has float32's range and needs none: GradScaler unscales and checks `.grad` only,
-        where MI-ST's sub-batch gradients no longer are."""
-        if not (self.settings.amp and self.device.type == "cuda"):
-            return None
-        if self.settings.optimizer == "mist":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-        return torch.float16
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.half_precision, enabled=self.half_precision is not None)
