@@ -19,6 +19,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/qsm.smk"
+include: "workflow/rules/labels.smk"
 include: "workflow/rules/registration.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/atlas.smk"

@@ -138,6 +138,8 @@ CORPUS = [
          r"label values \[99\] are not in the lookup table .*dseg\.tsv$"),
     Case("empty-structure", "labels_T1w", lambda p: resave(p, np.where(voxels(p) == STN_L, 0, voxels(p)), dtype=np.uint8),
          rf"no voxels labelled STN_L \({STN_L}\), listed in .*dseg\.tsv$"),
+    Case("unknown-structure-name", "lookup", lambda p: p.write_text(p.read_text() + "28\tLeft-VentralDC\n"),
+         r"label 28 'Left-VentralDC' names no structure deepnuclei knows: expected one of CN_L, .*labels\.ignore$"),
     Case("fractional-labels", "labels_SWI", lambda p: set_voxels(p, (-1, -1, -1), 0.5), "label values are not integers$"),
     Case("labels-on-another-grid", "labels_SWI", lambda p: resave(p, affine=SWI_AFFINE * 2, dtype=np.uint8),
          "affine differs from that of .*echo-1_part-mag"),
@@ -187,6 +189,16 @@ def test_without_a_dseg_tsv_the_packages_table_applies(subject):
                          [subject["json1"], subject["json2"]], {"SWI": subject["labels_SWI"]})
 
 
+def test_structures_deepnuclei_does_not_segment_are_ignored_by_name(subject):
+    subject["lookup"].write_text(subject["lookup"].read_text() + "28\tLeft-VentralDC\n29\tLeft-Hippocampus\n")
+    set_voxels(subject["labels_SWI"], (-1, -1, -1), 28, np.uint8)  # the hippocampus may then be absent too
+    record = validate_subject(subject["t1"], [subject["mag1"], subject["mag2"]], [subject["phase1"], subject["phase2"]],
+                              [subject["json1"], subject["json2"]], {"SWI": subject["labels_SWI"]}, subject["lookup"],
+                              ignore=["Left-VentralDC", "left hippocampus"])
+    assert record["structures"] == [structure.name for structure in STRUCTURES]
+    assert record["label_voxels"]["SWI"]["Left-VentralDC"] == 1
+
+
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_bad_input_fails_with_one_line_naming_the_file(case, subject, tmp_path, caplog):
     case.spoil(subject[case.file])
@@ -209,7 +221,7 @@ def dataset(tmp_path) -> tuple[Path, dict[str, Path]]:
     write_subject(bids, "01")
     files = write_subject(bids, "02")
     config = tmp_path / "dataset.yaml"
-    config.write_text(yaml.safe_dump({"bids_dir": str(bids), "subjects": ["01", "02"], "demo": {"enabled": False},
+    config.write_text(yaml.safe_dump({"bids_dir": str(bids), "demo": {"enabled": False}, "bids_validator": False,
                                       "splits": {"train": 1, "validation": 0, "test": 1}}))
     return config, files
 
@@ -230,12 +242,13 @@ def test_a_bad_file_stops_the_workflow_before_qsm_and_registration(dataset, tmp_
 
 def test_a_missing_file_stops_the_workflow_before_any_job(dataset, tmp_path):
     config, files = dataset
-    files["t1"].unlink()
+    sidecar = files["phase1"].with_name(files["phase1"].name.replace(".nii.gz", ".json"))
+    sidecar.unlink()
     run = snakemake("--cores", "2", "--configfile", str(config), "--", *HEAVY_TARGETS, cwd=tmp_path)
     assert run.returncode != 0
     assert "Missing input files for rule validate_inputs" in run.stderr
-    assert str(files["t1"]) in run.stderr
-    assert not (tmp_path / "results").exists()
+    assert str(sidecar) in run.stderr
+    assert not (tmp_path / "results" / "logs").exists()
 
 
 def test_a_config_value_of_the_wrong_type_stops_snakemake_naming_the_key(tmp_path):

@@ -20,7 +20,6 @@ from deepnuclei.data import (
     crop_interpolated,
     load_subject,
     mirror_permutation,
-    split_subjects,
 )
 from deepnuclei.io import InputError, save_volume
 from deepnuclei.train import loader_workers
@@ -33,14 +32,6 @@ def ball_subject(name: str = "s", shape=(24, 24, 24), centre=(8, 12, 12), radius
     inside = ((grid - np.array(centre)[:, None, None, None]) ** 2).sum(0) <= radius**2
     image = np.repeat(np.where(inside, 0.8, 0.2).astype(np.float32)[None], channels, 0)
     return Subject(name, torch.from_numpy(image), torch.from_numpy(inside.astype(np.uint8)), np.eye(4))
-
-
-def test_splits_are_consecutive_in_subject_order() -> None:
-    subjects = [f"{i:02d}" for i in range(1, 9)]
-    assert split_subjects(subjects, 5, 1, 2) == {"train": subjects[:5], "validation": ["06"], "test": ["07", "08"]}
-    assert split_subjects(subjects, 2, 1)["test"] == subjects[3:]  # test: the rest
-    with pytest.raises(ValueError, match="splits"):
-        split_subjects(subjects, 5, 2, 2)
 
 
 def test_crop_fills_outside_with_zeros() -> None:

@@ -7,7 +7,8 @@ from deepnuclei.evaluate import (
     overlap, overlap_table, score_labels, score_structure, summary_by_method, surface_distances,
 )
 from deepnuclei.io import InputError, save_volume
-from deepnuclei.labels import STRUCTURE_BY_NAME, TASKS
+from deepnuclei.labels import STRUCTURE_BY_NAME, TASKS, remap_to_task
+from test_labels import MERGED, SEPARATE, merge_gp, package_map
 
 
 def test_overlap_of_known_masks():
@@ -137,3 +138,30 @@ def test_mean_susceptibility_inside_each_mask_from_the_cases_qsm(tmp_path):
     save_volume(tmp_path / "chi.nii.gz", chi[:, :, :5], affine)
     with pytest.raises(InputError, match="chi.nii.gz: not on the reference grid"):
         overlap_table([case])
+
+
+def test_scores_are_the_same_whether_the_reference_has_gp_apart_or_as_one_label(tmp_path):
+    separate, merged = package_map(), merge_gp(package_map())
+    model = np.array([0, *(STRUCTURE_BY_NAME[parts[0]].label for parts in TASKS["nuclei7"].values())], np.uint8)
+    predictions = {"atlas": np.roll(separate, 1, axis=1),  # GPe and GPi apart, a voxel off
+                   "net": model[remap_to_task(np.roll(separate, -1, axis=1), "nuclei7")]}  # GP written as GP
+    for name, volume in (("separate", separate), ("merged", merged), *predictions.items()):
+        save_volume(tmp_path / f"{name}.nii.gz", volume, np.eye(4), np.uint8)
+
+    def table(reference, structures):
+        return overlap_table([{"subject": "01", "method": method, "prediction": tmp_path / f"{method}.nii.gz",
+                               "reference": tmp_path / f"{reference}.nii.gz", "structures": structures,
+                               "task": "nuclei7" if method == "net" else None} for method in predictions])
+
+    apart, together = table("separate", SEPARATE), table("merged", MERGED)
+    assert set(apart["structure"]) == {*SEPARATE, "GP_L", "GP_R"}
+    assert set(together["structure"]) == set(MERGED)  # no GPe / GPi rows where the reference has GP as one label
+    assert set(together.query("method == 'net'")["structure"]) == set(TASKS["nuclei7"])
+    shared = apart.merge(together, on=["method", "structure"], suffixes=("", "_merged"))
+    assert len(shared) == len(together)
+    assert shared["dice"].tolist() == shared["dice_merged"].tolist()
+    assert shared.query("structure == 'GP_L'")["dice"].tolist() == [pytest.approx(0.8)] * 2
+    # without the reference's structures, every structure kept apart and GP, as before
+    assert set(table("merged", None)["structure"]) == {*SEPARATE, "GP_L", "GP_R"}
+    # a reference without STN: no STN rows, for the atlas as for a model
+    assert not table("merged", [name for name in MERGED if not name.startswith("STN")])["structure"].str.startswith("STN").any()

@@ -129,7 +129,7 @@ def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:
     written = json.loads((tmp_path / "sub-01_infer.json").read_text())
     assert written["inference_seconds"] == pytest.approx(record["inference_seconds"])
     assert written["inference_seconds"] > 0
-    assert written["label_values"]["GP_L"] == 5 and written["label_values"]["DN_R"] == 16  # GP as GPe
+    assert written["label_values"]["GP_L"] == 19 and written["label_values"]["DN_R"] == 16  # GP as one label
     assert written["model"] == "dbresunet" and written["shape"] == [20, 18, 10]
 
 

@@ -47,13 +47,27 @@ def validate_inputs(args: argparse.Namespace) -> None:
     from .validate import validate_subject
 
     labels = {space: path for space, path in (("SWI", args.swi_labels), ("T1w", args.t1_labels)) if path}
-    record = validate_subject(args.t1, args.magnitudes, args.phases, args.sidecars, labels, args.lookup,
-                              args.outside_view)
+    record = validate_subject(args.t1 or None, args.magnitudes, args.phases, args.sidecars, labels, args.lookup or None,
+                              args.outside_view, args.ignore_labels)
     write_json(args.out, record)
     for note in record["notes"]:
         log.warning("%s", note)
     log.info("inputs valid: %d echoes, labels checked in %s", len(record["echo_times_s"]),
              ", ".join(record["label_voxels"]) or "no space")
+
+
+def relabel(args: argparse.Namespace) -> None:
+    from .labels import relabel_file
+
+    structures = relabel_file(args.labels, args.lookup or None, args.out, args.ignore, args.out_lookup)
+    log.info("%s: %s in the package's numbering", args.out, ", ".join(structures) or "no structure")
+
+
+def labels_lookup(args: argparse.Namespace) -> None:
+    from .io import write_text_atomic
+    from .labels import dataset_lookup
+
+    write_text_atomic(args.out, dataset_lookup(args.lookups, args.ignore))
 
 
 def qsm(args: argparse.Namespace) -> None:
@@ -70,25 +84,24 @@ def qsm(args: argparse.Namespace) -> None:
 def qsm_metrics(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .io import write_text_atomic
+    from .io import read_json, write_text_atomic
     from .metrics import qsm_metrics_from_files
 
     rows = [{"subject": case["subject"], "method": case["method"],
              **qsm_metrics_from_files(case["chi"], case["truth"], case["mask"], case["dseg"], case["truth_mask"])}
-            for case in json.loads(args.cases)]
+            for case in read_json(args.cases)]
     write_text_atomic(args.out, pd.DataFrame(rows).round(3).to_csv(index=False))
 
 
 def atlas(args: argparse.Namespace) -> None:
     from .atlas import AtlasParams, save_labels, segment_with_atlases
-    from .registration import move_labels_files
+    from .io import read_json
 
-    settings = json.loads(args.settings)
-    atlases = [tuple(pair.split(",")) for pair in args.atlas_pairs] if args.atlas_pairs else [
-        (args.atlas_t1, args.atlas_labels)]
-    save_labels(segment_with_atlases(args.t1, atlases, AtlasParams.from_config(settings)), args.out_t1)
-    move_labels_files(args.out_t1, args.swi_reference, args.transform, "SWI", settings["label_interpolation"],
-                      args.out_swi)
+    atlases = ([(entry["t1"], entry["labels"]) for entry in read_json(args.atlas_list)]
+               if args.atlas_list else [(args.atlas_t1, args.atlas_labels)])
+    if not atlases:
+        raise InputError(args.atlas_list, "lists no atlas: joint label fusion needs training sessions with T1 labels")
+    save_labels(segment_with_atlases(args.t1, atlases, AtlasParams.from_config(json.loads(args.settings))), args.out)
 
 
 def register_t1_to_swi(args: argparse.Namespace) -> None:
@@ -114,10 +127,10 @@ def move_labels(args: argparse.Namespace) -> None:
 def registration_tre(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .io import write_text_atomic
+    from .io import read_json, write_text_atomic
     from .registration import tre_table
 
-    table = pd.DataFrame(tre_table(json.loads(args.cases)))
+    table = pd.DataFrame(tre_table(read_json(args.cases)))
     write_text_atomic(args.out, table.to_csv(index=False))
     summary = table.groupby("method")[["tre_mm", "seconds"]].agg(["mean", "max"])
     log.info("TRE (mm) and seconds per method:\n%s", summary.to_string())
@@ -136,23 +149,36 @@ def apply_padding(args: argparse.Namespace) -> None:
     apply(args.record, args.input, args.output, args.inverse)
 
 
-def overlap(args: argparse.Namespace) -> None:
-    from .evaluate import summary_by_method, write_overlap
+def overlap_case(args: argparse.Namespace) -> None:
+    from .evaluate import write_overlap_case
+    from .labels import read_dseg_tsv
 
-    table = write_overlap(json.loads(args.cases), args.out_csv, args.out_markdown)
+    case = {"subject": args.subject, "method": args.method, "prediction": args.prediction, "reference": args.reference,
+            "qsm": args.qsm, "task": args.task, "structures": list(read_dseg_tsv(args.lookup).values())}
+    table = write_overlap_case(case, args.out)
+    log.info("%s on sub-%s, Dice per structure:\n%s", args.method, args.subject,
+             table.set_index("structure")["dice"].round(3).to_string())
+
+
+def merge_overlap(args: argparse.Namespace) -> None:
+    from .evaluate import merge_overlap as merge, summary_by_method
+    from .io import read_json
+
+    table = merge([case["out"] for case in read_json(args.cases)], args.out_csv, args.out_markdown)
     log.info("mean Dice per structure and method:\n%s", summary_by_method(table).to_string())
 
 
 def evaluation_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from .io import read_json
     from .models import configured_parameters
     from .tables import write_evaluation_tables
 
+    plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    parameters = configured_parameters(json.loads(args.models))
-    written = write_evaluation_tables(overlap, args.out_dir, json.loads(args.timings), parameters,
-                                      json.loads(args.ablations))
+    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], configured_parameters(plan["models"]),
+                                      plan["ablations"])
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -160,11 +186,12 @@ def linus_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .experiments import write_experiment_tables
+    from .io import read_json
 
+    plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_experiment_tables(overlap, json.loads(args.experiments), json.loads(args.models),
-                                      json.loads(args.cohorts), json.loads(args.timings),
-                                      json.loads(args.slice_cases), args.out_dir)
+    written = write_experiment_tables(overlap, plan["experiments"], plan["models"], plan["cohorts"], plan["timings"],
+                                      plan["slice_cases"], args.out_dir)
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -187,10 +214,12 @@ def overlays(args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> None:
     import torch
 
+    from .io import read_json
     from .train import train_from_files
 
     torch.set_num_threads(args.threads)
-    summary = train_from_files(json.loads(args.settings), json.loads(args.cases), args.out_dir)
+    plan = read_json(args.plan)
+    summary = train_from_files(plan["model"], plan["cases"], args.out_dir)
     log.info("training summary: %s", summary)
 
 
@@ -198,6 +227,7 @@ def infer(args: argparse.Namespace) -> None:
     import torch
 
     from .infer import segment_files
+    from .io import read_json
 
     torch.set_num_threads(args.threads)
     settings = json.loads(args.settings)
@@ -205,6 +235,11 @@ def infer(args: argparse.Namespace) -> None:
                   batch_size=settings["batch_size"], largest_component=settings["largest_component"],
                   mixed_precision=None if settings["mixed_precision"] == "auto" else settings["mixed_precision"],
                   padding_record=args.padding_record)
+    if args.out_other:
+        from .registration import move_labels_files
+
+        to_space = "T1w" if read_json(args.padding_record)["space"] == "SWI" else "SWI"
+        move_labels_files(args.out_dseg, args.other_grid, args.transform, to_space, args.interpolation, args.out_other)
 
 
 def models(args: argparse.Namespace) -> None:
@@ -250,17 +285,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--settings", required=True, help="the config's demo section as JSON")
 
     sub = command("validate-inputs", validate_inputs, "check a subject's input files before any heavy step")
-    sub.add_argument("--t1", required=True)
-    sub.add_argument("--magnitudes", nargs="+", required=True, help="one per echo, in echo order")
-    sub.add_argument("--phases", nargs="+", required=True)
-    sub.add_argument("--sidecars", nargs="+", required=True, help="phase JSON sidecars (EchoTime, MagneticFieldStrength)")
-    # nargs="?": the workflow passes these options with an empty value when a dataset has no such file
+    # nargs "?" and "*": the workflow passes these options with no value when a session has no such file
+    sub.add_argument("--t1", nargs="?")
+    sub.add_argument("--magnitudes", nargs="*", default=[], help="one per echo, in echo order")
+    sub.add_argument("--phases", nargs="*", default=[])
+    sub.add_argument("--sidecars", nargs="*", default=[], help="phase JSON sidecars (EchoTime, MagneticFieldStrength)")
     sub.add_argument("--swi-labels", nargs="?", help="reference labels on the SWI grid")
     sub.add_argument("--t1-labels", nargs="?", help="reference labels on the T1 grid")
     sub.add_argument("--lookup", nargs="?", help="the labels' dseg.tsv (default: the package's table)")
     sub.add_argument("--outside-view", nargs="*", default=[], metavar="STRUCTURE",
                      help="structures of dseg.tsv outside a partial field of view: their labels may be absent")
+    sub.add_argument("--ignore-labels", nargs="*", default=[], metavar="NAME",
+                     help="dseg.tsv names that are no structure of deepnuclei (config labels.ignore)")
     sub.add_argument("--out", required=True, help="JSON record of what was checked")
+
+    sub = command("relabel", relabel, "renumber a dataset's label map to the package's values by structure name")
+    sub.add_argument("--labels", required=True, help="the dataset's label map")
+    # nargs="?": the workflow passes it with an empty value when a dataset has no dseg.tsv
+    sub.add_argument("--lookup", nargs="?", help="its dseg.tsv (default: the map is in the package's numbering)")
+    sub.add_argument("--ignore", nargs="*", default=[], metavar="NAME",
+                     help="dseg.tsv names of structures deepnuclei does not segment: they become background")
+    sub.add_argument("--out", required=True, help="the label map in the package's numbering")
+    sub.add_argument("--out-lookup", help="dseg.tsv of the structures it holds")
+
+    sub = command("labels-lookup", labels_lookup, "the dseg.tsv (package numbering) of the structures a dataset labels")
+    sub.add_argument("--lookups", nargs="*", default=[], help="the dataset's dseg.tsv files (none: the package's table)")
+    sub.add_argument("--ignore", nargs="*", default=[], metavar="NAME", help="names that are no structure of ours")
+    sub.add_argument("--out", required=True)
 
     sub = command("qsm", qsm, "susceptibility map from multi-echo SWI magnitude and phase")
     sub.add_argument("--magnitudes", nargs="+", required=True, help="one per echo, in echo order")
@@ -274,18 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--qc", required=True)
 
     sub = command("qsm-metrics", qsm_metrics, "QSM challenge metrics against the demo's true susceptibility")
-    sub.add_argument("--cases", required=True, help="JSON list of {subject, method, chi, mask, truth, dseg, truth_mask}")
+    sub.add_argument("--cases", required=True, help="plan file: JSON list of {subject, method, chi, mask, truth, dseg, truth_mask}")
     sub.add_argument("--out", required=True)
 
     sub = command("atlas", atlas, "segment a subject by registering a labelled template (or several: joint label fusion)")
     sub.add_argument("--t1", required=True, help="the subject's T1w")
     sub.add_argument("--atlas-t1", help="single atlas: template T1")
     sub.add_argument("--atlas-labels", help="single atlas: template labels (dseg values)")
-    sub.add_argument("--atlas-pairs", nargs="*", help="joint label fusion: T1,LABELS pairs of atlas subjects")
-    sub.add_argument("--swi-reference", required=True, help="an image on the SWI grid (first-echo magnitude)")
-    sub.add_argument("--transform", required=True, help="T1->SWI transform (.tfm, maps SWI points to T1 points)")
-    sub.add_argument("--out-t1", required=True)
-    sub.add_argument("--out-swi", required=True)
+    sub.add_argument("--atlas-list", help="joint label fusion: JSON list of {t1, labels} of atlas subjects")
+    sub.add_argument("--out", required=True, help="labels on the subject's T1 grid")
     sub.add_argument("--settings", required=True, help="the config's atlas section as JSON")
 
     sub = command("register-t1-to-swi", register_t1_to_swi, "rigid mutual-information registration of a T1 to its SWI")
@@ -316,14 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("registration-tre", registration_tre, "registration error against known transforms (demo)")
     sub.add_argument("--cases", required=True,
-                     help="JSON list of {subject, method, transform, record, truth, mask}")
+                     help="plan file: JSON list of {subject, method, transform, record, truth, mask}")
     sub.add_argument("--out", required=True, help="CSV to write")
 
-    sub = command("preprocess", preprocess, "pad, clip and rescale QSM and T1 on the SWI grid into model inputs")
-    sub.add_argument("--qsm", required=True, help="susceptibility map (ppm)")
-    sub.add_argument("--t1", required=True, help="T1 resampled to the SWI grid")
-    sub.add_argument("--settings", required=True, help="the config's preprocess section as JSON")
-    sub.add_argument("--out-qsm", required=True)
+    sub = command("preprocess", preprocess, "pad, clip and rescale QSM and T1 (SWI grid) or the T1 alone (T1w "
+                                            "grid) into model inputs")
+    sub.add_argument("--qsm", help="susceptibility map (ppm); without it the T1 alone, on its own grid")
+    sub.add_argument("--t1", required=True, help="T1 resampled to the SWI grid, or the T1 itself")
+    sub.add_argument("--settings", required=True, help="the config's preprocess (or preprocess_t1w) section as JSON")
+    sub.add_argument("--out-qsm")
     sub.add_argument("--out-t1", required=True)
     sub.add_argument("--record", required=True, help="JSON padding and window record to write")
 
@@ -333,26 +382,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", required=True)
     sub.add_argument("--inverse", action="store_true", help="model grid back to the SWI grid")
 
-    sub = command("overlap", overlap, "Dice, precision, recall and volumes of segmentations against reference labels")
-    sub.add_argument("--cases", required=True, help="JSON list of {subject, method, prediction, reference}")
+    sub = command("overlap-case", overlap_case, "Dice, precision, recall, distances and volumes of one segmentation "
+                                                "against the reference labels")
+    sub.add_argument("--subject", required=True, help="the session key (sub-<key>)")
+    sub.add_argument("--method", required=True)
+    sub.add_argument("--prediction", required=True, help="the method's labels, in the package's numbering")
+    sub.add_argument("--reference", required=True, help="the reference labels on the same grid")
+    sub.add_argument("--qsm", help="susceptibility map (ppm) on that grid, for mean susceptibilities")
+    sub.add_argument("--task", help="a model's task: only its structures are scored")
+    sub.add_argument("--lookup", required=True, help="dseg.tsv of the structures the reference labels hold")
+    sub.add_argument("--out", required=True, help="CSV of one row per structure")
+
+    sub = command("merge-overlap", merge_overlap, "one overlap table (CSV + Markdown summary) from per-case CSVs")
+    sub.add_argument("--cases", required=True, help="plan file: JSON list of cases, each with its CSV as `out`")
     sub.add_argument("--out-csv", required=True)
     sub.add_argument("--out-markdown", required=True)
 
     sub = command("evaluation-tables", evaluation_tables, "the papers' tables from the overlap table and the benchmarks")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
-    sub.add_argument("--timings", required=True, help="JSON list of {method, subject, benchmark, record}")
-    sub.add_argument("--models", required=True, help="the config's models section as JSON (parameter counts)")
-    sub.add_argument("--ablations", required=True, help='JSON {"rate": [methods], "inputs": [methods]}')
+    sub.add_argument("--plan", required=True, help="plan file evaluation.json: {timings: [{method, subject, "
+                                                   "benchmark, record}], models: {...}, ablations: {rate, inputs}}")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("linus-tables", linus_tables, "the LiNUS paper's Tables VI-IX and 2D vs 2.5D on our cohorts")
     sub.add_argument("--overlap", required=True, help="linus_experiments_overlap.csv from `deepnuclei overlap`")
-    sub.add_argument("--experiments", required=True, help='JSON {"resolution": [methods], "targets": ..., '
-                                                          '"optimizers": ..., "slices": ...}')
-    sub.add_argument("--models", required=True, help="JSON {method: {task, cohort}}")
-    sub.add_argument("--cohorts", required=True, help="JSON {cohort: {subjects, t1, model_input}}")
-    sub.add_argument("--timings", required=True, help="JSON list of {method, subject, benchmark, record}")
-    sub.add_argument("--slice-cases", required=True, help="JSON list of overlap cases of the `slices` methods")
+    sub.add_argument("--plan", required=True, help="plan file linus_experiments.json: {experiments, models, cohorts, "
+                                                   "timings, slice_cases}")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
@@ -367,19 +422,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True)
 
     sub = command("train", train, "train (or resume training) a configured model on preprocessed subjects")
-    sub.add_argument("--settings", required=True, help="the model's entry of the config's models section, as JSON")
-    sub.add_argument("--cases", required=True,
-                     help='JSON {"train": [...], "validation": [...]} of {subject, channels, labels}')
+    sub.add_argument("--plan", required=True, help='the training plan JSON: {"model": the config entry, "cases": '
+                                                   '{"train": [...], "validation": [...]} of {subject, channels, labels}}')
     sub.add_argument("--out-dir", required=True, help="checkpoints, log.csv, curves.png and summary.json go here")
     sub.add_argument("--threads", type=int, default=2)
 
     sub = command("infer", infer, "segment one subject with a trained model")
     sub.add_argument("--checkpoint", required=True)
     sub.add_argument("--inputs", nargs="+", required=True, help="model-input files, in the model's channel order")
-    sub.add_argument("--padding-record", help="the preprocess record: write the labels back on the SWI grid")
+    sub.add_argument("--padding-record", help="the preprocess record: write the labels back on the image grid")
     sub.add_argument("--settings", required=True, help="the config's inference section as JSON")
     sub.add_argument("--out-dseg", required=True)
     sub.add_argument("--out-json", required=True, help="JSON record with the inference time")
+    sub.add_argument("--other-grid", help="an image on the session's other grid (T1 or SWI): the labels go there too")
+    sub.add_argument("--transform", help="the T1-to-SWI .tfm that links the two grids")
+    sub.add_argument("--out-other", help="the labels on the other grid")
+    sub.add_argument("--interpolation", default="label_aware", choices=["nearest", "label_aware"])
     sub.add_argument("--threads", type=int, default=2)
 
     sub = command("models", models, "print every model: dims, channels, parameters, bytes, the paper's count")

@@ -76,20 +76,6 @@ def load_subject(
     return Subject(name, torch.from_numpy(np.stack([data for data, _ in channels])), labels, affine)
 
 
-def split_subjects(
-    subjects: Sequence[str], train: int, validation: int, test: int | None = None
-) -> dict[str, list[str]]:
-    """Consecutive train / validation / test groups in subject order; `test` None takes the rest."""
-    test = len(subjects) - train - validation if test is None else test
-    if min(train, validation, test) < 0 or train + validation + test > len(subjects):
-        raise ValueError(
-            f"splits of {train} / {validation} / {test} subjects need more than the {len(subjects)} given"
-        )
-    bounds = np.cumsum([0, train, validation, test])
-    roles = ("train", "validation", "test")
-    return {role: list(subjects[low:high]) for role, low, high in zip(roles, bounds, bounds[1:])}
-
-
 # ---- geometry --------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ Every method (atlas baselines, models) is scored the same way from the files it 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import scipy.ndimage as ndi
 from scipy.spatial import cKDTree
 
 from .io import InputError, apply_affine, read_volume, write_text_atomic
-from .labels import STRUCTURE_BY_NAME, STRUCTURES, TASKS
+from .labels import ALL_STRUCTURES, MAX_LABEL, PARTS, STRUCTURE_BY_NAME, STRUCTURES, TASKS, covers
 
 CROP_MARGIN_VOXELS = 1  # every border voxel lies in the union's bounding box; one more keeps erosion exact
 HAUSDORFF_PERCENTILE = 95
@@ -25,11 +25,21 @@ AXES = ("x", "y", "z")
 
 
 def scored_structures() -> dict[str, tuple[int, ...]]:
-    """Each reference structure, plus GP (GPe + GPi) per side as the DB-ResUNet paper annotates it."""
+    """Each structure kept apart in the reference, plus GP per side as the DB-ResUNet paper annotates it:
+    its own label (a dataset with GP as one label, a model's output) and GPe + GPi."""
     structures = {s.name: (s.label,) for s in STRUCTURES}
-    for side in ("L", "R"):
-        structures[f"GP_{side}"] = (STRUCTURE_BY_NAME[f"GPe_{side}"].label, STRUCTURE_BY_NAME[f"GPi_{side}"].label)
+    for merged in (s for s in ALL_STRUCTURES if s.nucleus in PARTS):
+        parts = (STRUCTURE_BY_NAME[f"{part}_{merged.hemisphere}"].label for part in PARTS[merged.nucleus])
+        structures[merged.name] = (merged.label, *parts)
     return structures
+
+
+def scored_names(structures: Collection[str] | None = None, task: str | None = None) -> list[str]:
+    """The scored structures (in `scored_structures` order) of a reference annotating `structures` (package
+    structure names; None: every one) and, for a model, of its task: GP where the reference has it as one
+    label or as GPe and GPi, GPe and GPi only where it has them apart."""
+    return [name for name in scored_structures()
+            if (structures is None or covers(structures, name)) and (task is None or name in TASKS[task])]
 
 
 def overlap(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -115,14 +125,17 @@ def cropped_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
 
 
 def score_labels(
-    prediction: np.ndarray, reference: np.ndarray, affine: np.ndarray, chi_ppm: np.ndarray | None = None
+    prediction: np.ndarray, reference: np.ndarray, affine: np.ndarray, chi_ppm: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[dict]:
-    """Scores of every scored structure from two label maps on one grid, each within its bounding box
-    (found for all labels in one pass) so distances and masks cost no more than the structure itself."""
-    n_labels = max(s.label for s in STRUCTURES)
-    boxes = ndi.find_objects(prediction, n_labels), ndi.find_objects(reference, n_labels)
+    """Scores of the scored structures `names` (None: every one) from two label maps on one grid, each
+    within its bounding box (found for all labels in one pass) so distances and masks cost no more than
+    the structure itself."""
+    boxes = ndi.find_objects(prediction, MAX_LABEL), ndi.find_objects(reference, MAX_LABEL)
+    scored = scored_structures()
     rows = []
-    for name, labels in scored_structures().items():
+    for name in scored if names is None else names:
+        labels = scored[name]
         box = union_box([found[label - 1] for found in boxes for label in labels], reference.shape)
         rows.append({"structure": name, **score_structure(
             np.isin(prediction[box], labels), np.isin(reference[box], labels), cropped_affine(affine, box),
@@ -143,27 +156,30 @@ def score_subject(
     prediction_path: str | os.PathLike,
     reference_path: str | os.PathLike,
     qsm_path: str | os.PathLike | None = None,
+    structures: Collection[str] | None = None,
+    task: str | None = None,
 ) -> list[dict]:
-    """`score_labels` of a segmentation file against the reference labels (and a Chimap in ppm)."""
+    """`score_labels` of a segmentation file against the reference labels (and a Chimap in ppm), for the
+    structures the reference annotates and the model's task segments (`scored_names`)."""
     reference, affine = read_volume(reference_path, dtype=np.uint8)
     prediction = read_on_grid(prediction_path, reference_path, reference.shape, affine, np.uint8)
     chi_ppm = None
     if qsm_path is not None:
         chi_ppm = read_on_grid(qsm_path, reference_path, reference.shape, affine, np.float32)
-    return score_labels(prediction, reference, affine, chi_ppm)
+    return score_labels(prediction, reference, affine, chi_ppm, scored_names(structures, task))
 
 
 def overlap_table(cases: Sequence[dict]) -> pd.DataFrame:
-    """Cases: dicts with subject, method, prediction (path), reference (path) and optionally qsm (path) and
-    task (a model's `labels.TASKS` key: only its structures are scored, so an STN model is not listed with
-    a Dice of 0 for the caudate)."""
-    rows = []
-    for case in cases:
-        scored = TASKS.get(case.get("task"))
-        for row in score_subject(case["prediction"], case["reference"], case.get("qsm")):
-            if scored is None or row["structure"] in scored:
-                rows.append({"subject": case["subject"], "method": case["method"], **row})
-    return pd.DataFrame(rows)
+    """Cases: dicts with subject, method, prediction (path), reference (path) and optionally qsm (path),
+    structures (the package structures the reference annotates, `labels.dataset_structures`: no row for
+    one it lacks) and task (a model's `labels.TASKS` key: only its structures are scored, so an STN model
+    is not listed with a Dice of 0 for the caudate)."""
+    return pd.DataFrame([
+        {"subject": case["subject"], "method": case["method"], **row}
+        for case in cases
+        for row in score_subject(case["prediction"], case["reference"], case.get("qsm"), case.get("structures"),
+                                 case.get("task"))
+    ])
 
 
 def summary_by_method(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
@@ -177,4 +193,20 @@ def write_overlap(cases: Sequence[dict], out_csv: str | os.PathLike, out_markdow
     write_text_atomic(out_csv, table.to_csv(index=False))
     summary = summary_by_method(table)
     write_text_atomic(out_markdown, "Mean Dice per structure and method\n\n" + summary.to_markdown() + "\n")
+    return table
+
+
+def write_overlap_case(case: dict, out_csv: str | os.PathLike) -> pd.DataFrame:
+    """One method's scores on one session (an `overlap_table` case), as a CSV that `merge_overlap` joins."""
+    table = overlap_table([case])
+    write_text_atomic(out_csv, table.to_csv(index=False))
+    return table
+
+
+def merge_overlap(case_csvs: Sequence[str | os.PathLike], out_csv: str | os.PathLike,
+                  out_markdown: str | os.PathLike) -> pd.DataFrame:
+    """The per-case CSVs in one table (in the order given), with its mean-Dice summary in Markdown."""
+    table = pd.concat([pd.read_csv(path, dtype={"subject": str}) for path in case_csvs], ignore_index=True)
+    write_text_atomic(out_csv, table.to_csv(index=False))
+    write_text_atomic(out_markdown, "Mean Dice per structure and method\n\n" + summary_by_method(table).to_markdown() + "\n")
     return table

@@ -177,8 +177,8 @@ def keep_largest_components(labels: torch.Tensor, n_classes: int) -> torch.Tenso
 
 
 def reference_values(task: str) -> dict[str, int]:
-    """The value each task class is written with: its first structure's in the reference label map
-    (`labels.STRUCTURES`; GP as GPe), so model outputs are scored like every other method's."""
+    """The value each task class is written with: its first structure's in the package numbering
+    (`labels.TASKS`; GP as GP_L/GP_R, 19/20), so model outputs are scored like every other method's."""
     return {name: STRUCTURE_BY_NAME[sources[0]].label for name, sources in TASKS[task].items()}
 
 

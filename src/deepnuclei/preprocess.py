@@ -1,4 +1,5 @@
-"""Model inputs on the SWI grid: zero-pad (or centre-crop) to the configured matrix, clip and rescale.
+"""Model inputs on the SWI grid (or, for T1w-space models, on the T1's): zero-pad (or centre-crop) to the
+configured matrix, clip and rescale.
 
 As in the DB-ResUNet paper: QSM and the T1 (already resampled to the SWI grid) are zero-padded to the
 model's matrix, clipped (QSM to [-150, 250] ppb, T1 to [0, 800]) and rescaled to [0, 1]. Padding comes
@@ -7,7 +8,8 @@ first, so padded voxels read as 0 ppm and T1 0, like the background outside the 
 Each channel is written as its own 3D NIfTI named by its BIDS suffix (`_Chimap`, `_T1w`), the names
 that a model's `inputs` list in `deepnuclei.models` holds: the QSM-only and T1-only ablations read one
 file, QSM+T1 reads both in the model's order, and no volume is stored twice. A JSON record keeps the
-padding and the intensity windows, so predictions map back onto the SWI grid exactly (`Padding.unpad`).
+padding and the intensity windows, so predictions map back onto the image grid exactly (`Padding.unpad`).
+The LiNUS paper's models read the T1 on its own grid instead: then the T1 is the only channel.
 """
 
 from __future__ import annotations
@@ -123,46 +125,52 @@ def read_same_grid(qsm_path: str | os.PathLike, t1_path: str | os.PathLike) -> t
     return qsm, t1, affine
 
 
-def prepare_inputs(qsm_path: str | os.PathLike, t1_path: str | os.PathLike, settings: Mapping,
-                   out_qsm: str | os.PathLike, out_t1: str | os.PathLike, out_record: str | os.PathLike) -> dict:
-    """Write the padded, clipped, rescaled QSM and T1 and the JSON record that maps them back.
-    `settings` is the config's `preprocess:` section."""
-    qsm_ppm, t1, affine = read_same_grid(qsm_path, t1_path)
-    padding = Padding.centred(qsm_ppm.shape, settings["matrix"])
-    windows = {"qsm_window_ppm": qsm_window_ppm(settings["qsm_clip_ppb"]),
-               "t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
+def prepare_inputs(qsm_path: str | os.PathLike | None, t1_path: str | os.PathLike, settings: Mapping,
+                   out_qsm: str | os.PathLike | None, out_t1: str | os.PathLike, out_record: str | os.PathLike) -> dict:
+    """Write the padded, clipped, rescaled QSM and T1 and the JSON record that maps them back. `settings` is
+    the config's `preprocess:` section (or `preprocess_t1w:`, with no QSM: `qsm_path` and `out_qsm` None)."""
+    if qsm_path is None:
+        t1, affine = read_volume(t1_path)
+        qsm_ppm = None
+    else:
+        qsm_ppm, t1, affine = read_same_grid(qsm_path, t1_path)
+    padding = Padding.centred(t1.shape, settings["matrix"])
+    windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
     model_affine = padding.padded_affine(affine)
-    save_volume(out_qsm, rescale(padding.pad(qsm_ppm), windows["qsm_window_ppm"]), model_affine, np.float32)
+    if qsm_ppm is not None:
+        windows["qsm_window_ppm"] = qsm_window_ppm(settings["qsm_clip_ppb"])
+        save_volume(out_qsm, rescale(padding.pad(qsm_ppm), windows["qsm_window_ppm"]), model_affine, np.float32)
     save_volume(out_t1, rescale(padding.pad(t1), windows["t1_window"]), model_affine, np.float32)
-    record = {"padding": padding.to_dict(), "cropped": padding.cropped, "swi_affine": affine.tolist(),
-              "model_affine": model_affine.tolist(), **{key: list(value) for key, value in windows.items()}}
+    record = {"padding": padding.to_dict(), "cropped": padding.cropped, "image_affine": affine.tolist(),
+              "space": "T1w" if qsm_ppm is None else "SWI", "model_affine": model_affine.tolist(),
+              **{key: list(value) for key, value in windows.items()}}
     write_json(out_record, record)
     return record
 
 
 def move_by_record(data: np.ndarray, affine: np.ndarray, record_path: str | os.PathLike,
                    source: str | os.PathLike, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """An array on the SWI grid padded like the model inputs, or (`inverse`) one on the model grid taken back
-    to the SWI grid, with its new affine; `source` names the data in the error when its grid is not the
+    """An array on the image grid (SWI or T1) padded like the model inputs, or (`inverse`) one on the model grid
+    taken back to the image grid, with its new affine; `source` names the data in the error when its grid is not the
     one the `preprocess` record expects."""
     record = read_json(record_path)
     padding = Padding.from_dict(record["padding"])
     grid, expected_shape, expected_affine = (("model", padding.matrix, record["model_affine"]) if inverse
-                                             else ("SWI", padding.shape, record["swi_affine"]))
+                                             else (record["space"], padding.shape, record["image_affine"]))
     if tuple(data.shape) != tuple(expected_shape):
         raise InputError(source, f"shape {data.shape} is not the {grid} grid's {tuple(expected_shape)} "
                                  f"recorded in {record_path}")
     if not np.allclose(affine, expected_affine, atol=1e-3):
         raise InputError(source, f"affine is not the {grid} grid's recorded in {record_path}")
     if inverse:
-        return padding.unpad(data), np.asarray(record["swi_affine"])
+        return padding.unpad(data), np.asarray(record["image_affine"])
     return padding.pad(data), np.asarray(record["model_affine"])
 
 
 def apply_padding(record_path: str | os.PathLike, in_path: str | os.PathLike, out_path: str | os.PathLike,
                   inverse: bool = False) -> Path:
-    """Pad an SWI-grid volume (e.g. reference labels) like the model inputs, or (`inverse`) take a volume on
-    the model's grid (e.g. a prediction) back to the SWI grid; the data type is kept."""
+    """Pad an image-grid volume (e.g. reference labels) like the model inputs, or (`inverse`) take a volume on
+    the model's grid (e.g. a prediction) back to the image grid; the data type is kept."""
     image = load_nifti(in_path)
     data = np.asarray(image.dataobj)
     moved, affine = move_by_record(data, image.affine, record_path, in_path, inverse)

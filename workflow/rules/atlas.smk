@@ -1,18 +1,17 @@
-# Atlas baselines, evaluated like any model: labels in T1 space and on the SWI grid.
+# Atlas baselines, evaluated like any model: labels on the T1 grid (segmentation_to_swi moves them to the
+# SWI grid where the session has one).
 
 ATLAS = config["atlas"]
 
 
 rule atlas_single:
     input:
-        t1=bids("{subject}", "T1w.nii.gz"),
+        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
         atlas_t1=ATLAS["template_t1"],
         atlas_labels=ATLAS["template_labels"],
-        swi_reference=lambda wildcards: swi_magnitudes(wildcards.subject)[0],
-        transform=registration_transform("{subject}"),
+        validated=validation_record("{subject}"),
     output:
-        t1=segmentation("atlas", "{subject}", "T1w"),
-        swi=segmentation("atlas", "{subject}", "SWI"),
+        segmentation("atlas", "{subject}", "T1w"),
     params:
         settings=as_json(ATLAS),
     threads: 2
@@ -27,22 +26,19 @@ rule atlas_single:
         "../../envs/registration.yaml"
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-t1 {input.atlas_t1}"
-        " --atlas-labels {input.atlas_labels} --swi-reference {input.swi_reference} --transform {input.transform}"
-        " --out-t1 {output.t1} --out-swi {output.swi} --settings '{params.settings}' > {log} 2>&1"
+        " --atlas-labels {input.atlas_labels} --out {output} --settings '{params.settings}' > {log} 2>&1"
 
 
 rule atlas_jlf:
+    """Joint label fusion of the first training sessions (plan file atlas_jlf: their T1 and labels)."""
     input:
-        t1=bids("{subject}", "T1w.nii.gz"),
-        atlas_t1=[bids(subject, "T1w.nii.gz") for subject in jlf_atlas_subjects()],
-        atlas_labels=[reference_labels(subject, "T1w") for subject in jlf_atlas_subjects()],
-        swi_reference=lambda wildcards: swi_magnitudes(wildcards.subject)[0],
-        transform=registration_transform("{subject}"),
+        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
+        atlases=plan_file("atlas_jlf"),
+        atlas_files=[path for key in ("t1", "labels") for path in plan_paths("atlas_jlf", key)],
+        validated=validation_record("{subject}"),
     output:
-        t1=segmentation("atlas-jlf", "{subject}", "T1w"),
-        swi=segmentation("atlas-jlf", "{subject}", "SWI"),
+        segmentation("atlas-jlf", "{subject}", "T1w"),
     params:
-        pairs=lambda wildcards, input: " ".join(f"{t1},{labels}" for t1, labels in zip(input.atlas_t1, input.atlas_labels)),
         settings=as_json(ATLAS),
     threads: 2
     resources:  # demo: 1.1 GB and 2.5 minutes with 3 atlases
@@ -55,6 +51,5 @@ rule atlas_jlf:
     conda:
         "../../envs/registration.yaml"
     shell:
-        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-pairs {params.pairs}"
-        " --swi-reference {input.swi_reference} --transform {input.transform}"
-        " --out-t1 {output.t1} --out-swi {output.swi} --settings '{params.settings}' > {log} 2>&1"
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-list {input.atlases}"
+        " --out {output} --settings '{params.settings}' > {log} 2>&1"

@@ -28,8 +28,8 @@ if DEMO["enabled"]:
             t1=bids("{subject}", "T1w.nii.gz"),
             swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
             sidecars=expand(bids("{{subject}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
-            labels_swi=reference_labels("{subject}", "SWI"),
-            labels_t1=reference_labels("{subject}", "T1w"),
+            labels_swi=dataset_labels("{subject}", "SWI"),
+            labels_t1=dataset_labels("{subject}", "T1w"),
             truth=multiext(truth("{subject}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
                            "desc-local_field.nii.gz", "desc-total_field.nii.gz", "desc-phaseoffset.nii.gz"),
             truth_t1_labels=truth("{subject}", "space-T1w_dseg.nii.gz"),
@@ -38,7 +38,7 @@ if DEMO["enabled"]:
             qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
         params:
             bids_dir=BIDS,
-            truth_dir=TRUTH,
+            truth_dir=DEMO_ROOT / "truth",
             settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "demo")),
         log:
             log_path("demo_subject", "{subject}"),

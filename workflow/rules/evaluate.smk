@@ -1,21 +1,45 @@
-# Evaluation: every method's segmentations on the SWI grid against the reference labels.
+# Evaluation: every method's segmentations against the reference labels, one job per method and session
+# (on the method's evaluation grid, see deepnuclei.plan), merged into the tables by one small job.
+
+
+def overlap_case(wildcards):
+    return PLAN.overlap_case(wildcards.method, wildcards.subject)
+
+
+rule overlap_case:
+    """Per structure: Dice, precision, recall, distances, volumes, susceptibility, centre-of-mass error."""
+    input:
+        prediction=lambda wildcards: overlap_case(wildcards)["prediction"],
+        reference=lambda wildcards: overlap_case(wildcards)["reference"],
+        qsm=lambda wildcards: overlap_case(wildcards)["qsm"] or [],
+        lookup=LAYOUT.labels_lookup(),
+    output:
+        LAYOUT.overlap_case("{method}", "{subject}"),
+    params:
+        task=lambda wildcards: f"--task {overlap_case(wildcards)['task']}" if overlap_case(wildcards)["task"] else "",
+        qsm=lambda wildcards, input: f"--qsm {input.qsm}" if input.qsm else "",
+    log:
+        log_path("overlap_{method}", "{subject}"),
+    benchmark:
+        benchmark_path("overlap_{method}", "{subject}")
+    conda:
+        "../../envs/evaluation.yaml"
+    shell:
+        "deepnuclei overlap-case --subject {wildcards.subject} --method {wildcards.method} --prediction {input.prediction}"
+        " --reference {input.reference} {params.qsm} {params.task} --lookup {input.lookup} --out {output} > {log} 2>&1"
 
 
 rule overlap:
-    """Per subject, method and structure: Dice, precision, recall, distances, volumes, susceptibility,
-    centre-of-mass error; for the main evaluation (overlap) or the LiNUS experiments."""
+    """The per-case scores of the main evaluation (overlap) or of the LiNUS experiments, in one table."""
     input:
-        predictions=lambda wildcards: [case["prediction"] for case in OVERLAP_CASES[wildcards.cases]()],
-        references=lambda wildcards: [case["reference"] for case in OVERLAP_CASES[wildcards.cases]()],
-        qsm=lambda wildcards: [case["qsm"] for case in OVERLAP_CASES[wildcards.cases]()],
+        cases=lambda wildcards: plan_file(wildcards.cases),
+        scores=lambda wildcards: overlap_files(wildcards.cases),
     output:
         csv=RESULTS / "evaluation" / "{cases}.csv",
         markdown=report(RESULTS / "evaluation" / "{cases}_summary.md", caption="../report/overlap.rst",
                         category="Evaluation"),
     wildcard_constraints:
-        cases="|".join(OVERLAP_CASES),
-    params:
-        cases=lambda wildcards: as_json(OVERLAP_CASES[wildcards.cases]()),
+        cases="|".join(OVERLAP_TABLES),
     log:
         log_path("overlap_{cases}"),
     benchmark:
@@ -23,22 +47,20 @@ rule overlap:
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei overlap --cases '{params.cases}' --out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
+        "deepnuclei merge-overlap --cases {input.cases} --out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
 
 
 rule evaluation_tables:
     input:
         overlap=RESULTS / "evaluation" / "overlap.csv",
-        benchmarks=[case["benchmark"] for case in timing_cases()],
-        records=[case["record"] for case in timing_cases() if "record" in case],
+        plan=plan_file("evaluation"),
+        benchmarks=[case["benchmark"] for case in PLAN_CONTENTS["evaluation"]["timings"]],
+        records=[case["record"] for case in PLAN_CONTENTS["evaluation"]["timings"] if "record" in case],
     output:
         [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "tex")],
         [report(evaluation_table(name, "md"), caption="../report/tables.rst", category="Evaluation",
                 subcategory="Tables") for name in EVALUATION_TABLES],
     params:
-        timings=as_json(timing_cases()),
-        models=as_json(MAIN_MODELS),
-        ablations=as_json(ABLATION_METHODS),
         out_dir=EVALUATION,
     log:
         log_path("evaluation_tables"),
@@ -47,8 +69,7 @@ rule evaluation_tables:
     conda:
         "../../envs/torch.yaml"  # parameter counts build the models
     shell:
-        "deepnuclei evaluation-tables --overlap {input.overlap} --timings '{params.timings}' --models '{params.models}'"
-        " --ablations '{params.ablations}' --out-dir {params.out_dir} > {log} 2>&1"
+        "deepnuclei evaluation-tables --overlap {input.overlap} --plan {input.plan} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule evaluation_figures:
@@ -71,9 +92,20 @@ rule evaluation_figures:
         "deepnuclei evaluation-figures --overlap {input} --methods {params.methods} --out-dir {params.out_dir} > {log} 2>&1"
 
 
+def overlay_labels(subject):
+    """Name -> label map for `deepnuclei overlays` on the session's SWI grid (T1 grid without SWI): the
+    reference first, then every method that segmented it."""
+    space = "SWI" if SESSIONS[subject].has_swi else "T1w"
+    methods = [method for method in PLAN.evaluated_methods() if subject in PLAN.segmented(method)
+               and space in PLAN.output_spaces(method, subject)]
+    return {"reference": PLAN.reference_labels(subject, space),
+            **{method: segmentation(method, subject, space) for method in methods}}
+
+
 rule segmentation_overlays:
     input:
-        image=qsm_output("{subject}", "Chimap.nii.gz"),
+        image=lambda wildcards: qsm_output(wildcards.subject, "Chimap.nii.gz") if session(wildcards).has_swi
+        else session(wildcards).t1,
         labels=lambda wildcards: list(overlay_labels(wildcards.subject).values()),
     output:
         report(overlay_figure("{subject}"), caption="../report/overlays.rst", category="Segmentations",

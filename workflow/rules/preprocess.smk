@@ -1,21 +1,23 @@
-# Model inputs on the SWI grid: QSM and the registered T1 zero-padded to the model's matrix, clipped and
-# rescaled to [0, 1], one file per channel (named by the BIDS suffixes the models' `inputs` list), the
-# reference labels padded alike, and the record that maps predictions back onto the SWI grid.
+# Model inputs on a model's grid, one file per channel (named by the BIDS suffixes the models' `inputs`
+# list), clipped and rescaled to [0, 1] after zero-padding to the space's matrix; the reference labels padded
+# alike; and the record that maps predictions back. SWI space: QSM and the registered T1 on the SWI slab (the
+# DB-ResUNet paper); T1w space: the T1 on its own grid (the LiNUS paper), for sessions with or without SWI. SWI-space
+# models need the T1 as well (QSM alone is registered to nothing): the plan segments only sessions with both.
 
-rule preprocess_inputs:
+rule preprocess_swi:
     input:
         qsm=qsm_output("{subject}", "Chimap.nii.gz"),
         t1=t1_in_swi("{subject}"),
     output:
-        qsm=preprocessed("{subject}", "Chimap.nii.gz"),
-        t1=preprocessed("{subject}", "T1w.nii.gz"),
-        record=preprocessed("{subject}", "padding.json"),
+        qsm=preprocessed("{subject}", "Chimap.nii.gz", "SWI"),
+        t1=preprocessed("{subject}", "T1w.nii.gz", "SWI"),
+        record=preprocessed("{subject}", "padding.json", "SWI"),
     params:
         settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "preprocess")),
     log:
-        log_path("preprocess_inputs", "{subject}"),
+        log_path("preprocess_swi", "{subject}"),
     benchmark:
-        benchmark_path("preprocess_inputs", "{subject}")
+        benchmark_path("preprocess_swi", "{subject}")
     conda:
         "../../envs/qsm.yaml"
     shell:
@@ -23,16 +25,36 @@ rule preprocess_inputs:
         " --out-t1 {output.t1} --record {output.record} > {log} 2>&1"
 
 
+rule preprocess_t1w:
+    input:
+        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
+        validated=validation_record("{subject}"),
+    output:
+        t1=preprocessed("{subject}", "T1w.nii.gz", "T1w"),
+        record=preprocessed("{subject}", "padding.json", "T1w"),
+    params:
+        settings=as_json(config["preprocess_t1w"]),
+    log:
+        log_path("preprocess_t1w", "{subject}"),
+    benchmark:
+        benchmark_path("preprocess_t1w", "{subject}")
+    conda:
+        "../../envs/qsm.yaml"
+    shell:
+        "deepnuclei preprocess --t1 {input.t1} --settings '{params.settings}' --out-t1 {output.t1}"
+        " --record {output.record} > {log} 2>&1"
+
+
 rule preprocess_labels:
     input:
-        labels=reference_labels("{subject}", "SWI"),
-        record=preprocessed("{subject}", "padding.json"),
+        labels=lambda wildcards: PLAN.reference_labels(wildcards.subject, wildcards.space),
+        record=preprocessed("{subject}", "padding.json", "{space}"),
     output:
-        preprocessed("{subject}", "dseg.nii.gz"),
+        preprocessed("{subject}", "dseg.nii.gz", "{space}"),
     log:
-        log_path("preprocess_labels", "{subject}"),
+        log_path("preprocess_labels_{space}", "{subject}"),
     benchmark:
-        benchmark_path("preprocess_labels", "{subject}")
+        benchmark_path("preprocess_labels_{space}", "{subject}")
     conda:
         "../../envs/qsm.yaml"
     shell:

@@ -3,14 +3,16 @@
 
 
 rule validate_inputs:
-    """Cheap checks of a subject's files (deepnuclei.validate); QSM and registration wait for its record,
-    so a bad input stops the run before any heavy step, with one line naming the file and the problem."""
+    """Cheap checks of a session's files (deepnuclei.validate); QSM, registration and the reference labels
+    wait for its record, so a bad input stops the run before any heavy step, with one line naming the file
+    and the problem."""
     input:
-        unpack(validation_inputs),
+        unpack(lambda wildcards: validation_inputs(wildcards.subject)),
     output:
         validation_record("{subject}"),
     params:
-        outside_view=lambda wildcards: outside_view(wildcards.subject),
+        outside_view=lambda wildcards: cohort_overrides(wildcards.subject, "outside_view", []),
+        ignore=config["labels"]["ignore"],
     log:
         log_path("validate_inputs", "{subject}"),
     benchmark:
@@ -20,14 +22,15 @@ rule validate_inputs:
     shell:
         "deepnuclei validate-inputs --t1 {input.t1} --magnitudes {input.magnitudes} --phases {input.phases}"
         " --sidecars {input.sidecars} --swi-labels {input.swi_labels} --t1-labels {input.t1_labels}"
-        " --lookup {input.lookup} --outside-view {params.outside_view} --out {output} > {log} 2>&1"
+        " --lookup {input.lookup} --outside-view {params.outside_view} --ignore-labels {params.ignore}"
+        " --out {output} > {log} 2>&1"
 
 
 rule qsm:
     input:
-        magnitudes=lambda wildcards: swi_files(wildcards.subject, "mag"),
-        phases=lambda wildcards: swi_files(wildcards.subject, "phase"),
-        sidecars=lambda wildcards: swi_files(wildcards.subject, "phase", "json"),
+        magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
+        phases=lambda wildcards: session(wildcards).phases,
+        sidecars=lambda wildcards: session(wildcards).sidecars,
         validated=validation_record("{subject}"),
     output:
         chi=qsm_output("{subject}", "Chimap.nii.gz", "{method}"),
@@ -59,15 +62,14 @@ rule qsm_metrics:
     """Every evaluated QSM method against the simulated truth, per cohort: the main cohort's table has no
     suffix (results/qsm/qsm_metrics.csv), another cohort's is qsm_metrics_<cohort>.csv."""
     input:
-        maps=lambda wildcards: [case["chi"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
-        masks=lambda wildcards: [case["mask"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
-        truths=lambda wildcards: [case["truth"] for case in qsm_metric_cases(wildcards.cohort_suffix)],
+        cases=lambda wildcards: plan_file(f"qsm_metrics{wildcards.cohort_suffix}"),
+        maps=lambda wildcards: plan_paths(f"qsm_metrics{wildcards.cohort_suffix}", "chi"),
+        masks=lambda wildcards: plan_paths(f"qsm_metrics{wildcards.cohort_suffix}", "mask"),
+        truths=lambda wildcards: plan_paths(f"qsm_metrics{wildcards.cohort_suffix}", "truth"),
     output:
         RESULTS / "qsm" / "qsm_metrics{cohort_suffix}.csv",
     wildcard_constraints:
         cohort_suffix="(_[A-Za-z0-9]+)?",
-    params:
-        cases=lambda wildcards: as_json(qsm_metric_cases(wildcards.cohort_suffix)),
     log:
         log_path("qsm_metrics{cohort_suffix}"),
     benchmark:
@@ -75,4 +77,4 @@ rule qsm_metrics:
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei qsm-metrics --cases '{params.cases}' --out {output} > {log} 2>&1"
+        "deepnuclei qsm-metrics --cases {input.cases} --out {output} > {log} 2>&1"

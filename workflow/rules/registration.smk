@@ -3,12 +3,12 @@
 
 rule register_t1_to_swi:
     input:
-        t1=bids("{subject}", "T1w.nii.gz"),
+        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
         magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
         validated=validation_record("{subject}"),
     output:
         transform=registration_transform("{subject}", "{method}"),
-        record=result("registration", "{subject}", "registration.json", desc="{method}"),
+        record=registration_record("{subject}", "{method}"),
     wildcard_constraints:
         method="simpleitk|antspyx",
     params:
@@ -28,7 +28,7 @@ rule register_t1_to_swi:
 
 rule t1_to_swi:
     input:
-        t1=bids("{subject}", "T1w.nii.gz"),
+        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
         magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
         transform=registration_transform("{subject}"),
     output:
@@ -48,39 +48,36 @@ rule t1_to_swi:
         " --fixed-image {params.fixed_image} --out {output.t1} --qc {output.qc} --title '{params.title}' > {log} 2>&1"
 
 
-rule segmentation_to_t1:
-    """Any method's SWI-space segmentation back to T1 space (the atlas methods write both spaces themselves)."""
+rule segmentation_to_swi:
+    """Atlas labels (made on the T1 grid) moved to the SWI grid; models write both grids themselves."""
     input:
-        dseg=segmentation("{method}", "{subject}", "SWI"),
-        t1=bids("{subject}", "T1w.nii.gz"),
+        dseg=segmentation("{method}", "{subject}", "T1w"),
+        reference=lambda wildcards: grid_image(wildcards.subject, "SWI"),
         transform=registration_transform("{subject}"),
     output:
-        segmentation("{method}", "{subject}", "T1w"),
+        segmentation("{method}", "{subject}", "SWI"),
     wildcard_constraints:
-        method="(?!atlas)[A-Za-z0-9_-]+",
+        method="|".join(re.escape(method) for method in PLAN.atlas_methods) or "(?!)",
     params:
         interpolation=REGISTRATION["label_interpolation"],
     log:
-        log_path("segmentation_to_t1_{method}", "{subject}"),
+        log_path("segmentation_to_swi_{method}", "{subject}"),
     benchmark:
-        benchmark_path("segmentation_to_t1_{method}", "{subject}")
+        benchmark_path("segmentation_to_swi_{method}", "{subject}")
     conda:
         "../../envs/registration.yaml"
     shell:
-        "deepnuclei move-labels --labels {input.dseg} --reference {input.t1} --transform {input.transform} --to T1w"
-        " --interpolation {params.interpolation} --out {output} > {log} 2>&1"
+        "deepnuclei move-labels --labels {input.dseg} --reference {input.reference} --transform {input.transform}"
+        " --to SWI --interpolation {params.interpolation} --out {output} > {log} 2>&1"
 
 
 rule registration_tre:
     input:
-        transforms=[case["transform"] for case in tre_cases()],
-        records=[case["record"] for case in tre_cases()],
-        truths=[case["truth"] for case in tre_cases()],
-        masks=[case["mask"] for case in tre_cases()],
+        cases=plan_file("tre") if DEMO["enabled"] else [],
+        files=[path for key in ("transform", "record", "truth", "mask") for path in plan_paths("tre", key)]
+        if DEMO["enabled"] else [],
     output:
         RESULTS / "registration" / "tre.csv",
-    params:
-        cases=as_json(tre_cases()),
     log:
         log_path("registration_tre"),
     benchmark:
@@ -88,4 +85,4 @@ rule registration_tre:
     conda:
         "../../envs/registration.yaml"
     shell:
-        "deepnuclei registration-tre --cases '{params.cases}' --out {output} > {log} 2>&1"
+        "deepnuclei registration-tre --cases {input.cases} --out {output} > {log} 2>&1"

@@ -1,0 +1,99 @@
+"""Where the workflow writes each output: one place for every path, used by the plan (which writes case
+lists of paths) and by the Snakemake rules (which use the same functions with "{subject}"-style
+wildcards in place of values).
+
+A session key names one acquisition session: the participant label alone ("01") for datasets without
+sessions, else "<participant>_ses-<session>" ("01_ses-02"), so that `sub-<key>` is the BIDS file prefix
+of every output (`sub-01_ses-02_space-SWI_desc-sharptv_Chimap.nii.gz`) and one wildcard carries both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SPACES = ("SWI", "T1w")
+SESSION_KEY = "[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?"  # the workflow's `subject` wildcard
+
+
+def session_key(participant: str, session: str | None) -> str:
+    return participant if not session else f"{participant}_ses-{session}"
+
+
+def bids_name(key: str, suffix: str, **entities: object) -> str:
+    """`sub-<key>_<key>-<value>..._<suffix>` (entities in the order given)."""
+    return "_".join([f"sub-{key}", *(f"{name}-{value}" for name, value in entities.items()), suffix])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The results folder's layout. Every method is a name; every per-session file lives in
+    `<results>/<stage>/sub-<key>/`."""
+
+    results: Path
+
+    @classmethod
+    def of(cls, results: str | os.PathLike) -> Layout:
+        return cls(Path(results))
+
+    def result(self, stage: str, key: str, suffix: str, **entities: object) -> str:
+        return str(self.results / stage / f"sub-{key}" / bids_name(key, suffix, **entities))
+
+    def plan_file(self, name: str) -> str:
+        return str(self.results / "plan" / f"{name}.json")
+
+    def log(self, rule: str, key: str = "all") -> str:
+        return str(self.results / "logs" / rule / f"sub-{key}.log")
+
+    def benchmark(self, rule: str, key: str = "all") -> str:
+        return str(self.results / "benchmarks" / rule / f"sub-{key}.tsv")
+
+    # ---- per session
+
+    def validation_record(self, key: str) -> str:
+        return str(self.results / "validation" / f"sub-{key}_inputs.json")
+
+    def reference_labels(self, key: str, space: str, moved: bool = False) -> str:
+        """The dataset's reference labels in the package's numbering (`labels_lookup` lists them); `moved`:
+        those made from the other grid's labels through the registration."""
+        return self.result("labels", key, "dseg.nii.gz", space=space, **({"desc": "moved"} if moved else {}))
+
+    def labels_lookup(self) -> str:
+        """The `dseg.tsv` of the structures the dataset's reference labels hold, in the package's numbering."""
+        return str(self.results / "labels" / "dseg.tsv")
+
+    def qsm(self, key: str, suffix: str, method: str) -> str:
+        """QSM outputs per method: `Chimap.nii.gz` (ppm), `mask.nii.gz`, `localfield.nii.gz` (ppm)."""
+        return self.result("qsm", key, suffix, space="SWI", desc=method)
+
+    def registration_transform(self, key: str, method: str) -> str:
+        return self.result("registration", key, "xfm.tfm", desc=method, **{"from": "T1w", "to": "SWI", "mode": "image"})
+
+    def registration_record(self, key: str, method: str) -> str:
+        return self.result("registration", key, "registration.json", desc=method)
+
+    def t1_in_swi(self, key: str) -> str:
+        return self.result("registration", key, "T1w.nii.gz", space="SWI")
+
+    def preprocessed(self, key: str, suffix: str, space: str = "SWI") -> str:
+        """A model-input file on the grid of `space`: `Chimap.nii.gz`, `T1w.nii.gz`, `dseg.nii.gz`, or the
+        record `padding.json` that maps it back."""
+        return self.result("preprocess", key, suffix, space=space, desc="model")
+
+    def segmentation(self, method: str, key: str, space: str) -> str:
+        """Where every method (atlas or model) writes its labels, in the package's numbering."""
+        return self.result(f"segmentations/{method}", key, f"space-{space}_dseg.nii.gz")
+
+    def inference_record(self, model: str, key: str) -> str:
+        return self.result(f"segmentations/{model}", key, "inference.json")
+
+    def overlap_case(self, method: str, key: str) -> str:
+        """One method's scores on one session, merged into the evaluation's overlap tables."""
+        return self.result(f"evaluation/cases/{method}", key, "overlap.csv")
+
+    # ---- models
+
+    def model_file(self, model: str, name: str) -> str:
+        """A trained model's folder: summary.json, log.csv, curves.png, checkpoint_{best,last}.pt."""
+        return str(self.results / "models" / model / name)

@@ -1,0 +1,636 @@
+"""The workflow's plan: the dataset read once, and every decision taken from it written down as files.
+
+`make_plan(config)` finds the sessions (BIDS participants and sessions, filtered as BIDS apps filter
+them), the inputs each has (T1w, SWI echoes with their sidecars, reference labels and their space),
+each session's role (train / validation / test, by participant so that no participant's sessions sit on
+both sides of a split; `apply` for the rest: segmented, never trained on or scored), which method can
+segment and score which session, and the case lists. `write_plan_files` writes them as JSON under
+`<results>/plan/`; rules pass those files by path, so no command line grows with the cohort.
+
+The BIDS layer is bids2table: it indexes a dataset into one table of entities (1,000 sessions of
+18 files each in about a second, with the BIDS schema's entity parsing), where pybids builds a SQL
+index (minutes at that size) and snakebids pins its own Snakemake. The demo's layout is known before it
+is simulated, so its plan is made from the config with the same file names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import InputError, write_text_atomic
+from .labels import check_task, lookup_structures
+from .layout import SPACES, Layout, bids_name, session_key
+
+log = logging.getLogger(__name__)
+
+MAIN_COHORT = "main"
+ROLES = ("train", "validation", "test", "apply")
+SWI_SUFFIXES = ("T2starw", "MEGRE")  # qsm-forward and QSMxT name multi-echo GRE T2starw; BIDS 1.8+ MEGRE
+IMAGE_EXTENSIONS = (".nii.gz", ".nii")
+INPUT_KINDS = ("T1w", "swi", "labels")  # the config's bids_filters keys
+
+
+class PlanError(ValueError):
+    """A dataset or config that the workflow cannot serve, found before any job runs."""
+
+
+@dataclass
+class Session:
+    """One acquisition session's input files (paths as found, None / empty where absent)."""
+
+    key: str
+    participant: str
+    session: str | None
+    cohort: str
+    t1: str | None = None
+    echoes: list[int] = field(default_factory=list)
+    magnitudes: list[str] = field(default_factory=list)
+    phases: list[str] = field(default_factory=list)
+    sidecars: list[str] = field(default_factory=list)  # of the phase images, in echo order
+    labels: dict[str, str] = field(default_factory=dict)  # space -> the dataset's label map
+    lookup: str | None = None  # the dataset's dseg.tsv for those labels; None: the package's numbering
+
+    @property
+    def has_swi(self) -> bool:
+        return bool(self.magnitudes)
+
+    @property
+    def has_t1(self) -> bool:
+        return self.t1 is not None
+
+    @property
+    def spaces(self) -> list[str]:
+        return [space for space, present in (("SWI", self.has_swi), ("T1w", self.has_t1)) if present]
+
+    @property
+    def registered(self) -> bool:
+        """T1 -> SWI registration runs where a session has both."""
+        return self.has_swi and self.has_t1
+
+    def label_source(self, space: str) -> str | None:
+        """Where the reference labels on a space's grid come from: the dataset, moved from the other
+        space through the registration, or nowhere."""
+        if space in self.labels:
+            return "dataset"
+        other = "T1w" if space == "SWI" else "SWI"
+        return f"moved from {other}" if other in self.labels and self.registered else None
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.labels)
+
+
+# ---- finding the sessions --------------------------------------------------------------------------
+
+
+def cohort_of(participant: str, cohorts: Mapping[str, Mapping]) -> str:
+    for name, cohort in cohorts.items():
+        if re.fullmatch(rf"{re.escape(cohort['prefix'])}\d+", participant):
+            return name
+    return MAIN_COHORT
+
+
+def label_list(value: str | int | Sequence | None) -> list[str]:
+    """Participant labels as given on a command line (`--config participant_label=01` or a list), without
+    any "sub-" prefix."""
+    if value is None or value == "":
+        return []
+    values = [value] if isinstance(value, (str, int)) else list(value)
+    return [str(item).removeprefix("sub-") for item in values]
+
+
+def demo_sessions(config: Mapping) -> list[Session]:
+    """The demo cohort's sessions, from the config: the files the demo rules will write."""
+    demo, bids = config["demo"], Path(config["bids_dir"])
+    echoes = list(range(1, len(demo["echo_times_s"]) + 1))
+    participants = [f"{number:02d}" for number in range(1, demo["n_subjects"] + 1)]
+    participants += [f"{cohort['prefix']}{number:02d}" for cohort in config["cohorts"].values()
+                     for number in range(1, cohort["n_subjects"] + 1)]
+    labels_dir = bids / "derivatives" / "labels"
+    sessions = []
+    for participant in participants:
+        anat = bids / f"sub-{participant}" / "anat"
+
+        def swi(part: str, extension: str, echo: int) -> str:
+            return str(anat / bids_name(participant, f"T2starw.{extension}", echo=echo, part=part))
+
+        sessions.append(Session(
+            participant, participant, None, cohort_of(participant, config["cohorts"]),
+            t1=str(anat / bids_name(participant, "T1w.nii.gz")), echoes=echoes,
+            magnitudes=[swi("mag", "nii.gz", echo) for echo in echoes],
+            phases=[swi("phase", "nii.gz", echo) for echo in echoes],
+            sidecars=[swi("phase", "json", echo) for echo in echoes],
+            labels={space: str(labels_dir / f"sub-{participant}" / "anat" / bids_name(participant, "dseg.nii.gz", space=space))
+                    for space in SPACES}))  # in the package's numbering: no lookup to map them by
+    return sessions
+
+
+Image = dict[str, str]  # one indexed file: its BIDS entities (sub, ses, echo, part, space, suffix, ext, ...) and path
+
+
+def index_images(root: Path, participants: Sequence[str]) -> list[Image]:
+    """bids2table's index of a BIDS folder: one entry per NIfTI image with its entities (absent ones
+    left out) and absolute `path`; empty when the folder does not exist."""
+    from bids2table import index_dataset
+
+    if not root.is_dir():
+        return []
+    table = index_dataset(root, include_subjects=list(participants) or None)
+    columns = [name for name in table.column_names if name not in {"dataset", "extra_entities", "root"}]
+    images = []
+    for row in table.select(columns + ["root"]).to_pylist():
+        if row["ext"] in IMAGE_EXTENSIONS:
+            entities = {name: str(row[name]) for name in columns if row[name] is not None}
+            images.append({**entities, "path": str(Path(row["root"]) / row["path"])})
+    return images
+
+
+def filtered(images: Iterable[Image], filters: Mapping[str, Any]) -> list[Image]:
+    """Images whose entities match the config's `bids_filters` of one kind (null: the entity must be absent)."""
+    return [image for image in images
+            if all(image.get(entity) == (None if value is None else str(value)) for entity, value in filters.items())]
+
+
+def one_series(images: list[Image], what: str, folder: str, kind: str, varying: Sequence[str] = ()) -> list[Image]:
+    """The images of one acquisition (one image, or one echo series): candidates that differ in another
+    entity are an error naming them and the config key that chooses one."""
+    keys = {key for image in images for key in image} - {"path", "ext", *varying}
+    differing = sorted(key for key in keys if len({image.get(key) for image in images}) > 1)
+    if differing:
+        names = ", ".join(sorted(Path(image["path"]).name for image in images)[:6])
+        raise PlanError(f"{folder}: several {what} ({names}, differing in {', '.join(differing)}): choose one with the "
+                        f"config's bids_filters, e.g. --config 'bids_filters={{{kind}: {{{differing[0]}: ...}}}}'")
+    return images
+
+
+def sidecar_of(image: str) -> str:
+    for extension in IMAGE_EXTENSIONS:
+        if image.endswith(extension):
+            return image[: -len(extension)] + ".json"
+    return image + ".json"
+
+
+def by_session(images: Iterable[Image]) -> dict[tuple[str, str], list[Image]]:
+    grouped: dict[tuple[str, str], list[Image]] = {}
+    for image in images:
+        grouped.setdefault((image["sub"], image.get("ses", "")), []).append(image)
+    return grouped
+
+
+def bids_sessions(config: Mapping, participants: Sequence[str]) -> tuple[list[Session], list[str]]:
+    """Every session of a real BIDS dataset with what it holds, and notes on what was left out."""
+    bids = Path(config["bids_dir"])
+    if not bids.is_dir():
+        raise PlanError(f"{bids}: the BIDS dataset (config bids_dir) does not exist")
+    filters = {kind: config["bids_filters"].get(kind) or {} for kind in INPUT_KINDS}
+    derivatives = str(bids / "derivatives") + os.sep
+    images = [image for image in index_images(bids, participants) if not image["path"].startswith(derivatives)]
+    labels_dir = Path(config["labels_dir"] or bids / "derivatives" / "labels")
+    label_images = by_session(image for image in filtered(index_images(labels_dir, participants), filters["labels"])
+                              if image["suffix"] == "dseg")
+    top_lookup = labels_dir / "dseg.tsv"
+    sessions, notes = [], []
+    for (participant, session), rows in sorted(by_session(images).items()):
+        key = session_key(participant, session)
+        folder = str(bids / f"sub-{participant}" / (f"ses-{session}" if session else ""))
+        found = Session(key, participant, session or None, cohort_of(participant, config["cohorts"]))
+        t1 = one_series(filtered((row for row in rows if row["suffix"] == "T1w"), filters["T1w"]), "T1w images",
+                        folder, "T1w")
+        found.t1 = t1[0]["path"] if t1 else None
+        swi = filtered((row for row in rows if row["suffix"] in SWI_SUFFIXES and row.get("part") in ("mag", "phase")),
+                       filters["swi"])
+        if swi:
+            one_series(swi, "SWI series", folder, "swi", varying=("echo", "part"))
+            echoes = {part: {int(row.get("echo", 1)): row["path"] for row in swi if row["part"] == part}
+                      for part in ("mag", "phase")}
+            if sorted(echoes["mag"]) != sorted(echoes["phase"]):
+                raise PlanError(f"{folder}: SWI magnitude echoes {sorted(echoes['mag'])} and phase echoes "
+                                f"{sorted(echoes['phase'])} differ")
+            found.echoes = sorted(echoes["mag"])
+            found.magnitudes = [echoes["mag"][echo] for echo in found.echoes]
+            found.phases = [echoes["phase"][echo] for echo in found.echoes]
+            found.sidecars = [sidecar_of(path) for path in found.phases]
+        if not (found.has_t1 or found.has_swi):
+            notes.append(f"sub-{key}: no T1w and no SWI images, left out")
+            continue
+        for space in sorted({image.get("space", "") for image in label_images.get((participant, session), [])}):
+            space_images = [image for image in label_images[(participant, session)] if image.get("space", "") == space]
+            if space not in SPACES:
+                raise PlanError(f"{space_images[0]['path']}: reference labels need a space entity, space-SWI or "
+                                f"space-T1w, to say which grid they are on")
+            path = one_series(space_images, f"space-{space} label maps", str(labels_dir), "labels")[0]["path"]
+            found.labels[space] = path
+            beside = Path(sidecar_of(path)).with_suffix(".tsv")
+            found.lookup = str(beside) if beside.exists() else str(top_lookup) if top_lookup.exists() else None
+        sessions.append(found)
+    return sessions, notes
+
+
+def select_participants(sessions: list[Session], include: Sequence[str], exclude: Sequence[str]) -> list[Session]:
+    known = {session.participant for session in sessions}
+    missing = sorted(set(include) - known)
+    if missing:
+        raise PlanError(f"participant_label {missing}: no such participants (found {len(known)}, e.g. {sorted(known)[:5]})")
+    return [session for session in sessions
+            if (not include or session.participant in include) and session.participant not in exclude]
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+
+def ablation_variants(config: Mapping) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """DB-ResUNet Tables III and IV as models: the `ablations.model` entry with another global-branch
+    rate, or other inputs, named after what changed; and the methods each ablation table compares."""
+    ablations = config["ablations"]
+    if not (ablations["rates"] or ablations["inputs"]):
+        return {}, {}
+    name = ablations["model"]
+    if name not in config["models"]:
+        raise PlanError(f"ablations.model '{name}' is not a key of the config's models")
+    base = config["models"][name]
+    rates = {f"{name}-rate{'x'.join(map(str, rate))}": {**base, "options": {**base.get("options", {}), "rate": rate}}
+             for rate in ablations["rates"]}
+    inputs = {f"{name}-in-{'-'.join(channels)}": {**base, "inputs": channels} for channels in ablations["inputs"]}
+    return {**rates, **inputs}, {"rate": [name, *rates], "inputs": [name, *inputs]}
+
+
+def model_space(model: Mapping) -> str:
+    return model.get("space", "SWI")
+
+
+# ---- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)  # hashed by identity: its queries are cached
+class Plan:
+    """Every decision about the dataset: sessions, roles, and what each method segments and scores."""
+
+    config: Mapping
+    sessions: dict[str, Session]
+    roles: dict[str, str]  # session key -> role
+    main_models: dict[str, dict]  # the main cohort's tables: configured models and ablation variants
+    models: dict[str, dict]  # every model the rules can train: main ones and the LiNUS experiments'
+    ablation_methods: dict[str, list[str]]
+    notes: list[str]
+
+    @property
+    def ablation_models(self) -> set[str]:
+        return {method for methods in self.ablation_methods.values() for method in methods[1:]}
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.of(self.config["results_dir"])
+
+    @property
+    def atlas_methods(self) -> list[str]:
+        return list(self.config["atlas"]["methods"])
+
+    @cache
+    def cohort_sessions(self, cohort: str = MAIN_COHORT) -> list[str]:
+        return [key for key, session in self.sessions.items() if session.cohort == cohort]
+
+    @cache
+    def role_sessions(self, role: str, cohort: str = MAIN_COHORT) -> list[str]:
+        return [key for key in self.cohort_sessions(cohort) if self.roles[key] == role]
+
+    def with_swi(self, cohort: str = MAIN_COHORT) -> list[str]:
+        return [key for key in self.cohort_sessions(cohort) if self.sessions[key].has_swi]
+
+    def sessions_where(self, registered: bool) -> list[str]:
+        """Sessions of every cohort with (or without) a T1 -> SWI registration."""
+        return [key for key, session in self.sessions.items() if session.registered == registered]
+
+    def registered(self, cohort: str = MAIN_COHORT) -> list[str]:
+        return [key for key in self.cohort_sessions(cohort) if self.sessions[key].registered]
+
+    # ---- methods
+
+    @cache
+    def native_space(self, method: str) -> str:
+        """The grid a method writes its labels on: the model's `space`; T1w for the atlas methods."""
+        return model_space(self.models[method]) if method in self.models else "T1w"
+
+    def method_cohort(self, method: str) -> str:
+        return self.models.get(method, {}).get("cohort", MAIN_COHORT)
+
+    @cache
+    def can_segment(self, method: str, key: str) -> bool:
+        session = self.sessions[key]
+        if method not in self.models:
+            return session.has_t1
+        return session.has_t1 if self.native_space(method) == "T1w" else session.registered
+
+    @cache
+    def segmented(self, method: str) -> list[str]:
+        """Every session of the method's cohort that it can read; the ablation variants and the LiNUS
+        experiments' models, which exist for their tables, only the sessions they are scored on."""
+        if method in self.ablation_models or method not in [*self.atlas_methods, *self.main_models]:
+            return self.scored(method)
+        return [key for key in self.cohort_sessions(self.method_cohort(method)) if self.can_segment(method, key)]
+
+    def output_spaces(self, method: str, key: str) -> list[str]:
+        """The native grid, and the other one where the registration links them."""
+        native = self.native_space(method)
+        return [native, *([other for other in SPACES if other != native] if self.sessions[key].registered else [])]
+
+    @cache
+    def evaluation_space(self, method: str, key: str) -> str:
+        """Models are scored on their own grid; atlas methods on the SWI grid where the session has one."""
+        if method in self.models:
+            return self.native_space(method)
+        return "SWI" if self.sessions[key].has_swi and self.sessions[key].label_source("SWI") else "T1w"
+
+    @cache
+    def scored(self, method: str) -> list[str]:
+        """Test sessions that the method segments and that have reference labels on its evaluation grid."""
+        return [key for key in self.role_sessions("test", self.method_cohort(method)) if self.can_segment(method, key)
+                and self.sessions[key].label_source(self.evaluation_space(method, key))]
+
+    @cache
+    def training_sessions(self, model: str, role: str) -> list[str]:
+        space = self.native_space(model)
+        return [key for key in self.role_sessions(role, self.method_cohort(model))
+                if self.can_segment(model, key) and self.sessions[key].label_source(space)]
+
+    def jlf_atlases(self) -> list[str]:
+        """The training sessions that serve as atlases of joint label fusion: the first `jlf_atlases`
+        with T1 and reference labels on its grid."""
+        usable = [key for key in self.role_sessions("train") if self.sessions[key].has_t1
+                  and self.sessions[key].label_source("T1w")]
+        return usable[: self.config["atlas"]["jlf_atlases"]]
+
+    # ---- paths that depend on a decision
+
+    def reference_labels(self, key: str, space: str) -> str:
+        """The session's reference labels in the package's numbering on a grid: relabelled from the dataset's
+        file, or moved from the other grid (desc-moved)."""
+        source = self.sessions[key].label_source(space)
+        if source is None:
+            raise PlanError(f"sub-{key}: no reference labels on the {space} grid")
+        return self.layout.reference_labels(key, space, moved=source != "dataset")
+
+    def model_inputs(self, model: str, key: str) -> list[str]:
+        space = self.native_space(model)
+        return [self.layout.preprocessed(key, f"{suffix}.nii.gz", space) for suffix in self.models[model]["inputs"]]
+
+    # ---- case lists
+
+    def training_plan(self, model: str) -> dict[str, Any]:
+        """What `deepnuclei train --plan` reads: the model's settings and its training and validation files."""
+        space = self.native_space(model)
+        cases = {role: [{"subject": key, "channels": self.model_inputs(model, key),
+                         "labels": self.layout.preprocessed(key, "dseg.nii.gz", space)}
+                        for key in self.training_sessions(model, role)] for role in ("train", "validation")}
+        return {"model": self.models[model], "cases": cases}
+
+    def overlap_case(self, method: str, key: str) -> dict[str, Any]:
+        """One method on one session, on its evaluation grid; susceptibility from the QSM the models saw."""
+        space = self.evaluation_space(method, key)
+        return {"subject": key, "method": method, "space": space,
+                "prediction": self.layout.segmentation(method, key, space),
+                "reference": self.reference_labels(key, space),
+                "qsm": self.layout.qsm(key, "Chimap.nii.gz", self.config["qsm"]["method"]) if space == "SWI" else None,
+                "task": self.models.get(method, {}).get("task"),
+                "out": self.layout.overlap_case(method, key)}
+
+    def evaluated_methods(self) -> list[str]:
+        return self.atlas_methods + list(self.main_models)
+
+    def overlap_cases(self, name: str) -> list[dict[str, Any]]:
+        """`overlap`: every method of the main tables on its scored sessions; `linus_experiments_overlap`:
+        every experiment model on its cohort's."""
+        methods = self.evaluated_methods() if name == "overlap" else self.experiment_methods()
+        return [self.overlap_case(method, key) for method in methods for key in self.scored(method)]
+
+    def timing_cases(self, methods: Iterable[str]) -> list[dict[str, Any]]:
+        """Where each method's time per subject was recorded: the benchmark of the job that segmented it
+        and, for models, the inference record (network time, device)."""
+        cases = []
+        for method in methods:
+            rule = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}.get(method, f"infer_{method}")
+            for key in self.scored(method):
+                case = {"method": method, "subject": key, "benchmark": self.layout.benchmark(rule, key)}
+                if method in self.models:
+                    case["record"] = self.layout.inference_record(method, key)
+                cases.append(case)
+        return cases
+
+    def experiment_methods(self) -> list[str]:
+        experiments = self.config["linus_experiments"]
+        methods = list(dict.fromkeys(method for kind in EXPERIMENT_KINDS for method in experiments[kind]))
+        unknown = [method for method in methods if method not in self.models]
+        if unknown:
+            raise PlanError(f"linus_experiments names {unknown}: not models of the config (models or "
+                            f"linus_experiments.models)")
+        return methods
+
+    def experiment_cohorts(self) -> dict[str, dict[str, Any]]:
+        """Per cohort of the experiments: its first test session's T1 and model input (Table VI reads the
+        image dimensions and spacing from them) and its number of sessions."""
+        cohorts = dict.fromkeys(self.method_cohort(method) for method in self.experiment_methods())
+        described = {}
+        for cohort in cohorts:
+            tested = self.role_sessions("test", cohort)
+            if not tested:
+                raise PlanError(f"cohort {cohort}: no test session for the LiNUS experiments")
+            described[cohort] = {"subjects": len(self.cohort_sessions(cohort)), "t1": self.sessions[tested[0]].t1,
+                                 "model_input": self.layout.preprocessed(tested[0], "Chimap.nii.gz")}
+        return described
+
+    def experiments_plan(self) -> dict[str, Any]:
+        experiments = self.config["linus_experiments"]
+        methods = self.experiment_methods()
+        cases = self.overlap_cases("linus_experiments_overlap")
+        return {"experiments": {kind: experiments[kind] for kind in EXPERIMENT_KINDS},
+                "models": {method: {"task": self.models[method]["task"], "cohort": self.method_cohort(method)}
+                           for method in methods},
+                "cohorts": self.experiment_cohorts(), "timings": self.timing_cases(methods),
+                "slice_cases": [case for case in cases if case["method"] in experiments["slices"]]}
+
+    # ---- the demo's truth (simulated subjects only)
+
+    def truth(self, key: str, suffix: str) -> str:
+        return str(Path(self.config["demo"]["root"]) / "truth" / f"sub-{key}" / f"sub-{key}_{suffix}")
+
+    def tre_cases(self) -> list[dict[str, Any]]:
+        """What results/registration/tre.csv scores: every registration method against the true transform."""
+        return [{"subject": key, "method": method, "transform": self.layout.registration_transform(key, method),
+                 "record": self.layout.registration_record(key, method),
+                 "truth": self.truth(key, "from-T1w_to-SWI_mode-image_xfm.tfm"),
+                 "mask": self.truth(key, "space-SWI_mask.nii.gz")}
+                for key in self.registered() for method in self.config["registration"]["tre_methods"]]
+
+    def qsm_metric_cases(self, cohort: str = MAIN_COHORT) -> list[dict[str, Any]]:
+        """Every QSM method the demo scores, on every session of a cohort, against the simulated truth."""
+        return [{"subject": key, "method": method, "chi": self.layout.qsm(key, "Chimap.nii.gz", method),
+                 "mask": self.layout.qsm(key, "mask.nii.gz", method), "truth": self.truth(key, "space-SWI_Chimap.nii.gz"),
+                 "dseg": self.truth(key, "space-SWI_dseg.nii.gz"), "truth_mask": self.truth(key, "space-SWI_mask.nii.gz")}
+                for key in self.with_swi(cohort) for method in self.config["qsm"]["evaluate"]]
+
+    def evaluation_plan(self) -> dict[str, Any]:
+        return {"timings": self.timing_cases(self.evaluated_methods()), "models": self.main_models,
+                "ablations": self.ablation_methods}
+
+    def session_record(self, key: str) -> dict[str, Any]:
+        """What the plan decided for one session, as `dataset.json` lists it."""
+        session = self.sessions[key]
+        methods = [method for method in [*self.atlas_methods, *self.models] if key in self.segmented(method)]
+        return {**asdict(session), "role": self.roles[key],
+                "reference_labels": {space: session.label_source(space) for space in SPACES},
+                "segmented_by": methods, "scored_for": [method for method in methods if key in self.scored(method)]}
+
+    def dataset_record(self) -> dict[str, Any]:
+        counts = {role: sum(1 for key in self.sessions if self.roles[key] == role) for role in ROLES}
+        return {"bids_dir": str(self.config["bids_dir"]), "demo": bool(self.config["demo"]["enabled"]),
+                "sessions": len(self.sessions), "participants": len({s.participant for s in self.sessions.values()}),
+                "roles": counts, "notes": self.notes,
+                "subjects": {key: self.session_record(key) for key in self.sessions}}
+
+
+EXPERIMENT_KINDS = ("resolution", "targets", "optimizers", "slices")
+
+
+def split_subjects(
+    subjects: Sequence[str], train: int, validation: int, test: int | None = None
+) -> dict[str, list[str]]:
+    """Consecutive train / validation / test groups in subject order; `test` None takes the rest."""
+    test = len(subjects) - train - validation if test is None else test
+    if min(train, validation, test) < 0 or train + validation + test > len(subjects):
+        raise ValueError(
+            f"splits of {train} / {validation} / {test} subjects need more than the {len(subjects)} given"
+        )
+    bounds = np.cumsum([0, train, validation, test])
+    roles = ("train", "validation", "test")
+    return {role: list(subjects[low:high]) for role, low, high in zip(roles, bounds, bounds[1:])}
+
+
+def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int], cohort: str) -> dict[str, str]:
+    """Roles by participant, in participant order: the labelled ones fill train / validation / test as the
+    counts say (all of a participant's labelled sessions share its role); everything else is `apply`."""
+    labelled = sorted({session.participant for session in sessions.values() if session.labelled})
+    roles = {key: "apply" for key in sessions}
+    if not labelled:
+        return roles
+    needed = splits["train"] + splits["validation"]
+    if len(labelled) <= needed:
+        raise PlanError(f"cohort {cohort}: splits of {splits['train']} training and {splits['validation']} validation "
+                        f"participants need more than {needed} labelled participants, found {len(labelled)}")
+    test = min(splits["test"], len(labelled) - needed)
+    by_participant = {participant: role for role, members in
+                      split_subjects(labelled, splits["train"], splits["validation"], test).items()
+                      for participant in members}
+    for key, session in sessions.items():
+        if session.labelled and session.participant in by_participant:
+            roles[key] = by_participant[session.participant]
+    return roles
+
+
+def check_models(plan: Plan, config: Mapping) -> None:
+    """Every model must read inputs its space has and find training sessions: a model that cannot be
+    trained stops the plan with what is missing."""
+    selected = config.get("methods")
+    for name, model in plan.models.items():
+        if model_space(model) == "T1w" and model["inputs"] != ["T1w"]:
+            raise PlanError(f"models.{name}: a model in space T1w reads the T1 only (inputs: [T1w])")
+    lookups = {session.lookup for session in plan.sessions.values() if session.labelled}
+    labelled = {lookup: lookup_structures(lookup, config["labels"]["ignore"]) for lookup in lookups}
+    for name in plan.main_models if selected is None else [m for m in selected if m in plan.main_models]:
+        for lookup, structures in labelled.items():
+            check_task(plan.models[name]["task"], structures, lookup or "the package's label numbering")
+        if not plan.training_sessions(name, "train"):
+            raise PlanError(f"models.{name}: no training session with reference labels on the "
+                            f"{plan.native_space(name)} grid in {config['bids_dir']} (roles: "
+                            f"{ {role: len(plan.role_sessions(role)) for role in ROLES} }); train it on a labelled "
+                            f"dataset or leave it out with --config 'methods=[...]'")
+
+
+def make_plan(config: Mapping) -> Plan:
+    """Read the dataset (or the demo's config) once and decide everything."""
+    include, exclude = label_list(config.get("participant_label")), label_list(config.get("exclude_participant_label"))
+    if config["demo"]["enabled"]:
+        found, notes = demo_sessions(config), []
+    else:
+        found, notes = bids_sessions(config, include)
+    found = select_participants(found, include, exclude)
+    if not found:
+        raise PlanError(f"{config['bids_dir']}: no sessions with T1w or SWI images (after participant_label / "
+                        f"exclude_participant_label)")
+    sessions = {session.key: session for session in found}
+    roles = {}
+    for cohort in dict.fromkeys(session.cohort for session in found):
+        splits = config["splits"] if cohort == MAIN_COHORT else config["cohorts"][cohort]["splits"]
+        roles.update(assign_roles({k: s for k, s in sessions.items() if s.cohort == cohort}, splits, cohort))
+    ablation_models, ablation_methods = ablation_variants(config)
+    main_models = {**config["models"], **ablation_models}
+    selected = config.get("methods")
+    if selected is not None:
+        unknown = sorted(set(selected) - set(main_models) - set(config["atlas"]["methods"]))
+        if unknown:
+            raise PlanError(f"methods {unknown}: not atlas methods or models of the config")
+        main_models = {name: model for name, model in main_models.items() if name in selected}
+        ablation_methods = {kind: methods for kind, methods in ablation_methods.items()
+                            if all(method in main_models for method in methods)}
+        config = {**config, "atlas": {**config["atlas"], "methods": [m for m in config["atlas"]["methods"] if m in selected]}}
+    models = {**main_models, **config["linus_experiments"]["models"]}
+    plan = Plan(config, sessions, roles, main_models, models, ablation_methods, notes)
+    check_models(plan, config)
+    for note in notes:
+        log.warning("%s", note)
+    return plan
+
+
+# ---- writing the plan ------------------------------------------------------------------------------
+
+
+def write_if_changed(path: str | os.PathLike, content: Any) -> bool:
+    """Write JSON only when it differs from what is there: an unchanged plan keeps its modification time,
+    so Snakemake reruns only the jobs whose plan changed."""
+    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
+    path = Path(path)
+    if path.exists() and path.read_text() == text:
+        return False
+    write_text_atomic(path, text)
+    return True
+
+
+def plan_files(plan: Plan) -> dict[str, Any]:
+    """Every plan file by name (under <results>/plan/): the dataset record, one training plan per model,
+    the overlap case lists, the evaluation's and the experiments' inputs; the demo's truth case lists."""
+    files: dict[str, Any] = {"dataset": plan.dataset_record()}
+    for model in plan.models:
+        if plan.training_sessions(model, "train"):
+            files[f"train_{model}"] = plan.training_plan(model)
+    files["overlap"] = plan.overlap_cases("overlap")
+    files["evaluation"] = plan.evaluation_plan()
+    files["atlas_jlf"] = [{"t1": plan.sessions[key].t1, "labels": plan.reference_labels(key, "T1w")}
+                          for key in plan.jlf_atlases()]
+    if plan.config["demo"]["enabled"]:
+        files["tre"] = plan.tre_cases()
+        for cohort in dict.fromkeys(session.cohort for session in plan.sessions.values()):
+            files[f"qsm_metrics{'' if cohort == MAIN_COHORT else '_' + cohort}"] = plan.qsm_metric_cases(cohort)
+    if any(plan.config["linus_experiments"][kind] for kind in EXPERIMENT_KINDS):
+        try:
+            files["linus_experiments"] = plan.experiments_plan()
+            files["linus_experiments_overlap"] = plan.overlap_cases("linus_experiments_overlap")
+        except PlanError as error:  # only the `linus_experiments` target needs them: it reports this
+            files["dataset"]["notes"].append(f"linus_experiments: {error}")
+    return files
+
+
+def write_plan_files(plan: Plan, files: Mapping[str, Any]) -> dict[str, str]:
+    """Write the plan files (`plan_files`' contents); returns name -> path."""
+    written = {}
+    for name, content in files.items():
+        written[name] = plan.layout.plan_file(name)
+        write_if_changed(written[name], content)
+    return written
