@@ -18,7 +18,7 @@ from workflow_api import ROOT, TINY, planned_jobs, workflow_api
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 # inference of a test subject: every stage from the demo's generation to training and inference
 TARGET = "results/segmentations/linus/sub-02/sub-02_space-SWI_dseg.nii.gz"
-GPU_RULES = {"train", "infer"}
+GPU_RULES = {"train", "infer_swi"}
 
 
 def sbatch_arguments(job: Job) -> str:
@@ -43,13 +43,13 @@ def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_for_none(tmp_path, monkeypatch):
     lines = submissions(tmp_path)
     for rule, line in sorted(lines.items()):
         print(f"{rule}: {line}")
-    assert {"validate_inputs", "qsm", "register_t1_to_swi", "preprocess_inputs", "train", "infer"} <= set(lines)
+    assert {"validate_inputs", "qsm", "register_t1_to_swi", "preprocess_swi", "train", "infer_swi"} <= set(lines)
     for rule, line in lines.items():
         assert " -p short " in line and " -A lab " in line, line
         assert re.search(r" -t \d+ ", line) and re.search(r" --mem \d+ ", line), line
         asks_gpu = "--gpus=" in line or "--gres=gpu" in line
         assert asks_gpu == (rule in GPU_RULES), line
-    assert lines["train"].endswith(" --gpus=1") and lines["infer"].endswith(" --gpus=1")
+    assert lines["train"].endswith(" --gpus=1") and lines["infer_swi"].endswith(" --gpus=1")
     assert "--cpus-per-task=2" in lines["train"] and "--cpus-per-task=2" in lines["qsm"]  # the rules' threads
     assert "--mem 16000" in lines["qsm"]
 

@@ -86,16 +86,16 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
     tre = pd.read_csv(tmp_path / "results" / "registration" / "tre.csv")
     assert tre["tre_mm"].max() < 1.0
     overlap = pd.read_csv(tmp_path / "results" / "evaluation" / "overlap.csv", dtype={"subject": str})
-    models = {"linus", "dbresunet", "dbresunet-rate1x1x1", "dbresunet-in-Chimap"}  # the last two: ablations
+    models = {"linus", "linus-t1", "dbresunet", "dbresunet-rate1x1x1", "dbresunet-in-Chimap"}  # the last two: ablations
     assert set(overlap["method"]) == {"atlas", "atlas-jlf", *models}
     large = overlap[overlap["structure"].str.match(r"(PUT|THA|CN)_") & overlap["method"].str.startswith("atlas")]
     assert large.groupby("method")["dice"].mean().min() > 0.5
-    for model in ("linus", "dbresunet"):  # eight iterations: the chain runs and the loss falls, no Dice bar
+    for model in ("linus", "linus-t1", "dbresunet"):  # eight iterations: the chain runs and the loss falls, no Dice bar
         log = pd.read_csv(tmp_path / "results" / "models" / model / "log.csv")
         assert list(log["epoch"]) == [1, 2] and log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
         segmentations = tmp_path / "results" / "segmentations" / model / "sub-02"
         swi_labels, swi_affine = read_volume(segmentations / "sub-02_space-SWI_dseg.nii.gz")
-        assert swi_labels.shape == (72, 88, 26)  # back on the SWI grid, padding removed
+        assert swi_labels.shape == (72, 88, 26)  # on the SWI grid, padding removed (linus-t1: moved there)
         assert read_volume(segmentations / "sub-02_space-T1w_dseg.nii.gz")[0].shape == (80, 96, 80)
         assert read_json(segmentations / "sub-02_inference.json")["inference_seconds"] > 0
     check_evaluation(tmp_path / "results", overlap, models)

@@ -145,7 +145,7 @@ def index_images(root: Path, participants: Sequence[str]) -> list[Image]:
 
     if not root.is_dir():
         return []
-    table = index_dataset(root, include_subjects=list(participants) or None)
+    table = index_dataset(root, include_subjects=[f"sub-{label}" for label in participants] or None)
     columns = [name for name in table.column_names if name not in {"dataset", "extra_entities", "root"}]
     images = []
     for row in table.select(columns + ["root"]).to_pylist():
@@ -542,6 +542,9 @@ def check_models(plan: Plan, config: Mapping) -> None:
     for name, model in plan.models.items():
         if model_space(model) == "T1w" and model["inputs"] != ["T1w"]:
             raise PlanError(f"models.{name}: a model in space T1w reads the T1 only (inputs: [T1w])")
+    if "atlas-jlf" in plan.atlas_methods and not plan.jlf_atlases():
+        raise PlanError(f"atlas-jlf: no training session with a T1 and reference labels on its grid in "
+                        f"{config['bids_dir']} to serve as atlases; leave it out with --config 'methods=[...]'")
     lookups = {session.lookup for session in plan.sessions.values() if session.labelled}
     labelled = {lookup: lookup_structures(lookup, config["labels"]["ignore"]) for lookup in lookups}
     for name in plan.main_models if selected is None else [m for m in selected if m in plan.main_models]:

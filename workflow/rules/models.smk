@@ -35,7 +35,8 @@ rule train:
 # Inference writes a model's labels on its own grid and, where the session's registration links it to the
 # other grid, there too (one job, not two: a cohort of 1,000 sessions and 10 models plans 10,000 fewer jobs).
 # One rule per grid, and one for T1w-space models on sessions without SWI.
-for space, registered in (("SWI", True), ("T1w", True), ("T1w", False)):
+UNREGISTERED = PLAN.sessions_where(registered=False)  # usually none or few: their alternation stays short
+for space, registered in (("SWI", True), ("T1w", True), *((("T1w", False),) if UNREGISTERED else ())):
     other = "T1w" if space == "SWI" else "SWI"
 
     rule:
@@ -54,7 +55,7 @@ for space, registered in (("SWI", True), ("T1w", True), ("T1w", False)):
             record=inference_record("{model}", "{subject}"),
         wildcard_constraints:
             model="|".join(re.escape(model) for model in MODELS if PLAN.native_space(model) == space) or "(?!)",
-            subject="|".join(PLAN.sessions_where(registered=registered)) or "(?!)",
+            subject=(f"(?!({'|'.join(UNREGISTERED)})$){SESSION_KEY}" if registered else "|".join(UNREGISTERED)),
         params:
             checkpoint=lambda wildcards: model_file(wildcards.model, "checkpoint_best.pt"),
             settings=as_json({key: value for key, value in config["inference"].items() if key != "threads"}),
