@@ -237,7 +237,7 @@ def test_a_bad_file_stops_the_workflow_before_qsm_and_registration(dataset, tmp_
     log = (tmp_path / "results" / "logs" / "validate_inputs" / "sub-02.log").read_text()
     assert f"bad input: {files['phase1']}: phase values span" in log
     started = {path.parent.name for path in (tmp_path / "results" / "logs").glob("*/*.log")}
-    assert started == {"validate_inputs"}
+    assert started <= {"validate_inputs", "validate_labels"}
 
 
 def test_a_missing_file_stops_the_workflow_before_any_job(dataset, tmp_path):

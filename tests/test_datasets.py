@@ -175,7 +175,7 @@ def test_a_dataset_with_no_labels_runs_its_atlas_and_refuses_to_train(tiny_cohor
     config = write_config(tmp_path / "unlabelled.yaml", bids_dir=str(bids))
     refused = snakemake("-n", "--configfile", str(TINY), str(config), cwd=tmp_path)
     assert refused.returncode != 0
-    assert "models.linus: no training session with reference labels" in refused.stderr
+    assert "models.linus: no training session with reference labels" in refused.stdout + refused.stderr
     run(tmp_path, write_config(tmp_path / "atlas.yaml", bids_dir=str(bids), methods=["atlas"]))
     plan = read_json(tmp_path / "results" / "plan" / "dataset.json")
     assert plan["roles"] == {"train": 0, "validation": 0, "test": 0, "apply": 3}

@@ -65,9 +65,10 @@ def relabel(args: argparse.Namespace) -> None:
 
 def labels_lookup(args: argparse.Namespace) -> None:
     from .io import write_text_atomic
-    from .labels import dataset_lookup
+    from .labels import ALL_STRUCTURES, dataset_lookup, dseg_tsv
 
-    write_text_atomic(args.out, dataset_lookup(args.lookups, args.ignore))
+    table = dseg_tsv([s.name for s in ALL_STRUCTURES]) if args.all else dataset_lookup(args.lookups, args.ignore)
+    write_text_atomic(args.out, table)
 
 
 def qsm(args: argparse.Namespace) -> None:
@@ -311,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("labels-lookup", labels_lookup, "the dseg.tsv (package numbering) of the structures a dataset labels")
     sub.add_argument("--lookups", nargs="*", default=[], help="the dataset's dseg.tsv files (none: the package's table)")
     sub.add_argument("--ignore", nargs="*", default=[], metavar="NAME", help="names that are no structure of ours")
+    sub.add_argument("--all", action="store_true", help="every structure of the package's numbering, GP included "
+                                                        "(the segmentations' table)")
     sub.add_argument("--out", required=True)
 
     sub = command("qsm", qsm, "susceptibility map from multi-echo SWI magnitude and phase")
@@ -412,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
-    sub.add_argument("--methods", nargs="+", required=True, help="methods to plot against the reference")
+    sub.add_argument("--methods", nargs="*", default=[], help="models to plot against the reference")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("overlays", overlays, "every method's labels over one image, three views, a row per method")

@@ -51,8 +51,9 @@ class Layout:
 
     # ---- per session
 
-    def validation_record(self, key: str) -> str:
-        return str(self.results / "validation" / f"sub-{key}_inputs.json")
+    def validation_record(self, key: str, checked: str = "inputs") -> str:
+        """What validate_inputs found: `inputs` (the images) or `labels` (the reference labels)."""
+        return str(self.results / "validation" / f"sub-{key}_{checked}.json")
 
     def reference_labels(self, key: str, space: str, moved: bool = False) -> str:
         """The dataset's reference labels in the package's numbering (`labels_lookup` lists them); `moved`:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import InputError, write_text_atomic
+from .io import write_text_atomic
 from .labels import check_task, lookup_structures
 from .layout import SPACES, Layout, bids_name, session_key
 
@@ -542,9 +542,6 @@ def check_models(plan: Plan, config: Mapping) -> None:
     for name, model in plan.models.items():
         if model_space(model) == "T1w" and model["inputs"] != ["T1w"]:
             raise PlanError(f"models.{name}: a model in space T1w reads the T1 only (inputs: [T1w])")
-    if "atlas-jlf" in plan.atlas_methods and not plan.jlf_atlases():
-        raise PlanError(f"atlas-jlf: no training session with a T1 and reference labels on its grid in "
-                        f"{config['bids_dir']} to serve as atlases; leave it out with --config 'methods=[...]'")
     lookups = {session.lookup for session in plan.sessions.values() if session.labelled}
     labelled = {lookup: lookup_structures(lookup, config["labels"]["ignore"]) for lookup in lookups}
     for name in plan.main_models if selected is None else [m for m in selected if m in plan.main_models]:
@@ -555,6 +552,9 @@ def check_models(plan: Plan, config: Mapping) -> None:
                             f"{plan.native_space(name)} grid in {config['bids_dir']} (roles: "
                             f"{ {role: len(plan.role_sessions(role)) for role in ROLES} }); train it on a labelled "
                             f"dataset or leave it out with --config 'methods=[...]'")
+    if "atlas-jlf" in plan.atlas_methods and not plan.jlf_atlases():
+        raise PlanError(f"atlas-jlf: no training session with a T1 and reference labels on its grid in "
+                        f"{config['bids_dir']} to serve as atlases; leave it out with --config 'methods=[...]'")
 
 
 def make_plan(config: Mapping) -> Plan:

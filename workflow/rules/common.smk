@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from deepnuclei.io import InputError
-from deepnuclei.layout import SESSION_KEY, SPACES, Layout
+from deepnuclei.layout import SESSION_KEY, SPACES
 from deepnuclei.plan import MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])
@@ -65,12 +65,14 @@ def session(wildcards):
     return SESSIONS[wildcards.subject]
 
 
-def validation_inputs(subject):
-    """Every file of a session that validate_inputs checks; SWI, T1 and labels where the session has them."""
+def validation_inputs(subject, labels):
+    """The files of a session that validate_inputs checks: SWI and T1 where it has them, and (`labels`)
+    its reference labels and their lookup, checked against those images' grids."""
     found = SESSIONS[subject]
     return {"t1": found.t1 or [], "magnitudes": found.magnitudes, "phases": found.phases, "sidecars": found.sidecars,
-            "swi_labels": found.labels.get("SWI", []), "t1_labels": found.labels.get("T1w", []),
-            "lookup": found.lookup if found.labelled and found.lookup else []}
+            "swi_labels": found.labels.get("SWI", []) if labels else [],
+            "t1_labels": found.labels.get("T1w", []) if labels else [],
+            "lookup": found.lookup if labels and found.labelled and found.lookup else []}
 
 
 def qsm_output(subject, suffix, method=QSM["method"]):
@@ -212,6 +214,7 @@ def all_targets():
         targets += [str(RESULTS / "validation" / "bids_validator.txt")]
     targets += [registration_qc(key) for key in registered] + [qsm_qc(key) for key in swi]
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
+    targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
     if PLAN.overlap_cases("overlap"):
         targets += [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
         targets += [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]

@@ -25,11 +25,25 @@ rule labels_lookup:
         "deepnuclei labels-lookup {params.lookups} {params.ignore} --out {output} > {log} 2>&1"
 
 
+rule segmentations_lookup:
+    """The dseg.tsv of every segmentation under results/segmentations/: the package's numbering."""
+    output:
+        RESULTS / "segmentations" / "dseg.tsv",
+    log:
+        log_path("segmentations_lookup"),
+    benchmark:
+        benchmark_path("segmentations_lookup")
+    conda:
+        "../../envs/qsm.yaml"
+    shell:
+        "deepnuclei labels-lookup --all --out {output} > {log} 2>&1"
+
+
 rule relabel_reference:
     input:
         labels=lambda wildcards: session(wildcards).labels[wildcards.space],
         lookup=lambda wildcards: session(wildcards).lookup or [],
-        validated=validation_record("{subject}"),
+        validated=validation_record("{subject}", "labels"),
     output:
         LAYOUT.reference_labels("{subject}", "{space}"),
     params:

@@ -2,28 +2,34 @@
 # dipole inversion.
 
 
-rule validate_inputs:
-    """Cheap checks of a session's files (deepnuclei.validate); QSM, registration and the reference labels
-    wait for its record, so a bad input stops the run before any heavy step, with one line naming the file
-    and the problem."""
-    input:
-        unpack(lambda wildcards: validation_inputs(wildcards.subject)),
-    output:
-        validation_record("{subject}"),
-    params:
-        outside_view=lambda wildcards: cohort_overrides(wildcards.subject, "outside_view", []),
-        ignore=config["labels"]["ignore"],
-    log:
-        log_path("validate_inputs", "{subject}"),
-    benchmark:
-        benchmark_path("validate_inputs", "{subject}")
-    conda:
-        "../../envs/qsm.yaml"
-    shell:
-        "deepnuclei validate-inputs --t1 {input.t1} --magnitudes {input.magnitudes} --phases {input.phases}"
-        " --sidecars {input.sidecars} --swi-labels {input.swi_labels} --t1-labels {input.t1_labels}"
-        " --lookup {input.lookup} --outside-view {params.outside_view} --ignore-labels {params.ignore}"
-        " --out {output} > {log} 2>&1"
+# Cheap checks of a session's files (deepnuclei.validate), in two jobs: its images (QSM, registration and
+# the atlas wait for that record) and its reference labels (the relabelling waits for that one), so that
+# labels added or redrawn later redo what reads labels, not QSM and registration. Both run before any
+# other job (priority), so a bad input stops the run before any heavy step, with one line naming the file.
+for checked in ("inputs", "labels"):
+
+    rule:
+        name:
+            f"validate_{checked}"
+        input:
+            unpack(lambda wildcards, checked=checked: validation_inputs(wildcards.subject, checked == "labels")),
+        output:
+            validation_record("{subject}", checked),
+        params:
+            outside_view=lambda wildcards: cohort_overrides(wildcards.subject, "outside_view", []),
+            ignore=config["labels"]["ignore"],
+        priority: 100
+        log:
+            log_path(f"validate_{checked}", "{subject}"),
+        benchmark:
+            benchmark_path(f"validate_{checked}", "{subject}")
+        conda:
+            "../../envs/qsm.yaml"
+        shell:
+            "deepnuclei validate-inputs --t1 {input.t1} --magnitudes {input.magnitudes} --phases {input.phases}"
+            " --sidecars {input.sidecars} --swi-labels {input.swi_labels} --t1-labels {input.t1_labels}"
+            " --lookup {input.lookup} --outside-view {params.outside_view} --ignore-labels {params.ignore}"
+            " --out {output} > {log} 2>&1"
 
 
 rule qsm:

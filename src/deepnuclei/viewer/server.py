@@ -69,6 +69,13 @@ def request_files(form_request: Request, folder: DataFolder, loaded: LoadedModel
     return [folder.resolve(str(path)) for path in channel_paths(Path(relative), loaded.inputs)], relative
 
 
+def preprocess_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """The intensity windows a model was trained with: `preprocess_t1w` over `preprocess` for T1w-space models."""
+    if config.get("models", {}).get(model, {}).get("space") == "T1w":
+        return {**config["preprocess"], **config.get("preprocess_t1w", {})}
+    return config["preprocess"]
+
+
 def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[str, Any],
                max_upload_mb: float) -> Flask:
     """The app over a data folder and the models in `results_dir`/models; `config` is the workflow
@@ -105,7 +112,7 @@ def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[st
             loaded = catalogue.get(request.form.get("model", ""))
             paths, shown = request_files(request, folder, loaded, Path(upload_dir))
             with shown_as(shown):
-                subject = model_input(paths, loaded.inputs, loaded.info.task, config["preprocess"])
+                subject = model_input(paths, loaded.inputs, loaded.info.task, preprocess_settings(config, loaded.name))
             result = segment(loaded, subject.image, subject.affine, config.get("inference", {}))
         log.info("%s on %s: %.3f s inference", loaded.name, shown, result.inference_seconds)
         return {"model": loaded.name, "task": loaded.info.task, "file": shown,
