@@ -71,7 +71,8 @@ def measure(participants: int, sessions: int) -> dict:
         if run.returncode:
             raise SystemExit(run.stderr[-2000:])
         jobs = int(re.search(r"^total\s+(\d+)", run.stdout, re.MULTILINE).group(1))
-        commands = [line for line in run.stdout.splitlines() if line.startswith("deepnuclei ")]
+        commands = [line.removeprefix("Shell command: ") for line in run.stdout.splitlines()
+                    if line.startswith("Shell command: ")]
         return {"participants": participants, "sessions": participants * sessions, "jobs": jobs,
                 "plan_s": round(plan_seconds, 2), "dry_run_s": round(dry_run_seconds, 1),
                 "longest_command_bytes": max(len(line.encode()) for line in commands)}

@@ -81,9 +81,8 @@ rule move_reference_labels:
 
 
 rule bids_validator:
-    """The BIDS reference validator's report (never blocks: a dataset this workflow can read runs anyway)."""
-    input:
-        BIDS / "dataset_description.json",
+    """The BIDS reference validator's report (never blocks: a dataset this workflow can read runs anyway, even
+    one without dataset_description.json)."""
     output:
         json=RESULTS / "validation" / "bids_validator.json",
         text=RESULTS / "validation" / "bids_validator.txt",
