@@ -332,11 +332,16 @@ class Plan:
 
     @cache
     def segmented(self, method: str) -> list[str]:
-        """Every session of the method's cohort that it can read; the ablation variants and the LiNUS
-        experiments' models, which exist for their tables, only the sessions they are scored on."""
-        if method in self.ablation_models or method not in [*self.atlas_methods, *self.main_models]:
+        """Every session of the method's cohort that it can read, but for joint label fusion its own atlases
+        (their labels are the reference). Only the sessions they are scored on: for the ablation variants and
+        the LiNUS experiments' models, which exist for their tables, and on the demo, whose simulated
+        subjects are all labelled (segmenting its training subjects would only cost time)."""
+        if (self.config["demo"]["enabled"] or method in self.ablation_models
+                or method not in [*self.atlas_methods, *self.main_models]):
             return self.scored(method)
-        return [key for key in self.cohort_sessions(self.method_cohort(method)) if self.can_segment(method, key)]
+        atlases = self.jlf_atlases() if method == "atlas-jlf" else []
+        return [key for key in self.cohort_sessions(self.method_cohort(method))
+                if self.can_segment(method, key) and key not in atlases]
 
     def output_spaces(self, method: str, key: str) -> list[str]:
         """The native grid, and the other one where the registration links them."""
