@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -79,3 +81,19 @@ def tiny_cohort(template, tmp_path_factory) -> dict:
     export_template_images(template, root / "template")
     return {"root": root, "bids": root / "bids", "truth": root / "truth", "template": root / "template",
             "subjects": subjects, "settings": settings}
+
+
+@pytest.fixture(scope="session")
+def with_trailing_axis():
+    """Writes a copy of a NIfTI file shaped (X, Y, Z, 1[, 1...]), as dcm2niix may store a 3D image."""
+    def copy(path: Path, out_dir: Path, axes: int = 1) -> Path:
+        image = nib.load(path)
+        data = np.asarray(image.dataobj).reshape(image.shape + (1,) * axes)
+        copied = nib.Nifti1Image(data, image.affine, image.header)
+        copied.set_data_dtype(data.dtype)  # the scaled values exactly, not scaled again to the stored type
+        out = out_dir / f"trailing{axes}_{Path(path).name}"
+        nib.save(copied, out)
+        assert nib.load(out).shape == data.shape
+        return out
+
+    return copy

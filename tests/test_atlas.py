@@ -6,7 +6,8 @@ import ants
 import numpy as np
 import pytest
 
-from deepnuclei.atlas import AtlasParams, joint_label_fusion, region_around, save_labels, segment_with_atlases
+from deepnuclei.atlas import (AtlasParams, joint_label_fusion, read_ants, read_atlas, region_around, save_labels,
+                              segment_with_atlases)
 from deepnuclei.io import InputError, read_volume
 from deepnuclei.labels import STRUCTURES
 
@@ -93,3 +94,14 @@ def test_labels_on_another_grid_than_their_image_are_rejected(tiny_cohort):
         segment_with_atlases(t1_path(tiny_cohort, "01"),
                              [(tiny_cohort["template"] / "tpl-MNI152_T1w.nii.gz", labels_path(tiny_cohort, "02"))],
                              AtlasParams())
+
+
+def test_images_stored_with_a_trailing_axis_read_as_the_3d_files(tiny_cohort, with_trailing_axis, tmp_path):
+    """ANTs reads an (X, Y, Z, 1) NIfTI as 3D itself; the file checks before it must too."""
+    t1, labels = t1_path(tiny_cohort, "02"), labels_path(tiny_cohort, "02")
+    t1_4d, labels_4d = with_trailing_axis(t1, tmp_path), with_trailing_axis(labels, tmp_path)
+    pairs = [(read_ants(t1), read_ants(t1_4d)), *zip(read_atlas(t1, labels), read_atlas(t1_4d, labels_4d))]
+    for three_d, trailing in pairs:
+        assert trailing.dimension == 3
+        assert np.allclose(trailing.origin, three_d.origin) and np.allclose(trailing.direction, three_d.direction)
+        np.testing.assert_array_equal(trailing.numpy(), three_d.numpy())

@@ -41,7 +41,7 @@ def stn_labels(gap: bool) -> np.ndarray:
 
 
 @pytest.fixture
-def written(tmp_path):
+def written(tmp_path, with_trailing_axis):
     rng = np.random.default_rng(0)
     overlap = overlap_rows(rng)
     timings, slice_cases = [], []
@@ -60,6 +60,8 @@ def written(tmp_path):
     for name, voxel in (("main", 1.25), ("hires", 0.5)):
         path = tmp_path / f"{name}.nii.gz"
         save_volume(path, np.zeros((10, 12, 6)), np.diag([voxel, voxel, 2 * voxel, 1]), np.float32)
+        if name == "hires":  # a T1 stored as (X, Y, Z, 1) counts as 3D
+            path = with_trailing_axis(path, tmp_path)
         cohorts[name] = {"subjects": 6, "t1": str(path), "model_input": str(path)}
     write_experiment_tables(overlap, EXPERIMENTS, MODELS, cohorts, timings, slice_cases, tmp_path / "out")
     return overlap, timings, tmp_path / "out"
@@ -101,7 +103,7 @@ def test_paper_rows_beside_ours(written) -> None:
     assert sorted(optimizers.loc[optimizers["method"].str.startswith("paper: "), "dice"]) == [0.9139, 0.9179]
     cohorts = pd.read_csv(out / "linus_cohorts.csv").set_index("cohort")
     assert cohorts.loc["hires", "model_input_spacing_mm"] == "0.5*0.5*1"
-    assert cohorts.loc["main", "t1_dimensions"] == "10*12*6"
+    assert cohorts.loc["main", "t1_dimensions"] == cohorts.loc["hires", "t1_dimensions"] == "10*12*6"
     assert cohorts.loc["paper: PD25", "t1_spacing_mm"] == "0.3*0.3*0.3"
 
 

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from deepnuclei.io import InputError, b0_direction_in_voxels, read_json, read_volume, save_volume
+from deepnuclei.io import InputError, b0_direction_in_voxels, load_nifti, read_json, read_volume, save_volume
 
 
 def test_missing_file_is_named(tmp_path):
@@ -42,6 +42,21 @@ def test_wrong_dimensionality_is_named(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 2), dtype=np.float32), np.eye(4)), path)
     with pytest.raises(InputError, match="four_d.nii.gz: expected a 3D image"):
         read_volume(path)
+
+
+@pytest.mark.parametrize("axes", [1, 2])
+def test_trailing_length_one_axes_read_as_3d(tmp_path, with_trailing_axis, axes):
+    affine = np.diag([0.5, 0.6, 2.0, 1.0])
+    affine[:3, 3] = (-10, 4, 7)
+    data = np.random.default_rng(0).integers(-500, 500, (6, 7, 8)).astype(np.int16)
+    path = save_volume(tmp_path / "t1.nii.gz", data, affine)
+    trailing = with_trailing_axis(path, tmp_path, axes)
+    loaded, loaded_affine = read_volume(trailing)
+    np.testing.assert_array_equal(loaded, read_volume(path)[0])
+    np.testing.assert_allclose(loaded_affine, affine)
+    image = load_nifti(trailing)  # callers use the image itself: its shape, data and header are 3D
+    assert image.shape == image.dataobj.shape == image.header.get_data_shape() == data.shape
+    assert image.header.get_zooms() == (0.5, 0.6, 2.0)
 
 
 def test_bad_json_is_named(tmp_path):

@@ -192,3 +192,18 @@ def test_cli_reports_a_missing_t1_and_fails(tmp_path):
                  "--record", str(tmp_path / "x.json")])
     assert code == 2
     assert not (tmp_path / "x.tfm").exists()
+
+
+def test_t1_and_swi_stored_with_a_trailing_axis_register_as_the_3d_files(demo_subject, with_trailing_axis, tmp_path):
+    files = subject_files(demo_subject)
+    settings = RegistrationSettings.from_config(DEMO_SETTINGS, threads=1)  # one thread: a repeatable result
+    records = [register_files(t1, magnitudes, settings, tmp_path / f"{name}.tfm", tmp_path / f"{name}.json")
+               for name, t1, magnitudes in (
+                   ("3d", files["t1"], files["magnitudes"]),
+                   ("4d", with_trailing_axis(files["t1"], tmp_path),
+                    [with_trailing_axis(path, tmp_path) for path in files["magnitudes"]]))]
+    np.testing.assert_array_equal(records[0]["swi_to_t1_lps"], records[1]["swi_to_t1_lps"])
+    mask, mask_affine = read_volume(files["mask"])
+    error = target_registration_error(read_transform(tmp_path / "4d.tfm"), read_transform(files["truth"]),
+                                      brain_points_lps(mask, mask_affine))
+    assert error <= 1.0

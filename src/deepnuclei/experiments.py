@@ -12,11 +12,10 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from .io import read_volume, write_text_atomic
+from .io import load_nifti, read_volume, write_text_atomic
 from .labels import STRUCTURE_BY_NAME, TASKS
 from .metrics import slice_consistency
 from .tables import PAPER_PREFIX, data_file, nucleus_of, paper_wide, timing_table, write_table
@@ -37,9 +36,9 @@ CAPTIONS = {
 
 def image_geometry(path: str | os.PathLike) -> dict[str, str]:
     """Dimensions and voxel size of a NIfTI file, as Table VI prints them (a*b*c)."""
-    header = nib.load(path).header
-    return {"dimensions": "*".join(str(n) for n in header.get_data_shape()[:3]),
-            "spacing_mm": "*".join(f"{size:g}" for size in header.get_zooms()[:3])}
+    header = load_nifti(path).header  # the shared reader: a clear error for a bad file, (X, Y, Z, 1) as 3D
+    return {"dimensions": "*".join(str(n) for n in header.get_data_shape()),
+            "spacing_mm": "*".join(f"{size:g}" for size in header.get_zooms())}
 
 
 def cohort_table(cohorts: Mapping[str, Mapping]) -> pd.DataFrame:

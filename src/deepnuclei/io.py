@@ -21,13 +21,25 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def without_trailing_singletons(image: nib.spatialimages.SpatialImage) -> nib.spatialimages.SpatialImage:
+    """The image with length-1 axes after the 3rd dropped: converters (dcm2niix) may store a 3D image as
+    (X, Y, Z, 1). The data stay unread: the array proxy is reshaped, not loaded."""
+    shape = image.shape
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if shape == image.shape:
+        return image
+    return image.__class__(image.dataobj.reshape(shape), image.affine, image.header)
+
+
 def load_nifti(path: str | os.PathLike, ndim: int | None = 3) -> nib.Nifti1Image:
-    """Open a NIfTI file, failing with an `InputError` for a missing, corrupt or misshapen file."""
+    """Open a NIfTI file, failing with an `InputError` for a missing, corrupt or misshapen file; a 3D image
+    stored with trailing length-1 axes comes back 3D."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
     try:
-        image = nib.load(str(path))
+        image = without_trailing_singletons(nib.load(str(path)))
         shape = image.shape
     except Exception as error:  # nibabel raises many types for corrupt files
         raise InputError(path, f"not a readable NIfTI file ({error})") from error
