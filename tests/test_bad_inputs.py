@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,7 @@ import yaml
 from deepnuclei.cli import main
 from deepnuclei.io import InputError, read_json, read_volume, save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME, STRUCTURES, dseg_tsv
+from deepnuclei.qsm.pipeline import phase_in_radians
 from deepnuclei.validate import validate_subject
 from test_workflow import snakemake
 
@@ -259,3 +261,44 @@ def test_a_config_value_of_the_wrong_type_stops_snakemake_naming_the_key(tmp_pat
     assert run.returncode != 0
     assert "'100' is not of type 'integer'" in output
     assert "['registration']['iterations']" in output
+
+
+# ---- a magnitude image given as phase (two files of one echo swapped) is refused; real phases pass
+
+def demo_echo(demo_subject, part: str) -> np.ndarray:
+    return voxels(demo_subject["bids"] / "sub-01" / "anat" / f"sub-01_echo-2_part-{part}_T2starw.nii.gz")
+
+
+def scaled(data: np.ndarray, low: float, high: float) -> np.ndarray:
+    return low + (data - data.min()) / (data.max() - data.min()) * (high - low)
+
+
+@pytest.mark.parametrize("stored", ["radians", "scanner"])
+def test_a_magnitude_given_as_phase_is_refused(demo_subject, stored, tmp_path):
+    magnitude = demo_echo(demo_subject, "mag")
+    as_phase = scaled(magnitude, 0, 3.0) if stored == "radians" else np.round(scaled(magnitude, 0, 4095))
+    with pytest.raises(InputError, match=r"m.nii.gz: looks like a magnitude image, not a phase"):
+        phase_in_radians(as_phase, "m.nii.gz")
+
+
+def test_a_magnitude_given_as_phase_stops_validation_naming_the_file(subject, demo_subject, tmp_path, caplog):
+    magnitude = demo_echo(demo_subject, "mag")[:16, :16, :8]
+    resave(subject["phase2"], np.round(scaled(magnitude, 0, 4095)), dtype=np.uint16)
+    with caplog.at_level(logging.ERROR, logger="deepnuclei"):
+        assert validate(subject, tmp_path / "record.json") == 2
+    assert f"bad input: {subject['phase2']}: looks like a magnitude image" in caplog.text
+
+
+@pytest.mark.parametrize("units", ["radians", "0..4095", "-4096..4095", "masked"])
+def test_real_phases_pass(demo_subject, units):
+    phase = demo_echo(demo_subject, "phase")
+    mask = voxels(demo_subject["truth"] / "sub-01" / "sub-01_space-SWI_mask.nii.gz") > 0
+    low, high = {"0..4095": (0, 4095), "-4096..4095": (-4096, 4095)}.get(units, (None, None))
+    stored = {"radians": phase, "masked": np.where(mask, phase, 0.0)}.get(units)
+    if stored is None:
+        stored = np.round((phase + np.pi) / (2 * np.pi) * (high - low) + low)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the note on scanner units
+        radians = phase_in_radians(stored, "p.nii.gz")
+    step = 2 * np.pi / 4096 if low is not None else 0  # scanner units: within two steps of 12 bits
+    assert np.abs(np.angle(np.exp(1j * (radians - phase)))[mask]).max() <= 2 * step + 1e-6

@@ -205,23 +205,49 @@ def reference(chi: np.ndarray, valid: np.ndarray, region: np.ndarray | None, par
 # ---- files -----------------------------------------------------------------------------------------
 
 SCANNER_PHASE_RANGES = ((0, 4095), (-4096, 4095))  # 12-bit phase as stored by Siemens and others
+PHASE_MIN_NEGATIVE = 0.01  # fraction of non-zero voxels below 0 rad, under which a "phase" is a magnitude
+PHASE_MIN_QUARTER = 0.05  # fraction of non-zero voxels in each quarter of a scanner-unit phase's range
 
 
 def phase_in_radians(phase: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """Phase in radians: accepted as is within [-pi, pi]; 12-bit integer scanner units are rescaled
-    (with a warning); anything else is an `InputError`."""
+    (with a warning); anything else is an `InputError`, and so is a magnitude image given as phase
+    (`looks_like_magnitude`)."""
     low, high = float(phase.min()), float(phase.max())
     if low >= -np.pi - 1e-3 and high <= np.pi + 1e-3:
-        return phase
+        return checked_phase(phase, phase, path)
     if np.array_equal(phase, np.round(phase)):
         for first, last in SCANNER_PHASE_RANGES:
             if first <= low and high <= last:
+                radians = ((phase - first) / (last - first + 1) * 2 * np.pi - np.pi).astype(np.float32)
+                checked_phase(phase, radians, path, scanner_units=True)
                 warnings.warn(f"{path}: phase in scanner units [{first}, {last}], rescaled to radians", stacklevel=2)
-                return ((phase - first) / (last - first + 1) * 2 * np.pi - np.pi).astype(np.float32)
+                return radians
     raise InputError(
         path, f"phase values span [{low:.4g}, {high:.4g}]: expected radians in [-pi, pi] or integer "
         f"scanner units in [0, 4095] or [-4096, 4095]",
     )
+
+
+def checked_phase(stored: np.ndarray, radians: np.ndarray, path: str | os.PathLike, scanner_units: bool = False
+                  ) -> np.ndarray:
+    """`radians` unless the image looks like a magnitude given as phase (an easy swap of two files of one
+    echo, which would otherwise run as a nonsense field). Exact zeros (a mask outside the head) are left
+    out. A phase is signed: in radians, a magnitude has no negative values, a phase nearly always half.
+    Scanner units are raw phase, wrapped over the whole field of view, so every quarter of the range holds
+    voxels; a magnitude piles up at the low end and leaves its top quarter nearly empty."""
+    values = radians[stored != 0]
+    if values.size == 0:
+        raise InputError(path, "all voxels are zero")
+    if scanner_units:
+        quarters = np.histogram(values, bins=4, range=(-np.pi, np.pi))[0] / values.size
+        if quarters.min() < PHASE_MIN_QUARTER:
+            raise InputError(path, f"looks like a magnitude image, not a phase: {quarters.min():.1%} of its non-zero "
+                                   f"voxels in one quarter of the scanner range (a wrapped phase fills each quarter)")
+    elif np.mean(values < 0) < PHASE_MIN_NEGATIVE:
+        raise InputError(path, f"looks like a magnitude image, not a phase: values in [{values.min():.3g}, "
+                               f"{values.max():.3g}] rad, {np.mean(values < 0):.1%} of them negative")
+    return radians
 
 
 def _number(sidecar: Mapping[str, Any], key: str, path: str | os.PathLike, unit: str, upper: float) -> float:
