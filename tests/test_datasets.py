@@ -176,7 +176,9 @@ def test_a_dataset_with_no_labels_runs_its_atlas_and_refuses_to_train(tiny_cohor
     refused = snakemake("-n", "--configfile", str(TINY), str(config), cwd=tmp_path)
     assert refused.returncode != 0
     assert "models.linus: no training session with reference labels" in refused.stdout + refused.stderr
-    run(tmp_path, write_config(tmp_path / "atlas.yaml", bids_dir=str(bids), methods=["atlas"]))
+    run(tmp_path, write_config(tmp_path / "atlas.yaml", bids_dir=str(bids), methods=["atlas"], bids_validator=True))
+    report = (tmp_path / "results" / "validation" / "bids_validator.txt").read_text()
+    assert report.startswith("BIDS validator") and "errors" in report  # a report, whatever it says
     plan = read_json(tmp_path / "results" / "plan" / "dataset.json")
     assert plan["roles"] == {"train": 0, "validation": 0, "test": 0, "apply": 3}
     for key in ("s01_ses-1", "s02_ses-1", "s03_ses-1"):

@@ -63,6 +63,12 @@ def relabel(args: argparse.Namespace) -> None:
     log.info("%s: %s in the package's numbering", args.out, ", ".join(structures) or "no structure")
 
 
+def bids_validator(args: argparse.Namespace) -> None:
+    from .bids_check import run_bids_validator
+
+    run_bids_validator(args.bids_dir, args.out_json, args.out_text)
+
+
 def labels_lookup(args: argparse.Namespace) -> None:
     from .io import write_text_atomic
     from .labels import ALL_STRUCTURES, dataset_lookup, dseg_tsv
@@ -308,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dseg.tsv names of structures deepnuclei does not segment: they become background")
     sub.add_argument("--out", required=True, help="the label map in the package's numbering")
     sub.add_argument("--out-lookup", help="dseg.tsv of the structures it holds")
+
+    sub = command("bids-validator", bids_validator, "the BIDS reference validator's report (never fails for the dataset)")
+    sub.add_argument("--bids-dir", required=True)
+    sub.add_argument("--out-json", required=True, help="the validator's JSON report (or why it could not run)")
+    sub.add_argument("--out-text", required=True, help="a summary: errors and warnings counted by code")
 
     sub = command("labels-lookup", labels_lookup, "the dseg.tsv (package numbering) of the structures a dataset labels")
     sub.add_argument("--lookups", nargs="*", default=[], help="the dataset's dseg.tsv files (none: the package's table)")
