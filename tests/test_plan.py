@@ -108,6 +108,8 @@ def test_participant_filters_as_bids_apps_take_them(longitudinal, tmp_path):
     plan = make_plan(config_for(longitudinal, tmp_path, participant_label=["sub-01", "02", "03"],
                                 exclude_participant_label="03"))
     assert {session.participant for session in plan.sessions.values()} == {"01", "02"}
+    numbered = make_plan(config_for(longitudinal, tmp_path, participant_label=[1, "sub-02"]))  # --config reads 01 as 1
+    assert {session.participant for session in numbered.sessions.values()} == {"01", "02"}
     with pytest.raises(PlanError, match=r"participant_label \['09'\]: no such participants"):
         make_plan(config_for(longitudinal, tmp_path, participant_label="09"))
 

@@ -100,13 +100,14 @@ def cohort_of(participant: str, cohorts: Mapping[str, Mapping]) -> str:
     return MAIN_COHORT
 
 
-def label_list(value: str | int | Sequence | None) -> list[str]:
-    """Participant labels as given on a command line (`--config participant_label=01` or a list), without
-    any "sub-" prefix."""
+def label_list(value: str | int | Sequence | None) -> list[str | int]:
+    """Participant labels as given in the config or on a command line, without any "sub-" prefix. Snakemake
+    reads `--config participant_label=01` as the number 1, so numbers stay numbers (`select_participants`
+    matches them to labels of digits)."""
     if value is None or value == "":
         return []
     values = [value] if isinstance(value, (str, int)) else list(value)
-    return [str(item).removeprefix("sub-") for item in values]
+    return [item if isinstance(item, int) else str(item).removeprefix("sub-") for item in values]
 
 
 def demo_sessions(config: Mapping) -> list[Session]:
@@ -236,13 +237,27 @@ def bids_sessions(config: Mapping, participants: Sequence[str]) -> tuple[list[Se
     return sessions, notes
 
 
-def select_participants(sessions: list[Session], include: Sequence[str], exclude: Sequence[str]) -> list[Session]:
+def matching(labels: Sequence[str | int], known: set[str]) -> tuple[set[str], list[str | int]]:
+    """The known participants that `labels` name (a number names the labels of digits with its value), and
+    the labels that name none."""
+    found, missing = set(), []
+    for label in labels:
+        named = ({k for k in known if k.isdigit() and int(k) == label} if isinstance(label, int)
+                 else {label} & known)
+        found |= named
+        missing += [] if named else [label]
+    return found, missing
+
+
+def select_participants(sessions: list[Session], include: Sequence[str | int], exclude: Sequence[str | int]
+                        ) -> list[Session]:
     known = {session.participant for session in sessions}
-    missing = sorted(set(include) - known)
+    included, missing = matching(include, known)
     if missing:
         raise PlanError(f"participant_label {missing}: no such participants (found {len(known)}, e.g. {sorted(known)[:5]})")
+    excluded = matching(exclude, known)[0]
     return [session for session in sessions
-            if (not include or session.participant in include) and session.participant not in exclude]
+            if (not include or session.participant in included) and session.participant not in excluded]
 
 
 # ---- models --------------------------------------------------------------------------------------
@@ -568,7 +583,8 @@ def make_plan(config: Mapping) -> Plan:
     if config["demo"]["enabled"]:
         found, notes = demo_sessions(config), []
     else:
-        found, notes = bids_sessions(config, include)
+        # bids2table's own filter takes labels as written; numbers are matched after indexing
+        found, notes = bids_sessions(config, [] if any(isinstance(label, int) for label in include) else include)
     found = select_participants(found, include, exclude)
     if not found:
         raise PlanError(f"{config['bids_dir']}: no sessions with T1w or SWI images (after participant_label / "
