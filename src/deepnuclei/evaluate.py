@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -185,15 +184,6 @@ def overlap_table(cases: Sequence[dict]) -> pd.DataFrame:
 def summary_by_method(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
     """Mean of a metric per structure (rows) and method (columns)."""
     return table.pivot_table(index="structure", columns="method", values=metric, aggfunc="mean").round(3)
-
-
-def write_overlap(cases: Sequence[dict], out_csv: str | os.PathLike, out_markdown: str | os.PathLike) -> pd.DataFrame:
-    table = overlap_table(cases)
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_csv, table.to_csv(index=False))
-    summary = summary_by_method(table)
-    write_text_atomic(out_markdown, "Mean Dice per structure and method\n\n" + summary.to_markdown() + "\n")
-    return table
 
 
 def write_overlap_case(case: dict, out_csv: str | os.PathLike) -> pd.DataFrame:

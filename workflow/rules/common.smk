@@ -18,7 +18,6 @@ TEMPLATE_DIR = DEMO_ROOT / "template"
 ECHOES = list(range(1, len(DEMO["echo_times_s"]) + 1)) if DEMO["enabled"] else []
 QSM = config["qsm"]
 REGISTRATION = config["registration"]
-PREPROCESS = {"SWI": config["preprocess"], "T1w": config["preprocess_t1w"]}
 
 try:
     PLAN = make_plan(config)
