@@ -8,8 +8,8 @@ segment and score which session, and the case lists. `write_plan_files` writes t
 `<results>/plan/`; rules pass those files by path, so no command line grows with the cohort.
 
 The BIDS layer is bids2table: it indexes a dataset into one table of entities (1,000 sessions of
-18 files each in about a second, with the BIDS schema's entity parsing), where pybids builds a SQL
-index (minutes at that size) and snakebids pins its own Snakemake. The demo's layout is known before it
+18 files each in about a second here, with the BIDS schema's entity parsing), where pybids builds a SQL
+index (reported slow on large datasets) and snakebids pins its own Snakemake. The demo's layout is known before it
 is simulated, so its plan is made from the config with the same file names.
 """
 
