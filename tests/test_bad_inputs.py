@@ -265,19 +265,22 @@ def test_a_config_value_of_the_wrong_type_stops_snakemake_naming_the_key(tmp_pat
 
 # ---- a magnitude image given as phase (two files of one echo swapped) is refused; real phases pass
 
-def demo_echo(demo_subject, part: str) -> np.ndarray:
-    return voxels(demo_subject["bids"] / "sub-01" / "anat" / f"sub-01_echo-2_part-{part}_T2starw.nii.gz")
+def demo_echo(demo_subject, part: str, echo: int = 2) -> np.ndarray:
+    return voxels(demo_subject["bids"] / "sub-01" / "anat" / f"sub-01_echo-{echo}_part-{part}_T2starw.nii.gz")
 
 
 def scaled(data: np.ndarray, low: float, high: float) -> np.ndarray:
     return low + (data - data.min()) / (data.max() - data.min()) * (high - low)
 
 
-@pytest.mark.parametrize("stored", ["radians", "scanner"])
-def test_a_magnitude_given_as_phase_is_refused(demo_subject, stored, tmp_path):
+@pytest.mark.parametrize("stored", ["as stored", "radians", "scanner"])
+def test_a_magnitude_given_as_phase_is_refused(demo_subject, stored):
+    """As the demo stores it (integers up to about 2100), scaled into [0, 3] (radians) and to fill 0..4095."""
     magnitude = demo_echo(demo_subject, "mag")
-    as_phase = scaled(magnitude, 0, 3.0) if stored == "radians" else np.round(scaled(magnitude, 0, 4095))
-    with pytest.raises(InputError, match=r"m.nii.gz: looks like a magnitude image, not a phase"):
+    as_phase = {"as stored": magnitude, "radians": scaled(magnitude, 0, 3.0),
+                "scanner": np.round(scaled(magnitude, 0, 4095))}[stored]
+    refused = r"m.nii.gz: looks like a magnitude image, not a phase: values in \[0, [\d.]+\] \(all >= 0\)"
+    with pytest.raises(InputError, match=refused):
         phase_in_radians(as_phase, "m.nii.gz")
 
 
@@ -289,16 +292,18 @@ def test_a_magnitude_given_as_phase_stops_validation_naming_the_file(subject, de
     assert f"bad input: {subject['phase2']}: looks like a magnitude image" in caplog.text
 
 
-@pytest.mark.parametrize("units", ["radians", "0..4095", "-4096..4095", "masked"])
-def test_real_phases_pass(demo_subject, units):
-    phase = demo_echo(demo_subject, "phase")
+@pytest.mark.parametrize("masked", [False, True], ids=["whole", "masked"])
+@pytest.mark.parametrize("units", ["radians", "0..4095", "-4096..4095"])
+@pytest.mark.parametrize("echo", [1, 2])
+def test_real_phases_pass(demo_subject, echo, units, masked):
+    """Zeros outside the brain mask are left out; the first echo masked, little wrapped, leaves both ends of
+    the range nearly empty, yet passes."""
+    phase = demo_echo(demo_subject, "phase", echo)
     mask = voxels(demo_subject["truth"] / "sub-01" / "sub-01_space-SWI_mask.nii.gz") > 0
-    low, high = {"0..4095": (0, 4095), "-4096..4095": (-4096, 4095)}.get(units, (None, None))
-    stored = {"radians": phase, "masked": np.where(mask, phase, 0.0)}.get(units)
-    if stored is None:
-        stored = np.round((phase + np.pi) / (2 * np.pi) * (high - low) + low)
+    low, high = {"radians": (-np.pi, np.pi), "0..4095": (0, 4095), "-4096..4095": (-4096, 4095)}[units]
+    stored = phase if units == "radians" else np.round((phase + np.pi) / (2 * np.pi) * (high - low) + low)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the note on scanner units
-        radians = phase_in_radians(stored, "p.nii.gz")
-    step = 2 * np.pi / 4096 if low is not None else 0  # scanner units: within two steps of 12 bits
+        radians = phase_in_radians(np.where(mask, stored, 0) if masked else stored, "p.nii.gz")
+    step = 0 if units == "radians" else 2 * np.pi / 4096  # scanner units: within two steps of 12 bits
     assert np.abs(np.angle(np.exp(1j * (radians - phase)))[mask]).max() <= 2 * step + 1e-6

@@ -205,8 +205,9 @@ def reference(chi: np.ndarray, valid: np.ndarray, region: np.ndarray | None, par
 # ---- files -----------------------------------------------------------------------------------------
 
 SCANNER_PHASE_RANGES = ((0, 4095), (-4096, 4095))  # 12-bit phase as stored by Siemens and others
-PHASE_MIN_NEGATIVE = 0.01  # fraction of non-zero voxels below 0 rad, under which a "phase" is a magnitude
-PHASE_MIN_QUARTER = 0.05  # fraction of non-zero voxels in each quarter of a scanner-unit phase's range
+PHASE_MIN_HALF = 0.01  # share of non-zero voxels on either side of 0 rad under which a "phase" is a magnitude
+NOISE_FLOOR_MIN = 0.25  # share of non-zero voxels in the range's lowest eighth from which, with under...
+NOISE_FLOOR_TOP_RATIO = 0.1  # ...this fraction of it in the highest eighth, a "phase" is a magnitude's noise floor
 
 
 def phase_in_radians(phase: np.ndarray, path: str | os.PathLike) -> np.ndarray:
@@ -220,7 +221,7 @@ def phase_in_radians(phase: np.ndarray, path: str | os.PathLike) -> np.ndarray:
         for first, last in SCANNER_PHASE_RANGES:
             if first <= low and high <= last:
                 radians = ((phase - first) / (last - first + 1) * 2 * np.pi - np.pi).astype(np.float32)
-                checked_phase(phase, radians, path, scanner_units=True)
+                checked_phase(phase, radians, path)
                 warnings.warn(f"{path}: phase in scanner units [{first}, {last}], rescaled to radians", stacklevel=2)
                 return radians
     raise InputError(
@@ -229,24 +230,27 @@ def phase_in_radians(phase: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     )
 
 
-def checked_phase(stored: np.ndarray, radians: np.ndarray, path: str | os.PathLike, scanner_units: bool = False
-                  ) -> np.ndarray:
+def checked_phase(stored: np.ndarray, radians: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """`radians` unless the image looks like a magnitude given as phase (an easy swap of two files of one
     echo, which would otherwise run as a nonsense field). Exact zeros (a mask outside the head) are left
-    out. A phase is signed: in radians, a magnitude has no negative values, a phase nearly always half.
-    Scanner units are raw phase, wrapped over the whole field of view, so every quarter of the range holds
-    voxels; a magnitude piles up at the low end and leaves its top quarter nearly empty."""
+    out. A phase spreads over both sides of 0 rad: a wrapped one about evenly, a masked brain's around its
+    offset. A magnitude in radians has no negative values; in 12-bit scanner units, as stored, it rarely
+    reaches the range's upper half, and scaled to fill it, its noise floor piles up in the lowest eighth
+    while the highest stays nearly empty (a phase piled up at -pi wraps to +pi: both ends fill). Not every
+    quarter of the range need hold voxels: a masked first-echo phase leaves the ends nearly empty."""
     values = radians[stored != 0]
     if values.size == 0:
         raise InputError(path, "all voxels are zero")
-    if scanner_units:
-        quarters = np.histogram(values, bins=4, range=(-np.pi, np.pi))[0] / values.size
-        if quarters.min() < PHASE_MIN_QUARTER:
-            raise InputError(path, f"looks like a magnitude image, not a phase: {quarters.min():.1%} of its non-zero "
-                                   f"voxels in one quarter of the scanner range (a wrapped phase fills each quarter)")
-    elif np.mean(values < 0) < PHASE_MIN_NEGATIVE:
-        raise InputError(path, f"looks like a magnitude image, not a phase: values in [{values.min():.3g}, "
-                               f"{values.max():.3g}] rad, {np.mean(values < 0):.1%} of them negative")
+    stored_range = f"values in [{stored.min():.4g}, {stored.max():.4g}]" + (" (all >= 0)" if stored.min() >= 0 else "")
+    for share, half in ((np.mean(values < 0), "lower"), (np.mean(values >= 0), "upper")):
+        if share < PHASE_MIN_HALF:
+            raise InputError(path, f"looks like a magnitude image, not a phase: {stored_range}, {share:.1%} of the "
+                                   f"non-zero ones in the {half} half of the phase range (a phase spreads over both)")
+    lowest, highest = np.mean(values < -0.75 * np.pi), np.mean(values >= 0.75 * np.pi)
+    if lowest >= NOISE_FLOOR_MIN and highest < NOISE_FLOOR_TOP_RATIO * lowest:
+        raise InputError(path, f"looks like a magnitude image, not a phase: {stored_range}, {lowest:.0%} of the "
+                               f"non-zero ones in the lowest eighth of the phase range and {highest:.1%} in the "
+                               f"highest (a magnitude's noise floor; a phase wraps, filling both ends)")
     return radians
 
 
