@@ -413,6 +413,7 @@ class Plan:
                         for key in self.training_sessions(model, role)] for role in ("train", "validation")}
         return {"model": self.models[model], "cases": cases}
 
+    @cache  # the overlap_case rule asks for each of its inputs in turn
     def overlap_case(self, method: str, key: str) -> dict[str, Any]:
         """One method on one session, on its evaluation grid; susceptibility from the QSM the models saw."""
         space = self.evaluation_space(method, key)

@@ -189,11 +189,6 @@ LINUS_TABLES = ["linus_cohorts", *EXPERIMENT_TABLES.values()]
 OVERLAP_TABLES = ["overlap", "linus_experiments_overlap"]
 
 
-def overlap_files(name):
-    """The per-case scores an overlap table merges."""
-    return [case["out"] for case in PLAN.overlap_cases(name)]
-
-
 # ---- targets
 
 
@@ -214,8 +209,8 @@ def all_targets():
     targets += [registration_qc(key) for key in registered] + [qsm_qc(key) for key in swi]
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
     targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
-    if PLAN.overlap_cases("overlap"):
+    if PLAN_CONTENTS["overlap"]:
         targets += [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
         targets += [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]
-        targets += [overlay_figure(key) for key in dict.fromkeys(case["subject"] for case in PLAN.overlap_cases("overlap"))]
+        targets += [overlay_figure(key) for key in dict.fromkeys(case["subject"] for case in PLAN_CONTENTS["overlap"])]
     return targets

@@ -33,7 +33,7 @@ rule overlap:
     """The per-case scores of the main evaluation (overlap) or of the LiNUS experiments, in one table."""
     input:
         cases=lambda wildcards: plan_file(wildcards.cases),
-        scores=lambda wildcards: overlap_files(wildcards.cases),
+        scores=lambda wildcards: plan_paths(wildcards.cases, "out"),
     output:
         csv=RESULTS / "evaluation" / "{cases}.csv",
         markdown=report(RESULTS / "evaluation" / "{cases}_summary.md", caption="../report/overlap.rst",
