@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 endif
 CORES ?= all
 
-.PHONY: demo test report lint clean-results
+.PHONY: demo test report lint bench-qsm clean-results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(VENV)/.installed
 
 report: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
+
+# QSM accuracy on cases made by another group's forward model (benchmarks/bench_qsm_accuracy.py):
+# every case, every method of config/config.yaml's qsm.methods; about an hour on 2 cores.
+bench-qsm: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_qsm_accuracy.py
 
 lint: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --lint

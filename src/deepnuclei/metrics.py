@@ -1,7 +1,7 @@
 """Evaluation metrics.
 
-QSM: the QSM reconstruction challenge 2.0 metrics (NRMSE, HFEN, SSIM in its XSIM form) and the mean
-susceptibility error per structure of the reference label map.
+QSM: the QSM-CI scorer's metrics (`qsm_ci.qsm_eval`, a port of the QSM.rs reference: demeaned NRMSE,
+HFEN, XSIM) and the mean susceptibility error per structure of the reference label map.
 
 Segmentations: 3D consistency of a label map along the axis a 2D model slices it across
 (consecutive-slice Dice, 26-connected components), to compare 2D with 2.5D and 3D models.
@@ -15,63 +15,19 @@ from typing import Any
 
 import numpy as np
 import scipy.ndimage as ndi
+from qsm_ci import qsm_eval
 
 from .io import InputError, load_nifti, read_volume
 from .labels import STRUCTURES
 
 # ---- QSM -------------------------------------------------------------------------------------------
 
-HFEN_SIGMA_VOXELS = 1.5  # challenge: 15 x 15 x 15 LoG filter, sigma 1.5 voxels
-HFEN_FILTER_SIZE = 15
-XSIM_SIGMA_VOXELS = 1.5  # challenge 2.0 XSIM: Gaussian window 7 x 7 x 7, sigma 1.5 voxels
-XSIM_HALF_WIDTH = 3
-XSIM_K = (0.01, 0.001)  # K2 lowered from SSIM's 0.03 so streaking counts (Milovic et al., ISMRM 2022)
-XSIM_RANGE_PPM = 1.0  # L: maps are compared in ppm, not rescaled
 
 
 def demeaned(chi: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`chi` minus its mean in the mask, zero outside: susceptibility is only defined up to a constant."""
     mask = np.asarray(mask, bool)
     return np.where(mask, chi - chi[mask].mean(), 0.0)
-
-
-def nrmse(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    """Normalised root mean square error in the mask, in percent: 100 ||x - t|| / ||t||."""
-    mask = np.asarray(mask, bool)
-    return float(100.0 * np.linalg.norm(estimate[mask] - truth[mask]) / np.linalg.norm(truth[mask]))
-
-
-def hfen(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    """High-frequency error norm in percent: NRMSE of the Laplacian-of-Gaussian filtered, masked maps."""
-    mask = np.asarray(mask, bool)
-    truncate = (HFEN_FILTER_SIZE // 2) / HFEN_SIGMA_VOXELS
-
-    def log_filtered(chi: np.ndarray) -> np.ndarray:
-        return ndi.gaussian_laplace(np.where(mask, chi, 0.0), HFEN_SIGMA_VOXELS, mode="nearest", truncate=truncate)
-
-    difference, reference = log_filtered(estimate) - log_filtered(truth), log_filtered(truth)
-    return float(100.0 * np.linalg.norm(difference) / np.linalg.norm(reference))
-
-
-def ssim(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
-    """Structural similarity as the QSM challenge 2.0 computes it (XSIM): maps in ppm, not rescaled,
-    L = 1 ppm, K = (0.01, 0.001), 3D Gaussian window, SSIM map averaged over the mask."""
-    mask = np.asarray(mask, bool)
-    truncate = XSIM_HALF_WIDTH / XSIM_SIGMA_VOXELS
-    x, y = np.asarray(estimate, np.float64), np.asarray(truth, np.float64)
-
-    def local_mean(volume: np.ndarray) -> np.ndarray:
-        return ndi.gaussian_filter(volume, XSIM_SIGMA_VOXELS, mode="nearest", truncate=truncate)
-
-    mean_x, mean_y = local_mean(x), local_mean(y)
-    variance_x = local_mean(x * x) - mean_x**2
-    variance_y = local_mean(y * y) - mean_y**2
-    covariance = local_mean(x * y) - mean_x * mean_y
-    c1, c2 = (XSIM_K[0] * XSIM_RANGE_PPM) ** 2, (XSIM_K[1] * XSIM_RANGE_PPM) ** 2
-    similarity = ((2 * mean_x * mean_y + c1) * (2 * covariance + c2)) / (
-        (mean_x**2 + mean_y**2 + c1) * (variance_x + variance_y + c2)
-    )
-    return float(similarity[mask].mean())
 
 
 def structure_errors_ppb(
@@ -90,7 +46,7 @@ def structure_errors_ppb(
 def qsm_metrics(
     estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray, labels: np.ndarray | None = None
 ) -> dict[str, float]:
-    """All QSM metrics as one flat row: nrmse_percent, hfen_percent, ssim, and per structure
+    """All QSM metrics as one flat row: nrmse_percent, hfen_percent, xsim, and per structure
     error_ppb_<name> plus max_abs_error_ppb.
 
     Both maps are first referenced to their mean in the mask (the challenge's demeaned metrics), so an
@@ -101,9 +57,9 @@ def qsm_metrics(
         raise ValueError("the evaluation mask is empty")
     estimate, truth = demeaned(estimate, mask), demeaned(truth, mask)
     row = {
-        "nrmse_percent": nrmse(estimate, truth, mask),
-        "hfen_percent": hfen(estimate, truth, mask),
-        "ssim": ssim(estimate, truth, mask),
+        "nrmse_percent": qsm_eval.nrmse_challenge(estimate, truth, mask)[0],
+        "hfen_percent": qsm_eval.hfen(estimate, truth, mask),
+        "xsim": qsm_eval.xsim(estimate, truth, mask),
     }
     if labels is not None:
         errors = structure_errors_ppb(estimate, truth, labels, mask)

@@ -27,6 +27,8 @@ from skimage.filters import threshold_otsu
 from .fourier import ball_offsets, downsample, gaussian_smooth, to_numpy, to_tensor, upsample
 from .unwrap import edge_quality
 
+BRAIN_MIN_DEPTH_MM = 20.0  # a scalp lies within about 10 mm of the head's surface; a brain reaches 50 mm deeper
+
 
 def ball(radius_mm: float, voxel_size_mm: Sequence[float]) -> np.ndarray:
     """Boolean structuring element: the voxels within `radius_mm` of the centre (anisotropic voxels)."""
@@ -83,30 +85,50 @@ def box_smoothed(magnitude: np.ndarray, voxel_size_mm: Sequence[float], smooth_m
     return ndi.uniform_filter(np.asarray(magnitude, np.float32), [2 * h + 1 for h in half_widths])
 
 
+def brain_component(foreground: np.ndarray, voxel_size_mm: Sequence[float], detach_mm: float) -> np.ndarray:
+    """The brain within a thresholded head: the foreground is eroded by `detach_mm` (a dark skull
+    thicker than twice that parts the scalp from the brain), the part of it that lies deeper in the
+    head than a scalp can (`BRAIN_MIN_DEPTH_MM` from the head's surface) and is largest is kept, and
+    grown back by `detach_mm` within the foreground. Without such a part (a skull-stripped image, a
+    slab) the largest part is kept."""
+    sampling = np.asarray(voxel_size_mm, float)
+    eroded = ndi.distance_transform_edt(foreground, sampling=sampling) > detach_mm if detach_mm > 0 else foreground
+    parts, count = ndi.label(eroded)
+    if count == 0:
+        return np.zeros_like(foreground)
+    sizes = np.bincount(parts.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    depth = ndi.distance_transform_edt(fill_holes(largest_component(foreground)), sampling=sampling)
+    deepest = ndi.maximum(depth, parts, index=np.arange(count + 1))
+    deep = np.where(deepest >= BRAIN_MIN_DEPTH_MM, sizes, 0)
+    chosen = parts == int(np.argmax(deep if deep.any() else sizes))
+    if detach_mm <= 0:
+        return chosen
+    return (ndi.distance_transform_edt(~chosen, sampling=sampling) <= detach_mm) & foreground
+
+
 def brain_mask(
     magnitude: np.ndarray,
     voxel_size_mm: Sequence[float],
     bias_sigma_mm: float = 20.0,
     smooth_mm: float = 1.0,
-    opening_mm: float = 2.0,
+    detach_mm: float = 4.0,
     erosion_mm: float = 0.0,
     device: torch.device | None = None,
 ) -> np.ndarray:
     """Brain mask from a (first-echo or echo-combined) magnitude image.
 
     Steps: light smoothing against noise (a box reaching `smooth_mm` each way), division by
-    the bias field, Otsu threshold, opening (cuts thin bridges to scalp and vessels), largest
-    connected component, hole filling, optional erosion.
+    the bias field, Otsu threshold, the brain parted from scalp, neck and vessels (`brain_component`),
+    hole filling, optional erosion. Scalp left in the mask is the worst of errors: its phase, next to
+    air, is wrapped many times over and carries a background field of several ppm.
     """
     volume = to_tensor(magnitude, device)
     smoothed = box_smoothed(magnitude, voxel_size_mm, smooth_mm)
     normalised = smoothed / to_numpy(tissue_intensity(volume, voxel_size_mm, bias_sigma_mm).clamp_min(1e-12))
     ceiling = np.percentile(normalised.ravel()[::7], 99.5)  # a sample is enough for a percentile
     normalised = np.minimum(normalised, ceiling)  # bright vessels would squash Otsu's histogram
-    mask = normalised > threshold_otsu(normalised)
-    if opening_mm > 0:
-        mask = ndi.binary_opening(mask, structure=ball(opening_mm, voxel_size_mm))
-    mask = fill_holes(largest_component(mask))
+    mask = fill_holes(brain_component(normalised > threshold_otsu(normalised), voxel_size_mm, detach_mm))
     if erosion_mm > 0:
         mask = ndi.binary_erosion(mask, structure=ball(erosion_mm, voxel_size_mm))
     return mask
@@ -119,6 +141,25 @@ def signal_mask(magnitude: np.ndarray, voxel_size_mm: Sequence[float], fraction:
     smoothed = box_smoothed(magnitude, voxel_size_mm, smooth_mm)
     mask = smoothed > fraction * np.percentile(smoothed.ravel()[::7], 99)
     return fill_holes(largest_component(mask))
+
+
+def csf_mask(magnitudes: np.ndarray, echo_times_s: Sequence[float], mask: np.ndarray,
+             voxel_size_mm: Sequence[float], max_r2star_hz: float = 5.0, depth_mm: float = 10.0) -> np.ndarray:
+    """Ventricular CSF, the reference MEDI+0 uses: voxels at least `depth_mm` inside the mask (not the
+    outer CSF, whose phase borders air and bone) whose R2* (log-linear fit of the magnitude over echoes)
+    is below `max_r2star_hz` (CSF: 2-5 Hz; tissue: 15 Hz and more at 3 T), largest connected part."""
+    if len(echo_times_s) < 2:
+        raise ValueError("the CSF reference needs two or more echoes (it finds CSF by its low R2*)")
+    times = np.asarray(echo_times_s, float)
+    centred = times - times.mean()
+    logs = np.log(np.maximum(magnitudes, 1e-6 * float(magnitudes.max())))
+    r2star = -np.tensordot(centred / np.sum(centred**2), logs, axes=1)
+    deep = ndi.distance_transform_edt(np.asarray(mask, bool), sampling=np.asarray(voxel_size_mm, float)) > depth_mm
+    region = largest_component(deep & (r2star < max_r2star_hz))
+    if not region.any():
+        raise ValueError(f"no CSF found for the reference: no voxel {depth_mm:g} mm inside the brain mask has an "
+                         f"R2* under {max_r2star_hz:g} Hz (set qsm.csf_max_r2star_hz, or another qsm.reference)")
+    return region
 
 
 def phase_quality(phase: np.ndarray, magnitude: np.ndarray, device: torch.device | None = None) -> np.ndarray:

@@ -23,14 +23,14 @@ from .background import pdf, vsharp
 from .echo import FieldFit, fit_field, reference_phase
 from .forward import default_device
 from .inversion import reference_to_region, sharp_tv, tkd, tv_admm
-from .mask import brain_mask, phase_quality, reliable_region, signal_mask
+from .mask import brain_mask, csf_mask, phase_quality, reliable_region, signal_mask
 from .timing import StepTimer
 from .unwrap import UNWRAPPERS
 
 MASK_METHODS = ("magnitude", "signal")
 BACKGROUND_METHODS = ("vsharp", "pdf")
 INVERSION_METHODS = ("tkd", "tv", "sharp-tv")
-REFERENCES = ("mask", "none", "region")
+REFERENCES = ("mask", "csf", "none", "region")
 CHI_DISPLAY_PPM = (-0.15, 0.25)  # the DB-ResUNet paper's QSM clipping range, [-150, 250] ppb
 CROP_MARGIN_VOXELS = 3
 
@@ -43,11 +43,11 @@ class QSMParams:
     mask_signal_fraction: float = 0.1  # "signal": the noise floor, as a fraction of the 99th percentile
     mask_bias_sigma_mm: float = 20.0  # smoothness of the coil bias field estimate
     mask_smooth_mm: float = 1.0  # box smoothing of the magnitude before thresholding (reach each way)
-    mask_opening_mm: float = 2.0  # opening radius: cuts thin bridges to scalp and vessels
+    mask_detach_mm: float = 4.0  # erosion that parts the brain from scalp and vessels, grown back after
     mask_erosion_mm: float = 0.0
     mask_quality_threshold: float = 0.4  # drop voxels whose mean phase-edge quality is lower (0: off)
     unwrap: str = "quality"  # "quality" (ROMEO-like, path-based) or "laplacian"
-    phase_offset_sigma_mm: float = 3.0  # smoothing of the receiver phase offset phi0
+    phase_offset_sigma_mm: float = 2.0  # smoothing of the receiver phase offset phi0 (chosen on the benchmark)
     background: str = "vsharp"  # "vsharp" or "pdf": makes the local field (output, and input to tkd/tv)
     vsharp_radii_mm: tuple[float, ...] = (12.0, 10.0, 8.0, 6.0, 4.0)
     vsharp_threshold: float = 0.05  # truncation of the deconvolution
@@ -62,7 +62,9 @@ class QSMParams:
     tv_tol: float = 0.01  # relative change of chi that stops the iterations
     sharp_tv_radii_mm: tuple[float, ...] = (4.0, 6.0, 9.0, 12.0)
     inversion_pad_mm: float = 16.0
-    reference: str = "mask"  # zero mean over: "mask" (where chi is valid), "region" (a given mask), "none"
+    reference: str = "mask"  # zero mean over: "mask" (where chi is valid), "csf" (ventricles), "region" (a given
+    # mask), or "none"; the tables state which
+    csf_max_r2star_hz: float = 5.0  # "csf": R2* under which a voxel deep in the brain counts as CSF
 
     def __post_init__(self) -> None:
         for key, value, allowed in (
@@ -142,7 +144,7 @@ def magnitude_mask(magnitudes: np.ndarray, voxel: np.ndarray, params: QSMParams,
     magnitude = combined_magnitude(magnitudes)
     if params.mask == "signal":
         return signal_mask(magnitude, voxel, params.mask_signal_fraction, params.mask_smooth_mm)
-    return brain_mask(magnitude, voxel, params.mask_bias_sigma_mm, params.mask_smooth_mm, params.mask_opening_mm,
+    return brain_mask(magnitude, voxel, params.mask_bias_sigma_mm, params.mask_smooth_mm, params.mask_detach_mm,
                       params.mask_erosion_mm, device)
 
 
@@ -186,7 +188,10 @@ def reconstruct(
         local_field, valid = remove_background(fit.field_ppm, brain, fit.weights, voxel, b0, params, device)
     with timer.step("inversion"):
         chi, valid = invert_dipole(fit, brain, local_field, valid, voxel, b0, params, device)
-        chi = reference(chi, valid, None if reference_region is None else reference_region[box], params)
+        region = None if reference_region is None else reference_region[box]
+        if params.reference == "csf":
+            region = csf_mask(magnitudes, echo_times_s, brain, voxel, params.csf_max_r2star_hz)
+        chi = reference(chi, valid, region, params)
     volumes = {"chi": chi.astype(np.float32), "mask": valid, "brain_mask": brain, "field": fit.field_ppm * brain,
                "local_field": local_field.astype(np.float32), "weights": fit.weights}
     return {name: uncrop(volume, box, shape) for name, volume in volumes.items()} | {"timings_s": timer.seconds}
@@ -197,7 +202,7 @@ def reference(chi: np.ndarray, valid: np.ndarray, region: np.ndarray | None, par
         return chi
     if params.reference == "mask":
         return reference_to_region(chi, valid) * valid
-    if region is None:
+    if region is None:  # "csf" always finds one or fails
         raise ValueError("qsm.reference is 'region' but no reference region was given")
     return reference_to_region(chi, (np.asarray(region) > 0) & valid) * valid
 
