@@ -154,3 +154,15 @@ def test_bland_altman_bias_and_dice_boxplot_medians():
     per_subject = overlap.query("method == 'atlas' and structure in ['CN_L', 'CN_R']").groupby("subject")["dice"].mean()
     assert medians[0] == pytest.approx(per_subject.median())  # first box: CN, first method (atlas)
     assert len(medians) == 7 * 2
+
+
+def test_susceptibility_axes_state_how_the_qsm_was_referenced():
+    from deepnuclei.figures import QSM_REFERENCES
+    from deepnuclei.qsm.pipeline import REFERENCES
+
+    assert set(QSM_REFERENCES) == set(REFERENCES)  # every reference the pipeline offers has its words
+    overlap = overlap_rows()
+    axes = scatter_panels(overlap, "susceptibility", "net", qsm_reference="csf").axes[0]
+    assert axes.get_xlabel() == "reference susceptibility (ppb, ventricular CSF = 0)"
+    assert bland_altman(overlap, "susceptibility", "net").axes[0].get_ylabel().endswith("(ppb, whole-brain mean = 0)")
+    assert scatter_panels(overlap, "volume", "net").axes[0].get_xlabel() == "reference volume (mm³)"

@@ -207,7 +207,8 @@ def evaluation_figures(args: argparse.Namespace) -> None:
 
     from .figures import write_evaluation_figures
 
-    written = write_evaluation_figures(pd.read_csv(args.overlap, dtype={"subject": str}), args.methods, args.out_dir)
+    written = write_evaluation_figures(pd.read_csv(args.overlap, dtype={"subject": str}), args.methods, args.out_dir,
+                                       args.qsm_reference)
     log.info("wrote %d figure files to %s", len(written), args.out_dir)
 
 
@@ -427,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
     sub.add_argument("--methods", nargs="*", default=[], help="models to plot against the reference")
+    sub.add_argument("--qsm-reference", default="mask", help="the QSM's qsm.reference, stated on the axes")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("overlays", overlays, "every method's labels over one image, three views, a row per method")

@@ -67,14 +67,25 @@ def _panels(count: int, title: str) -> tuple[Figure, list[Axes]]:
     return figure, axes[:count]
 
 
+# How the QSM was referenced (qsm.reference), said beside every susceptibility axis: the reference shifts
+# all of a subject's values by one constant.
+QSM_REFERENCES = {"mask": "whole-brain mean = 0", "csf": "ventricular CSF = 0", "region": "given region = 0",
+                  "none": "not referenced"}
+
+
+def quantity_label(quantity: str, qsm_reference: str) -> str:
+    label = QUANTITIES[quantity][2]
+    return f"{label[:-1]}, {QSM_REFERENCES[qsm_reference]})" if quantity == "susceptibility" else label
+
+
 def scatter_panels(
-    overlap: pd.DataFrame, quantity: str, method: str, nuclei: Sequence[str] = PAPER_NUCLEI
+    overlap: pd.DataFrame, quantity: str, method: str, nuclei: Sequence[str] = PAPER_NUCLEI, qsm_reference: str = "mask"
 ) -> Figure:
     """Predicted against reference `quantity` (susceptibility or volume), one panel per nucleus with
     left and right of every subject, the identity line, the least-squares line, and r and slope in the title.
     Each panel's first collection holds its points (reference, predicted) in `paired_values` order."""
     values = paired_values(overlap, quantity, method, nuclei)
-    label = QUANTITIES[quantity][2]
+    label = quantity_label(quantity, qsm_reference)
     figure, axes = _panels(len(nuclei), f"{method}: predicted vs reference {label}")
     for ax, nucleus in zip(axes, nuclei):
         points = values[values["nucleus"] == nucleus]
@@ -94,12 +105,12 @@ def scatter_panels(
 
 
 def bland_altman(
-    overlap: pd.DataFrame, quantity: str, method: str, nuclei: Sequence[str] = PAPER_NUCLEI
+    overlap: pd.DataFrame, quantity: str, method: str, nuclei: Sequence[str] = PAPER_NUCLEI, qsm_reference: str = "mask"
 ) -> Figure:
     """Difference (predicted - reference) against the mean of both, one panel per nucleus, with the bias
     and the limits of agreement (bias ± 1.96 sample sd) as horizontal lines, in that order."""
     values = paired_values(overlap, quantity, method, nuclei)
-    label = QUANTITIES[quantity][2]
+    label = quantity_label(quantity, qsm_reference)
     figure, axes = _panels(len(nuclei), f"{method}: Bland-Altman of {label}")
     for ax, nucleus in zip(axes, nuclei):
         points = values[values["nucleus"] == nucleus]
@@ -148,7 +159,8 @@ def save_figure(figure: Figure, out_stem: str | os.PathLike, formats: Sequence[s
     return paths
 
 
-def write_evaluation_figures(overlap: pd.DataFrame, methods: Sequence[str], out_dir: str | os.PathLike) -> list[Path]:
+def write_evaluation_figures(overlap: pd.DataFrame, methods: Sequence[str], out_dir: str | os.PathLike,
+                             qsm_reference: str = "mask") -> list[Path]:
     """Dice box plots of every method, and for each of `methods` its predicted vs reference scatter and
     Bland-Altman plots of volume and susceptibility, as PNG and SVG in `out_dir` (the workflow's
     `figure_stems` names the same files)."""
@@ -156,6 +168,8 @@ def write_evaluation_figures(overlap: pd.DataFrame, methods: Sequence[str], out_
     written = save_figure(dice_boxplot(overlap), out_dir / "dice_boxplot")
     for method in methods:
         for quantity in QUANTITIES:
-            written += save_figure(scatter_panels(overlap, quantity, method), out_dir / f"scatter_{quantity}_{method}")
-            written += save_figure(bland_altman(overlap, quantity, method), out_dir / f"bland_altman_{quantity}_{method}")
+            written += save_figure(scatter_panels(overlap, quantity, method, qsm_reference=qsm_reference),
+                                   out_dir / f"scatter_{quantity}_{method}")
+            written += save_figure(bland_altman(overlap, quantity, method, qsm_reference=qsm_reference),
+                                   out_dir / f"bland_altman_{quantity}_{method}")
     return written

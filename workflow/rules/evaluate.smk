@@ -81,6 +81,7 @@ rule evaluation_figures:
                 subcategory="Figures") for stem in figure_stems()],
     params:
         methods=list(MAIN_MODELS),
+        qsm_reference=config["qsm"]["methods"][config["qsm"]["method"]].get("reference", "mask"),
         out_dir=EVALUATION / "figures",
     log:
         log_path("evaluation_figures"),
@@ -89,7 +90,8 @@ rule evaluation_figures:
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei evaluation-figures --overlap {input} --methods {params.methods} --out-dir {params.out_dir} > {log} 2>&1"
+        "deepnuclei evaluation-figures --overlap {input} --methods {params.methods}"
+        " --qsm-reference {params.qsm_reference} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 def overlay_labels(subject):
