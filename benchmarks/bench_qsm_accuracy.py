@@ -123,6 +123,7 @@ def main() -> None:
     cases = [qsm_cases.QUICK if name == "quick-3T" else qsm_cases.CASES[name] for name in args.cases]
     folders = build_cases(cases, args.cache)
     rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
     for case in cases:
         for method, params in methods.items():
             rows.append(score(folders[case.name], method, params, args.out))
@@ -130,10 +131,9 @@ def main() -> None:
             print(f"{case.name:<16} {method:<12} NRMSE {row['nrmse']:.2f}  HFEN {row['hfen']:.2f}  XSIM "
                   f"{row['xsim']:.2f}  max |nucleus error| {row['max_abs_ppb']:.0f} ppb  {row['seconds']:.0f} s",
                   flush=True)
-    table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "qsm_accuracy.tsv", sep="\t", index=False, float_format="%.4g")
-    (args.out / "qsm_accuracy.md").write_text(table.to_markdown(index=False, floatfmt=".2f") + "\n")
+            table = pd.DataFrame(rows)  # rewritten after every score: an interrupted run keeps what it did
+            table.to_csv(args.out / "qsm_accuracy.tsv", sep="\t", index=False, float_format="%.4g")
+            (args.out / "qsm_accuracy.md").write_text(table.to_markdown(index=False, floatfmt=".2f") + "\n")
     print(f"wrote {args.out / 'qsm_accuracy.tsv'} and qsm_accuracy.md; torch threads {args.threads}")
 
 

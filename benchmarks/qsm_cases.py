@@ -229,15 +229,12 @@ def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: n
             return oblique(volume.real, order) + 1j * oblique(volume.imag, order)
         return ndimage.affine_transform(volume, rotation, to_model[:3, 3], order=order)
 
-    linear = (model.affine @ to_model)[:3, :3]
     r2star = model.r2star_3t * np.where(model.chi == AIR_CHI_PPM, 1.0, case.b0_tesla / 3.0)
 
     ratio = np.asarray(case.voxel_mm) / case.model_voxel_mm
-    box = _coverage(model, case)
     acquired_shape = tuple(int(round(n / r)) for n, r in zip(model.chi.shape, ratio))
-    affine = np.eye(4)
-    affine[:3, :3] = linear @ np.diag(ratio)
-    affine[:3, 3] = (model.affine @ to_model)[:3, 3]
+    box = _coverage(model, case, ratio, acquired_shape)
+    affine = _shifted(model.affine @ to_model @ np.diag([*ratio, 1.0]), box)
     name = f"sub-{case.name.replace('-', '')}"
     anat, derivatives = out_dir / name / "anat", out_dir / "derivatives" / "truth" / name / "anat"
     anat.mkdir(parents=True, exist_ok=True)
@@ -250,7 +247,7 @@ def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: n
         sidecar = {"EchoTime": te_ms / 1000, "MagneticFieldStrength": case.b0_tesla, "EchoNumber": echo}
         for part, values in (("mag", np.abs(signal)), ("phase", np.angle(signal))):
             stem = anat / f"{name}_echo-{echo}_part-{part}_MEGRE"
-            _save(values.astype(np.float32), _shifted(affine, box), f"{stem}.nii.gz")
+            _save(values.astype(np.float32), affine, f"{stem}.nii.gz")
             Path(f"{stem}.json").write_text(json.dumps(sidecar, indent=1))
     chi = qf.crop_kspace(oblique(np.where(model.brain, model.chi, 0.0).astype(np.float64)), acquired_shape,
                          gibbs_correction=False)
@@ -258,7 +255,7 @@ def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: n
     labels = _nearest(oblique(model.labels, order=0), ratio, acquired_shape)
     for suffix, values, dtype in (("Chimap", chi * brain, np.float32), ("mask", brain, np.uint8),
                                   ("dseg", labels, np.int16)):
-        _save(values[box].astype(dtype), _shifted(affine, box), derivatives / f"{name}_{suffix}.nii.gz")
+        _save(values[box].astype(dtype), affine, derivatives / f"{name}_{suffix}.nii.gz")
     (out_dir / name / "case.json").write_text(json.dumps(asdict(case), indent=1))
     return out_dir / name
 
@@ -268,10 +265,8 @@ def _nearest(volume: np.ndarray, ratio: np.ndarray, shape: tuple[int, ...]) -> n
     return ndimage.affine_transform(volume.astype(np.int16), np.diag(ratio), output_shape=shape, order=0)
 
 
-def _coverage(model: HeadModel, case: Case) -> tuple[slice, ...]:
+def _coverage(model: HeadModel, case: Case, ratio: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
     """The acquired field of view: whole, or a slab along the slice axis centred on the deep grey matter."""
-    ratio = np.asarray(case.voxel_mm) / case.model_voxel_mm
-    shape = tuple(int(round(n / r)) for n, r in zip(model.chi.shape, ratio))
     if case.slab_mm is None:
         return tuple(slice(0, n) for n in shape)
     centre = np.argwhere(model.labels > 0)[:, 2].mean() / ratio[2]
