@@ -3,10 +3,11 @@ function harmonic in the mask; the multi-echo Laplacian sum is one solve of the 
 
 import numpy as np
 import pytest
+import torch
 
 from deepnuclei.qsm.forward import field_to_phase, wrap_phase
 from deepnuclei.qsm.phantom import sphere_phantom
-from deepnuclei.qsm.unwrap import unwrap_laplacian, unwrap_quality_guided, wrap
+from deepnuclei.qsm.unwrap import laplacian_sum, unwrap_laplacian, unwrap_quality_guided, wrap
 
 VOXEL = (1.5, 1.5, 2.0)
 
@@ -70,3 +71,10 @@ def test_laplacian_with_snap_is_exact_where_its_error_stays_below_pi():
     unwrapped = unwrap_laplacian(wrap_phase(phase), None, mask, snap=True)
     cycles = (unwrapped - phase)[mask] / (2 * np.pi)
     np.testing.assert_allclose(cycles, np.round(cycles[0]), atol=1e-3)
+
+
+def test_laplacian_sum_is_the_weighted_sum_of_single_unwraps(phantom):
+    phases = np.stack([wrap_phase(true_phase(phantom, te)) for te in (0.005, 0.01)])
+    combined = laplacian_sum(torch.as_tensor(phases), [0.3, 0.7], phantom.brain_mask)
+    separate = sum(c * unwrap_laplacian(p, None, phantom.brain_mask) for c, p in zip([0.3, 0.7], phases))
+    np.testing.assert_allclose(combined, separate, atol=1e-3)

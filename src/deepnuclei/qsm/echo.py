@@ -6,13 +6,13 @@ weights. A single echo works too.
    phase without phi0, and the remainder, smoothed, is phi0. With one echo phi0 cannot be told from
    the field and stays in (background field removal takes its harmonic part).
 2. Unwrapping and fit of phase = omega * TE through the origin, with echo weights that are constant in
-   space (each echo's mean squared magnitude in the mask): only the echo difference is unwrapped in
-   space, by the quality-guided (ROMEO-like) or the Laplacian unwrapper (snapped to the wrapped phase,
-   so that it is a true unwrapping); each echo, in order of echo time, is then unwrapped in time against
-   the fit of the echoes before it (ROMEO's template scheme), so the spatial unwrapping runs once. The
-   difference's phase changes least between voxels: the late echoes of a thick slice near the sinuses
-   change by more than pi per voxel, which no spatial unwrapper resolves (the benchmark's 3T-thick case
-   showed the Laplacian sum of all echoes failing there, NRMSE 9.7).
+   space (each echo's mean squared magnitude in the mask):
+   - "laplacian": the fit is linear in the unwrapped phases and Laplacian unwrapping is linear in the
+     wrapped phase Laplacians, so one Poisson solve of their weighted sum gives omega. An error
+     harmonic in every echo stays harmonic in the field, and background removal takes it away.
+   - "quality" (path-based): only the echo difference is unwrapped in space; each echo, in order of
+     echo time, is then unwrapped in time against the fit of the echoes before it (ROMEO's template
+     scheme), so the costly spatial unwrapping runs once.
 The reliability weight of a voxel is the inverse standard deviation of omega from its own
 magnitudes (phase noise ~ 1/magnitude), normalised to mean 1 in the mask.
 """
@@ -28,7 +28,7 @@ import torch
 from .forward import GYROMAGNETIC_RATIO_MHZ_PER_T
 from .fourier import downsample, gaussian_smooth, to_numpy, to_tensor, upsample
 from .timing import StepTimer
-from .unwrap import TWO_PI, UNWRAPPERS, unwrap_laplacian, wrap
+from .unwrap import TWO_PI, UNWRAPPERS, laplacian_sum, wrap
 
 
 @dataclass
@@ -100,20 +100,21 @@ def temporal_fit(
 
 
 def multi_echo_frequency(
-    signal: torch.Tensor, times: torch.Tensor, echo_weights: torch.Tensor, voxel_size_mm: Sequence[float], mask: np.ndarray, unwrap: str, offset_sigma_mm: float, timer: StepTimer,
+    signal: torch.Tensor, times: torch.Tensor, echo_weights: torch.Tensor, coefficients: torch.Tensor,
+    voxel_size_mm: Sequence[float], mask: np.ndarray, unwrap: str, offset_sigma_mm: float, timer: StepTimer,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(omega in rad/s, phase offset phi0) from two or more echoes ordered by echo time."""
     echo_times = times.double().cpu().numpy()
     product, spacing = echo_difference(signal, echo_times)
     with timer.step("unwrap"):
-        if unwrap == "laplacian":  # snapped: a true unwrapping, off by 2 pi where the field is steep
-            difference = to_tensor(unwrap_laplacian(to_numpy(product.angle()), None, mask, snap=True), signal.device)
-        else:
-            difference = spatial_unwrap(unwrap, product, mask)
-    # fix its free multiple of 2 pi: the mean echo difference is small
-    difference -= TWO_PI * torch.round(difference[torch.as_tensor(mask, device=difference.device)].mean() / TWO_PI)
+        difference = spatial_unwrap(unwrap, product, mask)
+    if unwrap != "laplacian":  # fix its free multiple of 2 pi: the mean echo difference is small
+        difference -= TWO_PI * torch.round(difference[torch.as_tensor(mask, device=difference.device)].mean() / TWO_PI)
     offset = phase_offset(signal[0], difference * float(echo_times[0] / spacing), voxel_size_mm, offset_sigma_mm)
     corrected = (signal * torch.polar(torch.ones_like(offset), -offset)).angle()
+    if unwrap == "laplacian":
+        with timer.step("unwrap"):
+            return to_tensor(laplacian_sum(corrected, coefficients.tolist(), mask), signal.device), offset
     return temporal_fit(corrected, times, echo_weights, difference / spacing), offset
 
 
@@ -147,7 +148,7 @@ def fit_field(
         with timer.step("unwrap"):
             omega = spatial_unwrap(unwrap, signal[0], mask) / times[0]
     else:
-        omega, offset = multi_echo_frequency(signal, times, echo_weights, voxel_size_mm, mask, unwrap,
+        omega, offset = multi_echo_frequency(signal, times, echo_weights, coefficients, voxel_size_mm, mask, unwrap,
                                              offset_sigma_mm, timer)
     return FieldFit(
         field_ppm=to_numpy(omega / (2.0 * np.pi * GYROMAGNETIC_RATIO_MHZ_PER_T * b0_tesla)),

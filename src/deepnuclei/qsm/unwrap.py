@@ -3,7 +3,7 @@
 Both take a wrapped phase (radians) and share one signature, `(phase, magnitude=None, mask=None)`.
 Quality-guided unwrapping returns the true phase up to a multiple of 2 pi constant over each connected
 region of the mask; Laplacian unwrapping returns it up to a function harmonic in the mask, which
-background field removal takes away.
+background field removal takes away. `laplacian_sum` serves the multi-echo fit.
 """
 
 from __future__ import annotations
@@ -84,6 +84,14 @@ def unwrap_laplacian(
 
 def _as_bool(mask: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     return None if mask is None else torch.as_tensor(np.asarray(mask, bool), device=device)
+
+
+def laplacian_sum(phases: torch.Tensor, coefficients: Sequence[float], mask: np.ndarray | None) -> np.ndarray:
+    """sum_n c_n unwrap_laplacian(phases[n]) with one Poisson solve: the method is linear in the
+    wrapped phase Laplacians, so a weighted fit over echoes costs no more than one echo."""
+    inside = _as_bool(mask, phases.device)
+    divergence = sum(float(c) * wrapped_divergence(echo, inside) for c, echo in zip(coefficients, phases))
+    return to_numpy(solve_poisson(divergence))
 
 
 def edge_quality(
