@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
@@ -30,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 import qsm_cases  # noqa: E402
 
-from deepnuclei.metrics import qsm_metrics  # noqa: E402
+from deepnuclei.metrics import demeaned, qsm_metrics  # noqa: E402
 from deepnuclei.qsm.pipeline import QSMParams, run_qsm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +61,7 @@ def build_cases(cases: list[qsm_cases.Case], cache: Path) -> dict[str, Path]:
 
 def nucleus_errors(chi: np.ndarray, truth: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """Mean error per nucleus (ppb, both sides pooled) of the maps demeaned in `mask`."""
-    chi, truth = chi - chi[mask].mean(), truth - truth[mask].mean()
+    chi, truth = demeaned(chi, mask), demeaned(truth, mask)
     errors = {}
     for nucleus, values in NUCLEUS_LABELS.items():
         region = np.isin(labels, values) & mask
@@ -73,20 +72,16 @@ def nucleus_errors(chi: np.ndarray, truth: np.ndarray, labels: np.ndarray, mask:
 
 def score(folder: Path, method: str, params: QSMParams, out: Path) -> dict:
     subject = folder.name
-    anat = folder / "anat"
-    truth_dir = folder.parent / "derivatives" / "truth" / subject / "anat"
-    echoes = sorted(anat.glob("*_part-mag_MEGRE.nii.gz"), key=lambda p: int(p.name.split("echo-")[1].split("_")[0]))
-    phases = [Path(str(p).replace("part-mag", "part-phase")) for p in echoes]
-    sidecars = [Path(str(p).replace(".nii.gz", ".json")) for p in echoes]
+    echoes, phases, sidecars = qsm_cases.echo_files(folder)
     stem = out / folder.name / f"{subject}_desc-{method}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = run_qsm(echoes, phases, sidecars, f"{stem}_Chimap.nii.gz", f"{stem}_mask.nii.gz",
                      f"{stem}_localfield.nii.gz", f"{stem}_qc.png", params)
     seconds = time.perf_counter() - start
-    truth = np.asarray(nib.load(truth_dir / f"{subject}_Chimap.nii.gz").dataobj, np.float32)
-    brain = np.asarray(nib.load(truth_dir / f"{subject}_mask.nii.gz").dataobj) > 0
-    labels = np.asarray(nib.load(truth_dir / f"{subject}_dseg.nii.gz").dataobj)
+    truth = qsm_cases.truth(folder, "Chimap").astype(np.float32)
+    brain = qsm_cases.truth(folder, "mask") > 0
+    labels = qsm_cases.truth(folder, "dseg")
     scored = brain & result["mask"]
     metrics = qsm_metrics(result["chi"], truth, scored)
     errors = nucleus_errors(result["chi"], truth, labels, scored)

@@ -26,6 +26,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from deepnuclei.labels import ALL_STRUCTURES
+
 SIMULATION_VOXEL_MM = 1.0
 AIR_PAD_MM = 24  # air around the head in the simulated field of view
 AIR_CHI_PPM = 9.4  # air relative to water
@@ -43,10 +45,9 @@ TISSUE = {  # name: (chi ppm, M0, R2* at 3 T Hz, R1 Hz)
     "gm": (0.02, 0.78, 17.0, 0.7), "wm": (-0.03, 0.66, 21.0, 1.1), "csf": (0.0, 1.0, 2.0, 0.25),
     "bone": (BONE_CHI_PPM, 0.05, 200.0, 1.5), "scalp": (0.0, 0.55, 25.0, 2.0), "air": (AIR_CHI_PPM, 0.0, 0.0, 1.0),
 }
-STRUCTURE_LABELS = {  # deepnuclei's numbering (deepnuclei.labels.ALL_STRUCTURES), written as a plain table
-    "CN_L": 1, "CN_R": 2, "PUT_L": 3, "PUT_R": 4, "THA_L": 9, "THA_R": 10, "SN_L": 11, "SN_R": 12,
-    "RN_L": 13, "RN_R": 14, "DN_L": 15, "DN_R": 16, "STN_L": 17, "STN_R": 18, "GP_L": 19, "GP_R": 20,
-}
+# the cases' structures in deepnuclei's numbering (GP whole, as Neuromorphometrics draws it)
+STRUCTURE_LABELS = {structure.name: structure.label for structure in ALL_STRUCTURES
+                    if structure.name.split("_")[0] in NUCLEUS_TISSUE}
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,20 @@ def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: n
         _save(values[box].astype(dtype), affine, derivatives / f"{name}_{suffix}.nii.gz")
     (out_dir / name / "case.json").write_text(json.dumps(asdict(case), indent=1))
     return out_dir / name
+
+
+def echo_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """A case's magnitude, phase and sidecar files, in echo order."""
+    magnitudes = sorted((folder / "anat").glob("*_part-mag_MEGRE.nii.gz"),
+                        key=lambda path: int(path.name.split("echo-")[1].split("_")[0]))
+    phases = [Path(str(path).replace("part-mag", "part-phase")) for path in magnitudes]
+    return magnitudes, phases, [Path(str(path).replace(".nii.gz", ".json")) for path in magnitudes]
+
+
+def truth(folder: Path, suffix: str) -> np.ndarray:
+    """A case's truth on its acquisition grid: `Chimap` (ppm), `mask` or `dseg`."""
+    path = folder.parent / "derivatives" / "truth" / folder.name / "anat" / f"{folder.name}_{suffix}.nii.gz"
+    return np.asarray(nib.load(path).dataobj)
 
 
 def _nearest(volume: np.ndarray, ratio: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

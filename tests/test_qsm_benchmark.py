@@ -34,15 +34,9 @@ def case(tmp_path_factory) -> Path:
 
 
 def echoes(folder: Path):
-    magnitudes = sorted((folder / "anat").glob("*_part-mag_MEGRE.nii.gz"))
-    phases = [Path(str(path).replace("part-mag", "part-phase")) for path in magnitudes]
-    echo_times, b0 = echo_parameters([str(path).replace(".nii.gz", ".json") for path in magnitudes])
+    magnitudes, phases, sidecars = qsm_cases.echo_files(folder)
+    echo_times, b0 = echo_parameters(sidecars)
     return (*load_echoes(magnitudes, phases), echo_times, b0, nib.load(magnitudes[0]).affine)
-
-
-def truth(folder: Path, suffix: str) -> np.ndarray:
-    return np.asarray(nib.load(folder.parent / "derivatives" / "truth" / folder.name / "anat" /
-                               f"{folder.name}_{suffix}.nii.gz").dataobj)
 
 
 def test_default_method_meets_its_error_bars(case, tmp_path):
@@ -58,9 +52,9 @@ def test_case_is_a_head_in_air_with_the_nuclei_labelled(case):
     magnitudes, phases, echo_times, b0, affine = echoes(case)
     assert b0 == 3.0 and len(echo_times) == 3
     assert np.allclose(np.abs(b0_direction_in_voxels(affine)), [0, 0, 1])
-    labels = truth(case, "dseg")
-    assert set(np.unique(labels)) >= set(qsm_cases.STRUCTURE_LABELS.values()) - {17, 18}  # 3 mm slices may miss STN
-    chi = truth(case, "Chimap")
+    labels = qsm_cases.truth(case, "dseg")
+    assert set(np.unique(labels)) >= set(qsm_cases.STRUCTURE_LABELS.values()) - {qsm_cases.STRUCTURE_LABELS[f"STN_{side}"] for side in "LR"}  # 3 mm slices may miss STN
+    chi = qsm_cases.truth(case, "Chimap")
     gp = np.isin(labels, (19, 20))
     assert chi[gp].mean() > 0.1 and np.abs(phases).max() > 3.1  # iron-rich pallidum; wrapped phase
     assert (combined_magnitude(magnitudes) < 0.02 * magnitudes.max()).mean() > 0.2  # air around the head
@@ -79,7 +73,7 @@ def test_oblique_case_puts_b0_off_the_slice_axis(tmp_path):
 def test_brain_mask_leaves_the_scalp_out_and_csf_reference_finds_the_ventricles(case):
     magnitudes, _, echo_times, _, affine = echoes(case)
     voxel = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    brain = truth(case, "mask") > 0
+    brain = qsm_cases.truth(case, "mask") > 0
     mask = brain_mask(combined_magnitude(magnitudes), voxel)
     assert (mask & brain).sum() / brain.sum() > 0.95
     above_neck = np.zeros_like(brain)

@@ -23,7 +23,6 @@ from .labels import STRUCTURES
 # ---- QSM -------------------------------------------------------------------------------------------
 
 
-
 def demeaned(chi: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`chi` minus its mean in the mask, zero outside: susceptibility is only defined up to a constant."""
     mask = np.asarray(mask, bool)

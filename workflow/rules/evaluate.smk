@@ -81,7 +81,7 @@ rule evaluation_figures:
                 subcategory="Figures") for stem in figure_stems()],
     params:
         methods=list(MAIN_MODELS),
-        qsm_reference=config["qsm"]["methods"][config["qsm"]["method"]].get("reference", "mask"),
+        qsm_reference=QSM["methods"][QSM["method"]].get("reference", "mask"),  # QSMParams' default
         out_dir=EVALUATION / "figures",
     log:
         log_path("evaluation_figures"),
