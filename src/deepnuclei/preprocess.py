@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.filters import threshold_otsu
 
 from .io import InputError, load_nifti, read_json, read_volume, save_volume, write_json
 
-T1_CLIP_UNITS = ("value", "percentile")
+T1_CLIP_UNITS = ("value", "percentile", "median")
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,27 @@ def qsm_window_ppm(clip_ppb: Sequence[float]) -> tuple[float, float]:
     return float(clip_ppb[0]) / 1000.0, float(clip_ppb[1]) / 1000.0
 
 
+def head_foreground(t1: np.ndarray) -> np.ndarray:
+    """The T1's voxels above its Otsu threshold (the head): a set that scaling the image does not change."""
+    nonzero = t1[t1 > 0]
+    if nonzero.size == 0:
+        raise ValueError("the T1 has no non-zero voxels")
+    return nonzero[nonzero > threshold_otsu(nonzero)]
+
+
 def t1_window(t1: np.ndarray, clip: Sequence[float], unit: str) -> tuple[float, float]:
     """The T1 window: `value` takes the config's range as intensities (the paper's [0, 800]); `percentile`
-    reads it as percentiles of the non-zero voxels, for scanners whose T1 scale differs."""
+    reads it as percentiles of the non-zero voxels; `median` as multiples of the median of the head
+    (`head_foreground`). The last two do not depend on the T1's absolute scale, which differs between
+    scanners and converters by large factors; `median` does not depend on how much air the field of view
+    holds either, so a model trained with it reads another site's T1 alike."""
     if unit not in T1_CLIP_UNITS:
         raise ValueError(f"t1_clip_unit '{unit}' is not one of {T1_CLIP_UNITS}")
     if unit == "value":
         return float(clip[0]), float(clip[1])
+    if unit == "median":
+        median = float(np.median(head_foreground(t1)))
+        return float(clip[0]) * median, float(clip[1]) * median
     foreground = t1[t1 > 0]
     if foreground.size == 0:
         raise ValueError("the T1 has no non-zero voxels to take percentiles of")
