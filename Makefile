@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 endif
 CORES ?= all
 
-.PHONY: demo test report lint bench-qsm clean-results
+.PHONY: demo test report lint bench-qsm bench-transfer clean-results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ report: $(VENV)/.installed
 # every case, every method of config/config.yaml's qsm.methods; about an hour on 2 cores.
 bench-qsm: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_qsm_accuracy.py
+
+# The demo's bundled models (results/bundles/, made by `make demo`) on a labelled dataset made from another
+# template and atlases at 0.8 x 0.8 x 2 mm (benchmarks/transfer_dataset.py): Dice in results-transfer/evaluation/.
+bench-transfer: $(VENV)/.installed
+	$(BIN)/python benchmarks/transfer_dataset.py --out resources/transfer --participants t01 t02
+	PATH=$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/apply.yaml \
+		--config bids_dir=resources/transfer/bids results_dir=results-transfer
 
 lint: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --lint

@@ -25,6 +25,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/atlas.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/measures.smk"
 include: "workflow/rules/experiments.smk"
 
 

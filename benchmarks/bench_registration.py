@@ -22,9 +22,9 @@ import SimpleITK as sitk
 import yaml
 
 from deepnuclei.io import read_volume, voxel_sizes
+from deepnuclei.grids import resample, to_sitk
 from deepnuclei.registration import (METHODS, RegistrationSettings, brain_points_lps, fixed_magnitude,
-                                     read_magnitudes, read_transform, register, resample,
-                                     target_registration_error, to_sitk)
+                                     read_magnitudes, read_transform, register, target_registration_error)
 
 ROOT = Path(__file__).resolve().parents[1]
 T1_GRID = ((176, 256, 256), (1.0, 1.0, 1.0))

@@ -180,6 +180,50 @@ def test_plan_files_hold_the_case_lists_and_keep_their_time_when_unchanged(longi
     assert dataset.stat().st_mtime_ns == before
 
 
+def test_measures_cover_every_segmented_session_and_the_reference_of_labelled_ones(longitudinal, tmp_path):
+    write_session(longitudinal, "06", "pre", t1=False, labels=("SWI",))  # labelled, SWI only: no method reads it
+    plan = make_plan(config_for(longitudinal, tmp_path))
+    cases = plan_files(plan)["measures"]
+    pairs = [(case["method"], case["subject"]) for case in cases]
+    assert len(pairs) == len(set(pairs))
+    for method in plan.evaluated_methods():  # unlabelled sessions too: every session the method segments
+        assert [key for name, key in pairs if name == method] == plan.segmented(method)
+    assert [key for name, key in pairs if name == "reference"] == ["01_ses-post", "01_ses-pre", "02_ses-pre", "06_ses-pre"]
+    assert plan.segmented_sessions() == ["01_ses-post", "01_ses-pre", "02_ses-pre", "03_ses-pre", "04_ses-pre"]
+    case = {pair: case for pair, case in zip(pairs, cases)}
+    chi = plan.layout.qsm("02_ses-pre", "Chimap.nii.gz", plan.config["qsm"]["method"])
+    labelled = case[("reference", "02_ses-pre")]  # labelled on the SWI grid, moved to the T1 grid
+    assert labelled["swi_labels"].endswith("sub-02_ses-pre_space-SWI_dseg.nii.gz") and labelled["qsm"] == chi
+    assert labelled["t1_labels"].endswith("sub-02_ses-pre_space-T1w_desc-moved_dseg.nii.gz")
+    assert labelled["t1"] == plan.sessions["02_ses-pre"].t1 and labelled["lookup"] == plan.layout.labels_lookup()
+    assert (labelled["participant"], labelled["session"]) == ("02", "pre")
+    assert labelled["out"].endswith("measures/sub-02_ses-pre/sub-02_ses-pre_desc-reference_nuclei.tsv")
+    swi_only = case[("reference", "06_ses-pre")]
+    assert swi_only["t1_labels"] is None and swi_only["t1"] is None and swi_only["qsm"] is not None
+    t1_only = case[("atlas", "04_ses-pre")]  # a T1 only: volumes, no susceptibility
+    assert t1_only["t1_labels"] == plan.layout.segmentation("atlas", "04_ses-pre", "T1w")
+    assert t1_only["swi_labels"] is None and t1_only["qsm"] is None
+    assert t1_only["lookup"] == plan.layout.segmentations_lookup() and t1_only["task"] is None
+    model = case[("dbresunet", "03_ses-pre")]
+    assert model["task"] == "nuclei7" and model["swi_labels"] == plan.layout.segmentation("dbresunet", "03_ses-pre", "SWI")
+    assert case[("atlas-jlf", "03_ses-pre")]["lookup"] == plan.layout.labels_lookup()  # its atlases' structures
+    models = {**config_for(longitudinal, tmp_path)["models"], "reference": {"architecture": "linus", "inputs": ["T1w"],
+                                                                            "task": "stn"}}
+    with pytest.raises(PlanError, match="may not be named 'reference'"):
+        plan_files(make_plan(config_for(longitudinal, tmp_path, models=models)))
+
+
+def test_the_demo_plan_measures_its_segmented_subjects_and_every_labelled_subjects_reference(tmp_path):
+    config = merged(merged(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
+                           yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())),
+                    {"results_dir": str(tmp_path / "results")})
+    plan = make_plan(config)
+    pairs = {(case["method"], case["subject"]) for case in plan.measures_cases()}
+    # the demo segments its test subject only; both subjects are labelled; the hires cohort is not measured
+    assert pairs == {("reference", "01"), ("reference", "02")} | {(method, "02") for method in plan.evaluated_methods()}
+    assert plan.segmented_sessions() == ["02"]
+
+
 def test_splits_are_consecutive_in_subject_order() -> None:
     subjects = [f"{i:02d}" for i in range(1, 9)]
     assert split_subjects(subjects, 5, 1, 2) == {"train": subjects[:5], "validation": ["06"], "test": ["07", "08"]}
@@ -208,5 +252,8 @@ def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     models = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["models"]
     assert counts["infer_swi"] + counts["infer_t1w"] >= 1000 * len(models)
     assert counts["overlap_case"] > 0 and counts["train"] >= len(models)
+    # measures: every session by every method, and the reference of the 86 labelled sessions, merged once
+    assert counts["measures_case"] >= 1000 * (1 + len(models)) + 86 and counts["measures"] == 1
+    assert counts["segmentation_qc"] == 1000
     record = json.loads((tmp_path / "results" / "plan" / "dataset.json").read_text())
     assert record["sessions"] == 1000 and record["roles"] == {"train": 40, "validation": 8, "test": 38, "apply": 914}

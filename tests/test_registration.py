@@ -15,9 +15,10 @@ from scipy.spatial.transform import Rotation
 
 from deepnuclei.cli import main
 from deepnuclei.io import InputError, apply_affine, read_volume, save_volume
-from deepnuclei.registration import (LPS, RegistrationSettings, brain_points_lps, euler_from_matrix, from_sitk,
-                                     read_magnitudes, read_transform, register_files, resample_labels, rigid_matrix,
-                                     target_registration_error, to_sitk, write_transform)
+from deepnuclei.grids import LPS, from_sitk, resample_labels, to_sitk
+from deepnuclei.registration import (RegistrationSettings, brain_points_lps, euler_from_matrix, read_magnitudes,
+                                     read_transform, register_files, rigid_matrix, target_registration_error,
+                                     write_transform)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SETTINGS = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["registration"]

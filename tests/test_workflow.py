@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from deepnuclei.io import read_json, read_volume
+from deepnuclei.labels import STRUCTURE_BY_NAME
 from deepnuclei.models import get_spec
 from deepnuclei.train import TrainConfig
 
@@ -99,6 +100,10 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         assert read_volume(segmentations / "sub-02_space-T1w_dseg.nii.gz")[0].shape == (80, 96, 80)
         assert read_json(segmentations / "sub-02_inference.json")["inference_seconds"] > 0
     check_evaluation(tmp_path / "results", overlap, models)
+    from test_bundle import check_bundles_applied  # here: test_bundle imports this module's helpers
+
+    check_bundles_applied(tmp_path, snakemake)
+    check_measures(tmp_path / "results", models)
     experiments = snakemake("--cores", "2", "--configfile", str(TINY), "--", "linus_experiments", cwd=tmp_path)
     assert experiments.returncode == 0, experiments.stderr[-3000:]
     check_linus_experiments(tmp_path / "results" / "evaluation")
@@ -113,9 +118,38 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "results" / "report.html").read_text()
     assert all(name in html for name in ("dice_nuclei.md", "efficiency.md", "scatter_volume_dbresunet.png",
-                                         "linus_resolution.md", "linus_2d_vs_25d.md"))
+                                         "linus_resolution.md", "linus_2d_vs_25d.md", "nuclei_wide.csv",
+                                         "sub-02_desc-segmentations_qc.png"))
     again = snakemake("-n", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def check_measures(results: Path, models: set[str]) -> None:
+    """The group measures: every method on the subject it segments, the reference on both labelled subjects;
+    values recomputed from the label maps (volume on the T1 grid, susceptibility on the SWI grid) and the QSM."""
+    table = pd.read_csv(results / "measures" / "nuclei.tsv", sep="\t", na_values=["n/a"], keep_default_na=False)
+    assert set(table["method"]) == {"reference", "atlas", "atlas-jlf", *models}
+    assert set(table.loc[table["method"] == "reference", "participant_id"]) == {"sub-01", "sub-02"}
+    assert set(table.loc[table["method"] != "reference", "participant_id"]) == {"sub-02"}
+    assert table["session_id"].isna().all()
+    qsm_method = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["qsm"]["method"]
+    chi, _ = read_volume(results / "qsm" / "sub-02" / f"sub-02_space-SWI_desc-{qsm_method}_Chimap.nii.gz")
+    wide = pd.read_csv(results / "measures" / "nuclei_wide.csv")
+    for method, t1_labels, swi_labels in [
+            ("reference", results / "labels" / "sub-02" / "sub-02_space-T1w_dseg.nii.gz",
+             results / "labels" / "sub-02" / "sub-02_space-SWI_dseg.nii.gz"),
+            ("atlas", results / "segmentations" / "atlas" / "sub-02" / "sub-02_space-T1w_dseg.nii.gz",
+             results / "segmentations" / "atlas" / "sub-02" / "sub-02_space-SWI_dseg.nii.gz")]:
+        row = table[(table["participant_id"] == "sub-02") & (table["method"] == method) & (table["structure"] == "THA_L")]
+        labels, affine = read_volume(t1_labels)
+        inside = labels == STRUCTURE_BY_NAME["THA_L"].label
+        assert row["voxels"].iloc[0] == inside.sum() > 0
+        assert row["volume_mm3"].iloc[0] == pytest.approx(inside.sum() * abs(np.linalg.det(affine[:3, :3])), abs=1e-3)
+        mean_ppb = 1000 * chi[read_volume(swi_labels)[0] == STRUCTURE_BY_NAME["THA_L"].label].astype(float).mean()
+        assert row["chi_mean_ppb"].iloc[0] == pytest.approx(mean_ppb, abs=1e-3)
+        same = wide[(wide["participant_id"] == "sub-02") & (wide["method"] == method)]
+        assert same["THA_L_chi_mean_ppb"].iloc[0] == pytest.approx(row["chi_mean_ppb"].iloc[0])
+    assert (results / "qc" / "sub-02" / "sub-02_desc-segmentations_qc.png").stat().st_size > 20_000
 
 
 def check_linus_experiments(evaluation: Path) -> None:

@@ -144,10 +144,19 @@ def registration_tre(args: argparse.Namespace) -> None:
 
 
 def preprocess(args: argparse.Namespace) -> None:
+    from .io import read_json
     from .preprocess import prepare_inputs
 
-    record = prepare_inputs(args.qsm, args.t1, json.loads(args.settings), args.out_qsm, args.out_t1, args.record)
+    record = prepare_inputs(args.qsm, args.t1, read_json(args.settings), args.out_qsm, args.out_t1, args.record)
     log.info("padding %s (cropped: %s), T1 window %s", record["padding"], record["cropped"], record["t1_window"])
+
+
+def export_model(args: argparse.Namespace) -> None:
+    from .bundle import export_model as export
+    from .bundle import summary
+
+    out = export(args.model_dir, args.out)
+    print(summary(out))
 
 
 def apply_padding(args: argparse.Namespace) -> None:
@@ -217,6 +226,32 @@ def overlays(args: argparse.Namespace) -> None:
 
     labels = dict(pair.split("=", 1) for pair in args.labels)
     segmentation_overlays(args.image, labels, args.out, args.title)
+
+
+def measures(args: argparse.Namespace) -> None:
+    from .measures import structures_of, write_session_measures
+
+    table = write_session_measures(structures_of(args.lookup, args.task), args.out, t1_labels=args.t1_labels,
+                                   swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
+    log.info("%s on sub-%s, volume (mm3) and mean susceptibility (ppb) per structure:\n%s", args.method, args.subject,
+             table.set_index("structure")[["volume_mm3", "chi_mean_ppb"]].to_string())
+
+
+def merge_measures(args: argparse.Namespace) -> None:
+    from .measures import merge_measures as merge
+
+    table = merge(args.plan, args.out_tsv, args.out_csv)
+    log.info("%d rows: %d sessions x methods", len(table), len(table.groupby(["participant_id", "session_id", "method"],
+                                                                            dropna=False)))
+
+
+def segmentation_qc(args: argparse.Namespace) -> None:
+    from .qc import segmentation_qc as draw
+
+    def pairs(values: Sequence[str]) -> dict[str, str]:
+        return dict(value.split("=", 1) for value in values)
+
+    draw(args.out, args.t1, pairs(args.t1_labels), args.qsm, pairs(args.swi_labels), args.title)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -386,10 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
                                             "grid) into model inputs")
     sub.add_argument("--qsm", help="susceptibility map (ppm); without it the T1 alone, on its own grid")
     sub.add_argument("--t1", required=True, help="T1 resampled to the SWI grid, or the T1 itself")
-    sub.add_argument("--settings", required=True, help="the config's preprocess (or preprocess_t1w) section as JSON")
+    sub.add_argument("--settings", required=True, help="plan file of the space's settings (results/plan/preprocess_<space>"
+                                                       ".json: the config's section, or the bundled models')")
     sub.add_argument("--out-qsm")
     sub.add_argument("--out-t1", required=True)
     sub.add_argument("--record", required=True, help="JSON padding and window record to write")
+
+    sub = command("export-model", export_model, "bundle a trained model (results/models/<name>) into one zip that "
+                                                "models.<name>.bundle applies elsewhere")
+    sub.add_argument("model_dir", help="the trained model's folder, results/models/<name>")
+    sub.add_argument("-o", "--out", required=True, help="the bundle to write, <name>.zip")
 
     sub = command("apply-padding", apply_padding, "pad an SWI-grid volume like the model inputs, or undo it")
     sub.add_argument("--record", required=True, help="the record written by `preprocess`")
@@ -437,6 +478,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--title", default="")
     sub.add_argument("--out", required=True)
 
+    sub = command("measures", measures, "volume, centre of mass and susceptibility of every structure of one "
+                                        "session's label maps (a TSV)")
+    sub.add_argument("--subject", required=True, help="the session key (sub-<key>), for the log")
+    sub.add_argument("--method", required=True, help="the method (or `reference`), for the log")
+    sub.add_argument("--t1-labels", help="the labels on the T1 grid: volumes and centres of mass")
+    sub.add_argument("--t1", help="the native T1 (its affine: world mm and voxel indices)")
+    sub.add_argument("--swi-labels", help="the labels on the SWI grid: susceptibility (volumes without a T1)")
+    sub.add_argument("--qsm", help="the susceptibility map (ppm) on the SWI grid")
+    sub.add_argument("--lookup", required=True, help="dseg.tsv (package numbering) of the structures the method writes")
+    sub.add_argument("--task", help="a model's task: only its structures")
+    sub.add_argument("--out", required=True, help="TSV of one row per structure")
+
+    sub = command("merge-measures", merge_measures, "the group tables of nucleus measures: long TSV and wide CSV")
+    sub.add_argument("--plan", required=True, help="plan file measures.json: JSON list of {participant, session, "
+                                                   "method, out, ...}")
+    sub.add_argument("--out-tsv", required=True, help="every session x method x structure (BIDS TSV, n/a)")
+    sub.add_argument("--out-csv", required=True, help="a row per session x method, a column per structure and "
+                                                      "measure (CSV, NA)")
+
+    sub = command("segmentation-qc", segmentation_qc, "every method's labels over a session's T1 and QSM, a row per "
+                                                      "method")
+    sub.add_argument("--t1", help="the native T1")
+    sub.add_argument("--t1-labels", nargs="*", default=[], help="NAME=DSEG pairs on the T1 grid")
+    sub.add_argument("--qsm", help="the susceptibility map")
+    sub.add_argument("--swi-labels", nargs="*", default=[], help="NAME=DSEG pairs on the SWI grid")
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True)
+
     sub = command("train", train, "train (or resume training) a configured model on preprocessed subjects")
     sub.add_argument("--plan", required=True, help='the training plan JSON: {"model": the config entry, "cases": '
                                                    '{"train": [...], "validation": [...]} of {subject, channels, labels}}')
@@ -444,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--threads", type=int, default=2)
 
     sub = command("infer", infer, "segment one subject with a trained model")
-    sub.add_argument("--checkpoint", required=True)
+    sub.add_argument("--checkpoint", required=True, help="a training checkpoint (.pt) or a model bundle (.zip)")
     sub.add_argument("--inputs", nargs="+", required=True, help="model-input files, in the model's channel order")
     sub.add_argument("--padding-record", help="the preprocess record: write the labels back on the image grid")
     sub.add_argument("--settings", required=True, help="the config's inference section as JSON")

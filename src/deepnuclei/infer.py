@@ -25,6 +25,7 @@ from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .bundle import is_bundle, load_bundle
 from .data import GlobalView, context_stacks, load_subject, pad_ends, pad_to_multiple
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
@@ -90,9 +91,12 @@ def for_inference(model: nn.Module, dims: int) -> nn.Module:
 def load_model(
     checkpoint: str | os.PathLike, device: torch.device | None = None
 ) -> tuple[nn.Module, ModelInfo]:
-    """The model of a `train` checkpoint, ready for inference on `device`."""
+    """The model of a `train` checkpoint or of a bundle (`deepnuclei.bundle`), ready for inference on `device`."""
     device = device or default_device()
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    if is_bundle(checkpoint):
+        state = load_bundle(checkpoint).state(device)
+    else:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
     info = ModelInfo.from_dict(state["info"])
     model = info.build().to(device)
     model.load_state_dict(state["model"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPACES = ("SWI", "T1w")
+MAIN_COHORT = "main"  # the dataset's own sessions; further demo cohorts have names of their own
 SESSION_KEY = "[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?"  # the workflow's `subject` wildcard
 
 
@@ -42,6 +43,10 @@ class Layout:
 
     def plan_file(self, name: str) -> str:
         return str(self.results / "plan" / f"{name}.json")
+
+    def preprocess_plan(self, space: str, cohort: str = MAIN_COHORT) -> str:
+        """The plan file of a space's model-input settings: preprocess_SWI.json, preprocess_T1w[_<cohort>].json."""
+        return self.plan_file(f"preprocess_{space}" + ("" if cohort == MAIN_COHORT else f"_{cohort}"))
 
     def log(self, rule: str, key: str = "all") -> str:
         return str(self.results / "logs" / rule / f"sub-{key}.log")
@@ -93,8 +98,34 @@ class Layout:
         """One method's scores on one session, merged into the evaluation's overlap tables."""
         return self.result(f"evaluation/cases/{method}", key, "overlap.csv")
 
+    def segmentations_lookup(self) -> str:
+        """The `dseg.tsv` of every segmentation under segmentations/: the package's whole numbering."""
+        return str(self.results / "segmentations" / "dseg.tsv")
+
+    def segmentation_qc(self, key: str) -> str:
+        """Every method's labels over the session's T1 (and QSM), a row per method."""
+        return self.result("qc", key, "qc.png", desc="segmentations")
+
+    # ---- nucleus measures (deepnuclei.measures)
+
+    def measures(self, method: str, key: str) -> str:
+        """One method's (or the reference's) measures of every structure in one session, a TSV."""
+        return self.result("measures", key, "nuclei.tsv", desc=method)
+
+    def measures_table(self) -> str:
+        """Every session x method x structure, long format (TSV)."""
+        return str(self.results / "measures" / "nuclei.tsv")
+
+    def measures_wide(self) -> str:
+        """One row per session x method, a column per structure and measure (CSV)."""
+        return str(self.results / "measures" / "nuclei_wide.csv")
+
     # ---- models
 
     def model_file(self, model: str, name: str) -> str:
         """A trained model's folder: summary.json, log.csv, curves.png, checkpoint_{best,last}.pt."""
         return str(self.results / "models" / model / name)
+
+    def model_bundle(self, model: str) -> str:
+        """A trained model as one file (`deepnuclei.bundle`), for `models.<name>.bundle` elsewhere."""
+        return str(self.results / "bundles" / f"{model}.zip")

@@ -27,17 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from .bundle import load_bundle
 from .io import write_text_atomic
 from .labels import check_task, lookup_structures
-from .layout import SPACES, Layout, bids_name, session_key
+from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
 
 log = logging.getLogger(__name__)
 
-MAIN_COHORT = "main"
 ROLES = ("train", "validation", "test", "apply")
 SWI_SUFFIXES = ("T2starw", "MEGRE")  # qsm-forward and QSMxT name multi-echo GRE T2starw; BIDS 1.8+ MEGRE
 IMAGE_EXTENSIONS = (".nii.gz", ".nii")
 INPUT_KINDS = ("T1w", "swi", "labels")  # the config's bids_filters keys
+PREPROCESS_SECTIONS = {"SWI": "preprocess", "T1w": "preprocess_t1w"}  # each space's model-input settings
 
 
 class PlanError(ValueError):
@@ -273,6 +274,9 @@ def ablation_variants(config: Mapping) -> tuple[dict[str, dict], dict[str, list[
     if name not in config["models"]:
         raise PlanError(f"ablations.model '{name}' is not a key of the config's models")
     base = config["models"][name]
+    if "bundle" in base:
+        raise PlanError(f"ablations.model '{name}' comes from a bundle, and ablation variants are trained: set "
+                        f"ablations.rates and ablations.inputs to [] (config/apply.yaml does)")
     rates = {f"{name}-rate{'x'.join(map(str, rate))}": {**base, "options": {**base.get("options", {}), "rate": rate}}
              for rate in ablations["rates"]}
     inputs = {f"{name}-in-{'-'.join(channels)}": {**base, "inputs": channels} for channels in ablations["inputs"]}
@@ -281,6 +285,21 @@ def ablation_variants(config: Mapping) -> tuple[dict[str, dict], dict[str, list[
 
 def model_space(model: Mapping) -> str:
     return model.get("space", "SWI")
+
+
+def resolve_bundles(models: Mapping[str, dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Models given as `{bundle: path}` become the config entries they were trained as (checked bundles:
+    a damaged or foreign file stops the plan here, before any job); returns the models and, per bundled
+    model, the preprocessing its bundle records."""
+    resolved, preprocessing = {}, {}
+    for name, model in models.items():
+        if "bundle" not in model:
+            resolved[name] = model
+            continue
+        bundle = load_bundle(model["bundle"])
+        resolved[name] = {**bundle.model, "bundle": str(model["bundle"])}
+        preprocessing[name] = bundle.preprocess
+    return resolved, preprocessing
 
 
 # ---- the plan ------------------------------------------------------------------------------------
@@ -297,6 +316,7 @@ class Plan:
     models: dict[str, dict]  # every model the rules can train: main ones and the LiNUS experiments'
     ablation_methods: dict[str, list[str]]
     notes: list[str]
+    bundled: dict[str, dict] = field(default_factory=dict)  # model -> the preprocessing its bundle records
 
     @property
     def ablation_models(self) -> set[str]:
@@ -337,6 +357,26 @@ class Plan:
 
     def method_cohort(self, method: str) -> str:
         return self.models.get(method, {}).get("cohort", MAIN_COHORT)
+
+    def trained(self, model: str) -> bool:
+        """Whether the run trains the model (else it comes from a bundle)."""
+        return model not in self.bundled
+
+    @cache
+    def preprocess_settings(self, space: str, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+        """The model-input settings of a space: the config's section (with the cohort's overrides), and where
+        bundled models read that space, their bundles' preprocessing (matrix, windows, voxel size and
+        orientation), which must then agree."""
+        settings = dict(self.config[PREPROCESS_SECTIONS[space]])
+        if space == "SWI" and cohort != MAIN_COHORT:
+            settings.update(self.config["cohorts"][cohort].get("preprocess", {}))
+        bundled = {name: preprocessing for name, preprocessing in self.bundled.items()
+                   if self.native_space(name) == space and self.method_cohort(name) == cohort}
+        if len({json.dumps(preprocessing, sort_keys=True) for preprocessing in bundled.values()}) > 1:
+            raise PlanError(f"models {sorted(bundled)}: their bundles were trained with different {space} "
+                            f"preprocessing ({', '.join(self.models[name]['bundle'] for name in bundled)}); "
+                            f"apply them in separate runs")
+        return {**settings, **next(iter(bundled.values()), {})}
 
     @cache
     def can_segment(self, method: str, key: str) -> bool:
@@ -432,6 +472,49 @@ class Plan:
         every experiment model on its cohort's."""
         methods = self.evaluated_methods() if name == "overlap" else self.experiment_methods()
         return [self.overlap_case(method, key) for method in methods for key in self.scored(method)]
+
+    # ---- nucleus measures (deepnuclei.measures)
+
+    def segmented_sessions(self) -> list[str]:
+        """Sessions of the main cohort that some method of the main tables segments."""
+        segmented = {key for method in self.evaluated_methods() for key in self.segmented(method)}
+        return [key for key in self.cohort_sessions() if key in segmented]
+
+    def reference_grids(self, key: str) -> list[str]:
+        """The grids on which a session has both reference labels and the image (empty: not labelled)."""
+        session = self.sessions[key]
+        return [space for space in session.spaces if session.label_source(space)]
+
+    @cache  # the measures_case rule asks for each of its inputs in turn
+    def measures_case(self, method: str, key: str) -> dict[str, Any]:
+        """One method's (or, as `reference`, the reference labels') measures on one session: its label maps on
+        the T1 grid (volumes, centres of mass; with the native T1 for its affine) and on the SWI grid (with the
+        QSM: susceptibility); the dseg.tsv of the structures the method writes, and a model's task."""
+        session = self.sessions[key]
+        if method == "reference":
+            labels = {space: self.reference_labels(key, space) for space in self.reference_grids(key)}
+        else:
+            labels = {space: self.layout.segmentation(method, key, space) for space in self.output_spaces(method, key)}
+        lookup = (self.layout.labels_lookup() if method in ("reference", "atlas-jlf")  # the dataset's structures
+                  else self.layout.segmentations_lookup())
+        return {"subject": key, "participant": session.participant, "session": session.session, "method": method,
+                "t1_labels": labels.get("T1w"), "swi_labels": labels.get("SWI"),
+                "qsm": self.layout.qsm(key, "Chimap.nii.gz", self.config["qsm"]["method"]) if "SWI" in labels else None,
+                "t1": session.t1 if "T1w" in labels else None, "lookup": lookup,
+                "task": self.models.get(method, {}).get("task"), "out": self.layout.measures(method, key)}
+
+    def measures_cases(self) -> list[dict[str, Any]]:
+        """Per session of the main cohort: the reference where it is labelled, then every method of the main
+        tables that segments it."""
+        methods = self.evaluated_methods()
+        if "reference" in methods:
+            raise PlanError("a method may not be named 'reference': the measures of the reference labels are")
+        segmented = {method: set(self.segmented(method)) for method in methods}
+        cases = []
+        for key in self.cohort_sessions():
+            cases += [self.measures_case("reference", key)] if self.reference_grids(key) else []
+            cases += [self.measures_case(method, key) for method in methods if key in segmented[method]]
+        return cases
 
     def timing_cases(self, methods: Iterable[str]) -> list[dict[str, Any]]:
         """Where each method's time per subject was recorded: the benchmark of the job that segmented it
@@ -568,6 +651,13 @@ def check_models(plan: Plan, config: Mapping) -> None:
     for name in plan.main_models if selected is None else [m for m in selected if m in plan.main_models]:
         for lookup, structures in labelled.items():
             check_task(plan.models[name]["task"], structures, lookup or "the package's label numbering")
+        if not plan.trained(name):
+            if not any(plan.can_segment(name, key) for key in plan.cohort_sessions(plan.method_cohort(name))):
+                needs = ("a T1w" if plan.native_space(name) == "T1w"
+                         else f"both SWI echoes and a T1w (it reads {', '.join(plan.models[name]['inputs'])} on the SWI grid)")
+                raise PlanError(f"{plan.models[name]['bundle']}: model {name} needs {needs}, and no session of "
+                                f"{config['bids_dir']} has them")
+            continue
         if not plan.training_sessions(name, "train"):
             raise PlanError(f"models.{name}: no training session with reference labels on the "
                             f"{plan.native_space(name)} grid in {config['bids_dir']} (roles: "
@@ -606,8 +696,9 @@ def make_plan(config: Mapping) -> Plan:
         ablation_methods = {kind: methods for kind, methods in ablation_methods.items()
                             if all(method in main_models for method in methods)}
         config = {**config, "atlas": {**config["atlas"], "methods": [m for m in config["atlas"]["methods"] if m in selected]}}
+    main_models, bundled = resolve_bundles(main_models)
     models = {**main_models, **config["linus_experiments"]["models"]}
-    plan = Plan(config, sessions, roles, main_models, models, ablation_methods, notes)
+    plan = Plan(config, sessions, roles, main_models, models, ablation_methods, notes, bundled)
     check_models(plan, config)
     for note in notes:
         log.warning("%s", note)
@@ -633,9 +724,13 @@ def plan_files(plan: Plan) -> dict[str, Any]:
     the overlap case lists, the evaluation's and the experiments' inputs; the demo's truth case lists."""
     files: dict[str, Any] = {"dataset": plan.dataset_record()}
     for model in plan.models:
-        if plan.training_sessions(model, "train"):
+        if plan.trained(model) and plan.training_sessions(model, "train"):
             files[f"train_{model}"] = plan.training_plan(model)
+    for cohort in dict.fromkeys(session.cohort for session in plan.sessions.values()):
+        for space in SPACES:
+            files[Path(plan.layout.preprocess_plan(space, cohort)).stem] = plan.preprocess_settings(space, cohort)
     files["overlap"] = plan.overlap_cases("overlap")
+    files["measures"] = plan.measures_cases()
     files["evaluation"] = plan.evaluation_plan()
     files["atlas_jlf"] = [{"t1": plan.sessions[key].t1, "labels": plan.reference_labels(key, "T1w")}
                           for key in plan.jlf_atlases()]

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from .io import InputError, load_nifti, read_json, read_volume, save_volume, write_json
+from .io import InputError, load_nifti, read_json, read_volume, save_volume, voxel_sizes, write_json
 
 T1_CLIP_UNITS = ("value", "percentile", "median")
 
@@ -140,15 +141,68 @@ def read_same_grid(qsm_path: str | os.PathLike, t1_path: str | os.PathLike) -> t
     return qsm, t1, affine
 
 
+VOXEL_TOLERANCE = 0.01  # relative: voxel sizes this close to the models' need no resampling
+
+
+@dataclass(frozen=True)
+class Grid:
+    shape: tuple[int, ...]
+    affine: np.ndarray
+
+
+def model_grid(shape: Sequence[int], affine: np.ndarray, voxel_mm: Sequence[float] | None = None,
+               orientation: str | None = None) -> Grid | None:
+    """The grid the models read an image on: its axes permuted and flipped to `orientation` (axis codes such
+    as "RAS", the closest to the image's own) and its voxels `voxel_mm`, covering the image's field of view;
+    None where the image's own grid is that grid already (voxel sizes within `VOXEL_TOLERANCE`), so data
+    acquired like the training data are read without interpolation."""
+    affine = np.asarray(affine, dtype=float)
+    own = nib.orientations.io_orientation(affine)
+    target = own if orientation is None else nib.orientations.axcodes2ornt(tuple(orientation))
+    change = nib.orientations.ornt_transform(own, target)
+    reoriented = affine @ nib.orientations.inv_ornt_aff(change, shape)
+    reoriented_shape = np.asarray(shape)[change[:, 0].astype(int)]
+    sizes = voxel_sizes(reoriented)
+    wanted = sizes if voxel_mm is None else np.asarray(voxel_mm, dtype=float)
+    same_axes = np.array_equal(change, [[axis, 1] for axis in range(len(shape))])
+    if same_axes and np.allclose(wanted, sizes, rtol=VOXEL_TOLERANCE):
+        return None
+    if np.allclose(wanted, sizes, rtol=VOXEL_TOLERANCE):
+        return Grid(tuple(int(n) for n in reoriented_shape), reoriented)
+    new_shape = np.maximum(np.round(reoriented_shape * sizes / wanted), 1).astype(int)
+    scale = wanted / sizes
+    resized = reoriented.copy()
+    resized[:3, :3] = reoriented[:3, :3] * scale
+    # the same field of view: the first voxel's outer corner stays where it was
+    resized[:3, 3] = reoriented[:3, :3] @ ((scale - 1) / 2) + reoriented[:3, 3]
+    return Grid(tuple(int(n) for n in new_shape), resized)
+
+
+def resample_to(data: np.ndarray, affine: np.ndarray, grid: Grid, labels: bool = False) -> np.ndarray:
+    """`data` on `grid`: linear interpolation for intensities, label-aware for label maps."""
+    from .grids import identity, resample, resample_labels
+
+    if labels:
+        return resample_labels(data, affine, identity(), grid.shape, grid.affine, "label_aware")
+    return resample(np.asarray(data, dtype=np.float32), affine, identity(), grid.shape, grid.affine)
+
+
 def prepare_inputs(qsm_path: str | os.PathLike | None, t1_path: str | os.PathLike, settings: Mapping,
                    out_qsm: str | os.PathLike | None, out_t1: str | os.PathLike, out_record: str | os.PathLike) -> dict:
     """Write the padded, clipped, rescaled QSM and T1 and the JSON record that maps them back. `settings` is
-    the config's `preprocess:` section (or `preprocess_t1w:`, with no QSM: `qsm_path` and `out_qsm` None)."""
+    the config's `preprocess:` section (or `preprocess_t1w:`, with no QSM: `qsm_path` and `out_qsm` None), or
+    a bundle's: with `voxel_mm` / `orientation` the images are first resampled to the models' grid."""
     if qsm_path is None:
         t1, affine = read_volume(t1_path)
         qsm_ppm = None
     else:
         qsm_ppm, t1, affine = read_same_grid(qsm_path, t1_path)
+    image_affine, image_shape = affine, t1.shape
+    grid = model_grid(t1.shape, affine, settings.get("voxel_mm"), settings.get("orientation"))
+    if grid is not None:
+        t1 = resample_to(t1, image_affine, grid)
+        qsm_ppm = None if qsm_ppm is None else resample_to(qsm_ppm, image_affine, grid)
+        affine = grid.affine
     padding = Padding.centred(t1.shape, settings["matrix"])
     windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
     model_affine = padding.padded_affine(affine)
@@ -156,9 +210,10 @@ def prepare_inputs(qsm_path: str | os.PathLike | None, t1_path: str | os.PathLik
         windows["qsm_window_ppm"] = qsm_window_ppm(settings["qsm_clip_ppb"])
         save_volume(out_qsm, rescale(padding.pad(qsm_ppm), windows["qsm_window_ppm"]), model_affine, np.float32)
     save_volume(out_t1, rescale(padding.pad(t1), windows["t1_window"]), model_affine, np.float32)
-    record = {"padding": padding.to_dict(), "cropped": padding.cropped, "image_affine": affine.tolist(),
-              "space": "T1w" if qsm_ppm is None else "SWI", "model_affine": model_affine.tolist(),
-              **{key: list(value) for key, value in windows.items()}}
+    record = {"padding": padding.to_dict(), "cropped": padding.cropped, "image_affine": image_affine.tolist(),
+              "image_shape": list(image_shape), "space": "T1w" if qsm_ppm is None else "SWI",
+              "resampled_affine": None if grid is None else grid.affine.tolist(),
+              "model_affine": model_affine.tolist(), **{key: list(value) for key, value in windows.items()}}
     write_json(out_record, record)
     return record
 
@@ -167,18 +222,28 @@ def move_by_record(data: np.ndarray, affine: np.ndarray, record_path: str | os.P
                    source: str | os.PathLike, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An array on the image grid (SWI or T1) padded like the model inputs, or (`inverse`) one on the model grid
     taken back to the image grid, with its new affine; `source` names the data in the error when its grid is not the
-    one the `preprocess` record expects."""
+    one the `preprocess` record expects. Where the record resampled the images, integer arrays (label maps) are
+    resampled label-aware, others linearly."""
     record = read_json(record_path)
     padding = Padding.from_dict(record["padding"])
-    grid, expected_shape, expected_affine = (("model", padding.matrix, record["model_affine"]) if inverse
-                                             else (record["space"], padding.shape, record["image_affine"]))
+    image_shape = tuple(record.get("image_shape", padding.shape))
+    grid = None if record.get("resampled_affine") is None else Grid(padding.shape, np.asarray(record["resampled_affine"]))
+    grid_name, expected_shape, expected_affine = (("model", padding.matrix, record["model_affine"]) if inverse
+                                                  else (record["space"], image_shape, record["image_affine"]))
     if tuple(data.shape) != tuple(expected_shape):
-        raise InputError(source, f"shape {data.shape} is not the {grid} grid's {tuple(expected_shape)} "
+        raise InputError(source, f"shape {data.shape} is not the {grid_name} grid's {tuple(expected_shape)} "
                                  f"recorded in {record_path}")
     if not np.allclose(affine, expected_affine, atol=1e-3):
-        raise InputError(source, f"affine is not the {grid} grid's recorded in {record_path}")
+        raise InputError(source, f"affine is not the {grid_name} grid's recorded in {record_path}")
+    labels = np.issubdtype(np.asarray(data).dtype, np.integer)
+    image_affine = np.asarray(record["image_affine"])
     if inverse:
-        return padding.unpad(data), np.asarray(record["image_affine"])
+        moved = padding.unpad(data)
+        if grid is not None:
+            moved = resample_to(moved, grid.affine, Grid(image_shape, image_affine), labels).astype(data.dtype)
+        return moved, image_affine
+    if grid is not None:
+        data = resample_to(data, image_affine, grid, labels).astype(data.dtype)
     return padding.pad(data), np.asarray(record["model_affine"])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch
 
-from .io import read_volume, voxel_sizes  # noqa: E402
-from .labels import STRUCTURES  # noqa: E402
+from .io import InputError, read_volume, voxel_sizes  # noqa: E402
+from .labels import ALL_STRUCTURES, MAX_LABEL, STRUCTURES  # noqa: E402
 
 VIEW_NAMES = ("sagittal", "coronal", "axial")
 
@@ -80,10 +81,15 @@ def three_view_figure(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write a figure as PNG atomically (temporary file + rename) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
+    figure.savefig(temporary, dpi=dpi)
     plt.close(figure)
     os.replace(temporary, path)
     return path
@@ -97,3 +103,89 @@ def segmentation_overlays(image_path: str | os.PathLike, labels: dict[str, str |
     maps = {name: read_volume(path, dtype=np.uint8)[0] for name, path in labels.items()}
     panels = [Panel(name, image, affine, labels=label_map) for name, label_map in maps.items()]
     return three_view_figure(panels, out_path, centre_of(next(iter(maps.values())), image.shape), title)
+
+
+# ---- every method's labels on a session's grids
+
+
+@dataclass
+class Grid:
+    """One of a session's grids for `session_qc_figure`: an image and, per row name, the labels on it."""
+
+    name: str
+    volume: np.ndarray
+    affine: np.ndarray
+    labels: dict[str, np.ndarray]
+
+
+def outline(labels: np.ndarray) -> np.ndarray:
+    """A 2D label slice kept only where a 4-neighbour differs: each structure's border, 0 elsewhere."""
+    edge = np.zeros(labels.shape, bool)
+    for axis in (0, 1):
+        differs = np.diff(labels, axis=axis) != 0
+        edge[(slice(1, None) if axis == 0 else slice(None), slice(1, None) if axis == 1 else slice(None))] |= differs
+        edge[(slice(None, -1) if axis == 0 else slice(None), slice(None, -1) if axis == 1 else slice(None))] |= differs
+    return np.where(edge, labels, 0)
+
+
+def session_qc_figure(grids: Sequence[Grid], rows: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """A row per method (`rows`), three views per grid side by side, cut on each grid through the centre of
+    the first row's labels on it that hold any (the reference's, where given first: a method that labels
+    the whole head moves no cut): each structure filled faintly and outlined in its colour (one colour per
+    structure in every panel), a legend of the structures shown."""
+    columns = 3 * len(grids)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2.5 * columns, 2.6 * len(rows) + 0.8), squeeze=False)
+    colours = label_colormap(MAX_LABEL + 1)
+    shown = set()
+    for column, grid in enumerate(grids):
+        for labels in grid.labels.values():
+            shown |= set(np.unique(labels).tolist())
+        first = next((grid.labels[name] for name in rows if name in grid.labels and grid.labels[name].any()), None)
+        slices_at = centre_of(first, grid.volume.shape)
+        low, high = np.percentile(grid.volume[np.isfinite(grid.volume)], [1, 99.5])
+        for row, name in enumerate(rows):
+            for axis in range(3):
+                ax = axes[row, 3 * column + axis]
+                aspect = _aspect(grid.affine, axis)
+                ax.imshow(_slice(grid.volume, axis, slices_at[axis]), cmap="gray", vmin=low, vmax=high, origin="lower",
+                          aspect=aspect, interpolation="nearest")
+                labels = grid.labels.get(name)
+                if labels is not None:
+                    cut = _slice(labels, axis, slices_at[axis]).astype(int)
+                    for layer, alpha in ((cut, 0.25), (outline(cut), 1.0)):
+                        ax.imshow(np.ma.masked_equal(layer, 0), cmap=colours, vmin=0, vmax=MAX_LABEL, alpha=alpha,
+                                  origin="lower", aspect=aspect, interpolation="nearest")
+                ax.set_title(f"{name}: {grid.name} {VIEW_NAMES[axis]}" + ("" if labels is not None else " (no labels)"),
+                             fontsize=8)
+                ax.axis("off")
+    handles = [Patch(color=colours(structure.label), label=structure.name) for structure in ALL_STRUCTURES
+               if structure.label in shown]
+    if handles:
+        figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title)
+    height = figure.get_figheight()
+    figure.tight_layout(rect=(0, 0.6 / height, 1, 1 - (0.4 / height if title else 0)))
+    return save_figure(figure, path, dpi=90)
+
+
+def segmentation_qc(out_path: str | os.PathLike, t1_path: str | os.PathLike | None = None,
+                    t1_labels: Mapping[str, str | os.PathLike] | None = None, qsm_path: str | os.PathLike | None = None,
+                    swi_labels: Mapping[str, str | os.PathLike] | None = None, title: str = "") -> Path:
+    """Every method's labels (name -> dseg path, per grid) over the session's T1 and its QSM, a row per
+    method (the union of both grids' names, in the order given)."""
+    grids = []
+    for name, image_path, labels in (("T1w", t1_path, t1_labels or {}), ("QSM", qsm_path, swi_labels or {})):
+        if image_path is None:
+            continue
+        volume, affine = read_volume(image_path, allow_nan=True)
+        maps = {}
+        for method, label_path in labels.items():
+            maps[method] = read_volume(label_path, dtype=np.uint8)[0]
+            if maps[method].shape != volume.shape:
+                raise InputError(label_path, f"shape {maps[method].shape} differs from {image_path}'s {volume.shape}")
+        grids.append(Grid(name, volume, affine, maps))
+    if not grids:
+        raise ValueError("segmentation QC needs the T1 or the QSM")
+    rows = list(dict.fromkeys(name for grid in grids for name in grid.labels))
+    return session_qc_figure(grids, rows, out_path, title)

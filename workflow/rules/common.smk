@@ -49,6 +49,7 @@ preprocessed = LAYOUT.preprocessed
 segmentation = LAYOUT.segmentation
 inference_record = LAYOUT.inference_record
 model_file = LAYOUT.model_file
+model_bundle = LAYOUT.model_bundle
 
 
 def plan_file(name):
@@ -209,6 +210,10 @@ def all_targets():
     targets += [registration_qc(key) for key in registered] + [qsm_qc(key) for key in swi]
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
     targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
+    if PLAN_CONTENTS["measures"]:  # every segmented (and every labelled) session's nucleus measures
+        targets += [LAYOUT.measures_table(), LAYOUT.measures_wide()]
+    targets += [LAYOUT.segmentation_qc(key) for key in PLAN.segmented_sessions()]
+    targets += [model_bundle(model) for model in config["models"] if model in MODELS and PLAN.trained(model)]
     if PLAN_CONTENTS["overlap"]:
         targets += [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
         targets += [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]

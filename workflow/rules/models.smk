@@ -5,6 +5,17 @@ wildcard_constraints:
     model="|".join(re.escape(model) for model in MODELS) or "(?!)",
 
 
+def model_weights(model):
+    """The file inference loads: the model's bundle, or the best checkpoint of its training."""
+    return MODELS[model].get("bundle") or model_file(model, "checkpoint_best.pt")
+
+
+def trained_model(model):
+    """The input that stands for a model: its bundle (a changed bundle re-runs inference), or its training's
+    summary (the checkpoints beside it are no outputs)."""
+    return MODELS[model].get("bundle") or model_file(model, "summary.json")
+
+
 rule train:
     """One model on its plan file (results/plan/train_<model>.json: its settings and training cases)."""
     input:
@@ -15,6 +26,8 @@ rule train:
         log_csv=model_file("{model}", "log.csv"),
         curves=report(model_file("{model}", "curves.png"), caption="../report/curves.rst", category="Training",
                       subcategory="{model}"),
+    wildcard_constraints:
+        model="|".join(re.escape(model) for model in MODELS if PLAN.trained(model)) or "(?!)",
     params:
         out_dir=lambda wildcards: model_file(wildcards.model, ""),
     threads: config["training"]["threads"]
@@ -44,7 +57,7 @@ for space, registered in (("SWI", True), ("T1w", True), *((("T1w", False),) if U
             f"infer_{space.lower()}" + ("" if registered else "_only")
         input:
             unpack(lambda wildcards, registered=registered, other=other: {
-                "summary": model_file(wildcards.model, "summary.json"),
+                "model": trained_model(wildcards.model),
                 "channels": model_inputs(wildcards.model, wildcards.subject),
                 **({"other_grid": grid_image(wildcards.subject, other),
                     "transform": registration_transform(wildcards.subject)} if registered else {})}),
@@ -57,7 +70,7 @@ for space, registered in (("SWI", True), ("T1w", True), *((("T1w", False),) if U
             model="|".join(re.escape(model) for model in MODELS if PLAN.native_space(model) == space) or "(?!)",
             subject=(f"(?!({'|'.join(UNREGISTERED)})$){SESSION_KEY}" if registered else "|".join(UNREGISTERED)),
         params:
-            checkpoint=lambda wildcards: model_file(wildcards.model, "checkpoint_best.pt"),
+            weights=lambda wildcards: model_weights(wildcards.model),
             settings=as_json({key: value for key, value in config["inference"].items() if key != "threads"}),
             other=lambda wildcards, input, output: (f"--other-grid {input.other_grid} --transform {input.transform}"
                                                     f" --out-other {output.other}" if output.other else ""),
@@ -74,6 +87,29 @@ for space, registered in (("SWI", True), ("T1w", True), *((("T1w", False),) if U
         conda:
             "../../envs/torch.yaml"
         shell:
-            "deepnuclei infer --checkpoint {params.checkpoint} --inputs {input.channels} --padding-record {input.record}"
+            "deepnuclei infer --checkpoint {params.weights} --inputs {input.channels} --padding-record {input.record}"
             " --settings '{params.settings}' --out-dseg {output.dseg} --out-json {output.record} --threads {threads}"
             " {params.other} --interpolation {params.interpolation} > {log} 2>&1"
+
+
+rule export_model:
+    """A trained model as one file (deepnuclei.bundle) that `models.<name>.bundle` applies to another dataset;
+    after the evaluation where the model is scored, so that the bundle carries its test scores."""
+    input:
+        summary=model_file("{model}", "summary.json"),
+        evaluation=lambda wildcards: [EVALUATION / "overlap.csv"] if PLAN.scored(wildcards.model) else [],
+        plan=lambda wildcards: plan_file(f"train_{wildcards.model}"),
+        settings=lambda wildcards: LAYOUT.preprocess_plan(PLAN.native_space(wildcards.model),
+                                                          PLAN.method_cohort(wildcards.model)),
+    output:
+        model_bundle("{model}"),
+    wildcard_constraints:
+        model="|".join(re.escape(model) for model in MODELS if PLAN.trained(model)) or "(?!)",
+    params:
+        model_dir=lambda wildcards: model_file(wildcards.model, ""),
+    log:
+        log_path("export_model_{model}"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "deepnuclei export-model {params.model_dir} -o {output} > {log} 2>&1"

@@ -1,8 +1,10 @@
 """The trained models under the results folder, and one subject's segmentation with its measurements.
 
-A model is a folder `models/<name>/` holding `checkpoint_best.pt` (what `deepnuclei train` writes).
-Its input contrasts come from the config's `models:` entry of that name, else from an ablation's name
-(`<model>-in-<suffix>-<suffix>`), else from the architecture's defaults.
+A model is a folder `models/<name>/` holding `checkpoint_best.pt` (what `deepnuclei train` writes), or
+a bundle `bundles/<name>.zip` (`deepnuclei export-model`), listed as `<name>.zip`. A trained folder's input
+contrasts come from the config's `models:` entry of that name, else from an ablation's name
+(`<model>-in-<suffix>-<suffix>`), else from the architecture's defaults; a bundle's, and its intensity
+windows, from its manifest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from matplotlib import colormaps
 from torch import nn
 
+from ..bundle import load_bundle
 from ..evaluate import centre_of_mass
 from ..infer import ModelInfo, load_model, predict, reference_values, warm_up
 from ..io import InputError, nifti_image, read_json
@@ -44,17 +47,18 @@ class LoadedModel:
     model: nn.Module
     info: ModelInfo
     inputs: tuple[str, ...]  # BIDS suffixes, in channel order
+    preprocess: dict[str, Any] | None = None  # a bundle's intensity windows; None: the config's
+    best_val_dice: float | None = None
     warm: bool = False  # the untimed first pass (kernel selection) done
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def describe(self, folder: Path) -> dict[str, Any]:
-        summary = folder / "summary.json"
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "architecture": self.info.model, "task": self.info.task,
                 "inputs": list(self.inputs), "classes": task_classes(self.info.task),
-                "best_val_dice": read_json(summary).get("best_val_dice") if summary.exists() else None}
+                "best_val_dice": self.best_val_dice}
 
 
 def configured_inputs(name: str, info: ModelInfo, models_config: Mapping[str, Mapping]) -> tuple[str, ...]:
@@ -70,29 +74,48 @@ def configured_inputs(name: str, info: ModelInfo, models_config: Mapping[str, Ma
 
 
 class ModelCatalogue:
-    """Models found under `models_dir`, loaded on first use and kept; one inference at a time."""
+    """Models found under `models_dir` and bundles in `bundles_dir`, loaded on first use and kept; one
+    inference at a time."""
 
-    def __init__(self, models_dir: Path, models_config: Mapping[str, Mapping]) -> None:
-        self.models_dir, self.models_config = models_dir, models_config
+    def __init__(self, models_dir: Path, models_config: Mapping[str, Mapping], bundles_dir: Path | None = None) -> None:
+        self.models_dir, self.models_config, self.bundles_dir = models_dir, models_config, bundles_dir
         self.loaded: dict[str, LoadedModel] = {}
         self.lock = threading.Lock()
 
+    def sources(self) -> dict[str, Path]:
+        """Every model by the name the page shows: trained folders by name, bundles as `<name>.zip`."""
+        found = {path.parent.name: path for path in self.models_dir.glob(f"*/{CHECKPOINT}")}
+        if self.bundles_dir is not None:
+            found.update({path.name: path for path in self.bundles_dir.glob("*.zip")})
+        return dict(sorted(found.items()))
+
     def names(self) -> list[str]:
-        return sorted(path.parent.name for path in self.models_dir.glob(f"*/{CHECKPOINT}"))
+        return list(self.sources())
 
     def get(self, name: str) -> LoadedModel:
-        if name not in self.names():  # also keeps the name from reaching outside models_dir
-            raise InputError(name, f"no trained model of that name in {self.models_dir}")
-        checkpoint = self.models_dir / name / CHECKPOINT
-        mtime_ns = checkpoint.stat().st_mtime_ns
+        sources = self.sources()
+        if name not in sources:  # also keeps the name from reaching outside the folders
+            raise InputError(name, f"no trained model or bundle of that name in {self.models_dir} or {self.bundles_dir}")
+        path = sources[name]
+        mtime_ns = path.stat().st_mtime_ns
         if name not in self.loaded or self.loaded[name].mtime_ns != mtime_ns:
-            try:
-                model, info = load_model(checkpoint)
-            except Exception as error:  # torch raises many types for a checkpoint being written or corrupt
-                raise InputError(name, f"checkpoint cannot be loaded ({error})") from error
-            self.loaded[name] = LoadedModel(name, mtime_ns, model, info,
-                                            configured_inputs(name, info, self.models_config))
+            self.loaded[name] = self.load(name, path, mtime_ns)
         return self.loaded[name]
+
+    def load(self, name: str, path: Path, mtime_ns: int) -> LoadedModel:
+        try:
+            model, info = load_model(path)
+        except InputError as error:  # a bad bundle: its own message
+            raise InputError(name, error.problem) from error
+        except Exception as error:  # torch raises many types for a checkpoint being written or corrupt
+            raise InputError(name, f"checkpoint cannot be loaded ({error})") from error
+        if path.suffix == ".zip":
+            manifest = load_bundle(path).manifest
+            return LoadedModel(name, mtime_ns, model, info, tuple(manifest["model"]["inputs"]), manifest["preprocess"],
+                               manifest["scores"]["validation"].get("best_val_dice"))
+        summary = path.parent / "summary.json"
+        return LoadedModel(name, mtime_ns, model, info, configured_inputs(name, info, self.models_config),
+                           best_val_dice=read_json(summary).get("best_val_dice") if summary.exists() else None)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every model, or the reason it cannot be used."""
@@ -100,7 +123,7 @@ class ModelCatalogue:
         for name in self.names():
             try:
                 with self.lock:
-                    described.append(self.get(name).describe(self.models_dir / name))
+                    described.append(self.get(name).describe())
             except InputError as error:
                 described.append({"name": name, "error": error.problem})
         return described

@@ -69,19 +69,22 @@ def request_files(form_request: Request, folder: DataFolder, loaded: LoadedModel
     return [folder.resolve(str(path)) for path in channel_paths(Path(relative), loaded.inputs)], relative
 
 
-def preprocess_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """The intensity windows a model was trained with: `preprocess_t1w` over `preprocess` for T1w-space models."""
-    if config.get("models", {}).get(model, {}).get("space") == "T1w":
+def preprocess_settings(config: Mapping[str, Any], loaded: LoadedModel) -> dict[str, Any]:
+    """The intensity windows a model was trained with: its bundle's; else the config's, `preprocess_t1w` over
+    `preprocess` for T1w-space models."""
+    if loaded.preprocess is not None:
+        return loaded.preprocess
+    if config.get("models", {}).get(loaded.name, {}).get("space") == "T1w":
         return {**config["preprocess"], **config.get("preprocess_t1w", {})}
     return config["preprocess"]
 
 
 def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[str, Any],
                max_upload_mb: float) -> Flask:
-    """The app over a data folder and the models in `results_dir`/models; `config` is the workflow
+    """The app over a data folder and the models in `results_dir`/models and `results_dir`/bundles; `config` is the workflow
     config (its preprocess, inference and models sections)."""
     folder = DataFolder.at(data_dir, int(max_upload_mb * 2**20))
-    catalogue = ModelCatalogue(Path(results_dir) / "models", config.get("models", {}))
+    catalogue = ModelCatalogue(Path(results_dir) / "models", config.get("models", {}), Path(results_dir) / "bundles")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = folder.max_bytes + 2**16  # the file and the form's few other fields
 
@@ -112,7 +115,7 @@ def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[st
             loaded = catalogue.get(request.form.get("model", ""))
             paths, shown = request_files(request, folder, loaded, Path(upload_dir))
             with shown_as(shown):
-                subject = model_input(paths, loaded.inputs, loaded.info.task, preprocess_settings(config, loaded.name))
+                subject = model_input(paths, loaded.inputs, loaded.info.task, preprocess_settings(config, loaded))
             result = segment(loaded, subject.image, subject.affine, config.get("inference", {}))
         log.info("%s on %s: %.3f s inference", loaded.name, shown, result.inference_seconds)
         return {"model": loaded.name, "task": loaded.info.task, "file": shown,

@@ -1,0 +1,237 @@
+"""Per-subject nucleus measures: each structure's volume, centre of mass and susceptibility (iron), for one
+session and one segmentation method (or the reference labels), and the group tables of a cohort.
+
+Which grid each measure comes from (the T1 and the SWI of a session are separate scanner frames: the head
+moves between the scans, so the two grids' world coordinates are never mixed):
+
+- volume, voxel count and centre of mass: the label map on the T1 grid where the session has a T1 (world
+  mm through the T1's affine, and voxel indices of the T1 image); else the label map on the SWI grid (world
+  mm through the SWI affine; no T1 voxel indices);
+- susceptibility: the label map on the SWI grid times the QSM map on that grid (ppm in the file, ppb in
+  the table): mean, median and sample SD (n - 1) over every voxel of the structure, as the evaluation's
+  mean susceptibility; none for sessions without SWI.
+
+Structures: those of the package's label table that the method writes (a model: its task's classes; the
+atlas: every structure; joint label fusion and the reference: those the dataset labels), GP per side also
+as the union of GPe and GPi where a map holds them apart (as the evaluation scores it). A structure the
+method writes but the map lacks has volume 0 and no other value: it is never dropped.
+
+Files are BIDS-derivatives TSVs (`n/a` for missing values); the wide group table is a CSV (`NA`), which R's
+`read.csv` and pandas' `read_csv` read as missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage as ndi
+
+from .evaluate import scored_names, scored_structures, union_box
+from .io import (
+    InputError,
+    apply_affine,
+    load_nifti,
+    read_json,
+    read_volume,
+    write_text_atomic,
+)
+from .labels import MAX_LABEL, STRUCTURE_BY_NAME, read_dseg_tsv
+
+CHI_COLUMNS = ["chi_mean_ppb", "chi_median_ppb", "chi_sd_ppb"]
+WORLD_COLUMNS = ["com_x_mm", "com_y_mm", "com_z_mm"]
+INDEX_COLUMNS = ["com_i", "com_j", "com_k"]
+COUNT_COLUMNS = ["voxels", "chi_voxels"]
+# every measure of a structure, the columns of the wide table (`<structure>_<measure>`)
+MEASURES = ["volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, *COUNT_COLUMNS]
+COLUMNS = ["structure", "label", "volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, "voxels", "chi_voxels",
+           "volume_space"]
+INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
+ID_COLUMNS = ["participant_id", "session_id", "method"]
+DECIMALS = 4
+MAP_TOLERANCE_MM = 1e-3  # affines that differ by less describe one grid (as evaluate and validate take them)
+
+
+def measured_structures(lookup_names: Sequence[str] | None = None, task: str | None = None) -> list[str]:
+    """The structures measured for a method: of the label table's names (a dseg.tsv's abbreviations; None:
+    every structure of the package), those of its task (a model's), GP where the table has it as one label
+    or as GPe and GPi, in the package's order."""
+    return scored_names(None if lookup_names is None else list(lookup_names), task)
+
+
+def _boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
+    """Bounding box of every label value 1..MAX_LABEL (None where absent), found in one pass."""
+    return ndi.find_objects(labels, MAX_LABEL)
+
+
+def _structure_box(boxes: Sequence, values: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
+    return union_box([boxes[value - 1] for value in values], shape)
+
+
+def volume_measures(labels: np.ndarray, affine: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per structure: voxel count, volume (voxels x voxel volume, mm3), centre of mass as the mean voxel index
+    of the structure (`com_i/j/k`) and that index through the affine (`com_x/y/z_mm`, world mm)."""
+    values = scored_structures()
+    voxel_mm3 = float(abs(np.linalg.det(np.asarray(affine)[:3, :3])))
+    boxes = _boxes(labels)
+    measures = {}
+    for name in names:
+        box = _structure_box(boxes, values[name], labels.shape)
+        indices = np.argwhere(np.isin(labels[box], values[name]))
+        count = len(indices)
+        centre = (indices.mean(axis=0) + [s.start for s in box]) if count else np.full(3, np.nan)
+        world = apply_affine(affine, centre) if count else np.full(3, np.nan)
+        measures[name] = {"voxels": count, "volume_mm3": count * voxel_mm3,
+                          **dict(zip(INDEX_COLUMNS, map(float, centre))), **dict(zip(WORLD_COLUMNS, map(float, world)))}
+    return measures
+
+
+def chi_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per structure: mean, median and sample SD (n - 1) of the susceptibility in ppb over its voxels, and
+    their number; NaN for an empty structure (and the SD of a single voxel)."""
+    values = scored_structures()
+    boxes = _boxes(labels)
+    measures = {}
+    for name in names:
+        box = _structure_box(boxes, values[name], labels.shape)
+        ppb = 1000.0 * np.asarray(chi_ppm[box][np.isin(labels[box], values[name])], dtype=np.float64)
+        measures[name] = {"chi_voxels": len(ppb),
+                          "chi_mean_ppb": float(ppb.mean()) if len(ppb) else np.nan,
+                          "chi_median_ppb": float(np.median(ppb)) if len(ppb) else np.nan,
+                          "chi_sd_ppb": float(ppb.std(ddof=1)) if len(ppb) > 1 else np.nan}
+    return measures
+
+
+def measures_table(names: Sequence[str], volume_labels: np.ndarray, volume_affine: np.ndarray, volume_space: str,
+                   chi_labels: np.ndarray | None = None, chi_ppm: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per structure (`COLUMNS`): volume and centre of mass from `volume_labels` on the grid of
+    `volume_affine` (`volume_space`: T1w, whose voxel indices are kept, or SWI), susceptibility from
+    `chi_labels` and `chi_ppm` on the SWI grid (None: none)."""
+    volumes = volume_measures(volume_labels, volume_affine, names)
+    chis = chi_measures(chi_labels, chi_ppm, names) if chi_ppm is not None else {}
+    rows = []
+    for name in names:
+        row = {"structure": name, "label": STRUCTURE_BY_NAME[name].label, **volumes[name],
+               **chis.get(name, {"chi_voxels": np.nan, **dict.fromkeys(CHI_COLUMNS, np.nan)}),
+               "volume_space": volume_space}
+        if volume_space != "T1w":
+            row.update(dict.fromkeys(INDEX_COLUMNS, np.nan))
+        rows.append(row)
+    return typed(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts and labels as integers that may be missing; measures rounded to `DECIMALS`."""
+    table = table.copy()
+    for column in INTEGER_COLUMNS:
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    floats = [column for column in table if column in MEASURES and column not in COUNT_COLUMNS]
+    table[floats] = table[floats].astype(float).round(DECIMALS)
+    return table
+
+
+def _grid(path: str | os.PathLike, shape: tuple[int, ...], affine: np.ndarray, of: str | os.PathLike) -> None:
+    image = load_nifti(path)
+    if image.shape != shape or not np.allclose(image.affine, affine, atol=MAP_TOLERANCE_MM):
+        raise InputError(path, f"not on the grid of {of} (shape {image.shape} vs {shape}, or another affine)")
+
+
+def measures_from_files(names: Sequence[str], t1_labels: str | os.PathLike | None = None,
+                        swi_labels: str | os.PathLike | None = None, qsm: str | os.PathLike | None = None,
+                        t1: str | os.PathLike | None = None) -> pd.DataFrame:
+    """`measures_table` of one session's label maps: volumes from `t1_labels` (on the grid of the native
+    `t1`, whose affine gives world mm) where given, else from `swi_labels`; susceptibility from `swi_labels`
+    and the QSM `qsm` (ppm, same grid) where both are given."""
+    if t1_labels is None and swi_labels is None:
+        raise ValueError("measures need a label map on the T1 or on the SWI grid")
+    chi_labels = chi_ppm = None
+    if swi_labels is not None:
+        chi_labels, swi_affine = read_volume(swi_labels, dtype=np.uint8)
+    if t1_labels is not None:
+        labels, affine = read_volume(t1_labels, dtype=np.uint8)
+        if t1 is not None:
+            image = load_nifti(t1)
+            _grid(t1_labels, image.shape, image.affine, t1)
+            affine = image.affine
+        space = "T1w"
+    else:
+        labels, affine, space = chi_labels, swi_affine, "SWI"
+    if qsm is not None and chi_labels is not None:
+        chi_ppm, qsm_affine = read_volume(qsm, dtype=np.float32)
+        _grid(swi_labels, chi_ppm.shape, qsm_affine, qsm)
+    return measures_table(names, labels, affine, space, chi_labels, chi_ppm)
+
+
+def write_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    write_text_atomic(path, table.to_csv(sep="\t", index=False, na_rep="n/a"))
+
+
+def _read_tsv(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
+                       dtype={"structure": str, "participant_id": str, "session_id": str, "method": str})
+
+
+def read_measures(path: str | os.PathLike) -> pd.DataFrame:
+    """A measures TSV (per session, or the group's long table) with its integer columns and ids as text."""
+    return typed(_read_tsv(path))
+
+
+def write_session_measures(names: Sequence[str], out: str | os.PathLike, **files) -> pd.DataFrame:
+    """`measures_from_files` written as a TSV (`measures_from_files`' keyword arguments: the files)."""
+    table = measures_from_files(names, **files)
+    write_tsv(table, out)
+    return table
+
+
+def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[str]:
+    """`measured_structures` of a dseg.tsv in the package's numbering (its abbreviations are structure names)."""
+    return measured_structures(list(read_dseg_tsv(lookup).values()), task)
+
+
+# ---- the group tables
+
+
+def long_table(cases: Sequence[Mapping]) -> pd.DataFrame:
+    """Every case's measures in one table: `participant_id` (sub-<label>), `session_id` (ses-<label>, missing
+    without sessions) and `method` before each case's columns. Cases: {participant, session, method, out}."""
+    tables = []
+    for case in cases:
+        table = _read_tsv(case["out"])
+        table.insert(0, "method", case["method"])
+        table.insert(0, "session_id", f"ses-{case['session']}" if case.get("session") else np.nan)
+        table.insert(0, "participant_id", f"sub-{case['participant']}")
+        tables.append(table)
+    if not tables:
+        return pd.DataFrame(columns=[*ID_COLUMNS, *COLUMNS])
+    return typed(pd.concat(tables, ignore_index=True))
+
+
+def wide_table(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per session and method (in the long table's order): the ids, the grid of its volumes, and
+    `<structure>_<measure>` for every structure of any method (package order) and measure (`MEASURES`),
+    missing where the method does not write the structure."""
+    order = list(scored_structures())
+    present = sorted(set(long["structure"]), key=order.index)
+    columns = [*ID_COLUMNS, "volume_space", *(f"{name}_{measure}" for name in present for measure in MEASURES)]
+    rows = []
+    for ids, group in long.groupby(ID_COLUMNS, sort=False, dropna=False):
+        row = dict(zip(ID_COLUMNS, ids))
+        row["volume_space"] = group["volume_space"].iloc[0]
+        for record in group.to_dict("records"):
+            row.update({f"{record['structure']}_{measure}": record[measure] for measure in MEASURES})
+        rows.append(row)
+    wide = pd.DataFrame(rows, columns=columns)
+    counts = [column for column in columns if column.endswith(tuple(f"_{name}" for name in COUNT_COLUMNS))]
+    wide[counts] = wide[counts].astype("Int64")
+    return wide
+
+
+def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike) -> pd.DataFrame:
+    """The group tables from the plan file of measure cases: the long TSV and the wide CSV."""
+    long = long_table(read_json(plan))
+    write_tsv(long, out_tsv)
+    write_text_atomic(out_csv, wide_table(long).to_csv(index=False, na_rep="NA"))
+    return long
