@@ -58,7 +58,7 @@ def trained(tmp_path) -> Path:
                      "labels": layout.preprocessed(key, "dseg.nii.gz")} for key in keys]
              for role, keys in (("train", ["01", "02"]), ("validation", ["03"]))}
     write_json(layout.plan_file("train_linus"), {"model": entry, "cases": cases})
-    write_json(layout.preprocess_plan("SWI"), SETTINGS)
+    write_json(layout.preprocess_plan("SWI"), {**SETTINGS, "qsm": {"method": "sharptv", "settings": {}}})
     for key in ("01", "02", "03"):
         qsm = save_volume(tmp_path / f"{key}_qsm.nii.gz", np.zeros((20, 20, 10), np.float32), SWI_AFFINE)
         t1 = save_volume(tmp_path / f"{key}_t1.nii.gz", head(), SWI_AFFINE)
@@ -134,6 +134,11 @@ def test_a_bundled_model_is_applied_not_trained_and_brings_its_preprocessing(tra
     assert "train_linus" not in files
     assert files["preprocess_SWI"]["voxel_mm"] == [1.25, 1.25, 2.0] and files["preprocess_SWI"]["matrix"] == [24, 24, 12]
     assert files["preprocess_T1w"] == config["preprocess_t1w"]  # no bundled model reads that space
+    assert files["preprocess_SWI"]["qsm"] == {"method": "sharptv", "settings": {}} and not plan.notes
+    other_qsm = make_plan({**config, "qsm": {**config["qsm"], "method": "tkd"}})
+    assert other_qsm.notes == [f"{path}: model linus was trained on QSM {{'method': 'sharptv', 'settings': {{}}}}, this run "
+                               "makes {'method': 'tkd', 'settings': {'inversion': 'tkd'}}: set qsm.method and "
+                               "qsm.methods alike for the inputs it knows"]
 
     t1_only = tmp_path / "t1_only"
     write_session(t1_only, "01", echoes=0)

@@ -376,7 +376,14 @@ class Plan:
             raise PlanError(f"models {sorted(bundled)}: their bundles were trained with different {space} "
                             f"preprocessing ({', '.join(self.models[name]['bundle'] for name in bundled)}); "
                             f"apply them in separate runs")
-        return {**settings, **next(iter(bundled.values()), {})}
+        # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
+        return {**settings, **next(iter(bundled.values()), {}), **({"qsm": self.qsm_source(cohort)} if space == "SWI" else {})}
+
+    def qsm_source(self, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+        """The QSM that SWI-space models read: `qsm.method` and its settings (with the cohort's overrides)."""
+        method = self.config["qsm"]["method"]
+        overrides = self.config["cohorts"][cohort].get("qsm", {}) if cohort != MAIN_COHORT else {}
+        return {"method": method, "settings": {**self.config["qsm"]["methods"][method], **overrides}}
 
     @cache
     def can_segment(self, method: str, key: str) -> bool:
@@ -652,6 +659,10 @@ def check_models(plan: Plan, config: Mapping) -> None:
         for lookup, structures in labelled.items():
             check_task(plan.models[name]["task"], structures, lookup or "the package's label numbering")
         if not plan.trained(name):
+            trained_on = plan.bundled[name].get("qsm")
+            if "Chimap" in plan.models[name]["inputs"] and trained_on and trained_on != plan.qsm_source():
+                plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on QSM {trained_on}, this run "
+                                  f"makes {plan.qsm_source()}: set qsm.method and qsm.methods alike for the inputs it knows")
             if not any(plan.can_segment(name, key) for key in plan.cohort_sessions(plan.method_cohort(name))):
                 needs = ("a T1w" if plan.native_space(name) == "T1w"
                          else f"both SWI echoes and a T1w (it reads {', '.join(plan.models[name]['inputs'])} on the SWI grid)")

@@ -164,11 +164,9 @@ def model_grid(shape: Sequence[int], affine: np.ndarray, voxel_mm: Sequence[floa
     reoriented_shape = np.asarray(shape)[change[:, 0].astype(int)]
     sizes = voxel_sizes(reoriented)
     wanted = sizes if voxel_mm is None else np.asarray(voxel_mm, dtype=float)
-    same_axes = np.array_equal(change, [[axis, 1] for axis in range(len(shape))])
-    if same_axes and np.allclose(wanted, sizes, rtol=VOXEL_TOLERANCE):
-        return None
     if np.allclose(wanted, sizes, rtol=VOXEL_TOLERANCE):
-        return Grid(tuple(int(n) for n in reoriented_shape), reoriented)
+        same_axes = np.array_equal(change, [[axis, 1] for axis in range(len(shape))])
+        return None if same_axes else Grid(tuple(int(n) for n in reoriented_shape), reoriented)
     new_shape = np.maximum(np.round(reoriented_shape * sizes / wanted), 1).astype(int)
     scale = wanted / sizes
     resized = reoriented.copy()
