@@ -23,6 +23,7 @@ import nibabel as nib
 import numpy as np
 from skimage.filters import threshold_otsu
 
+from .grids import identity, resample, resample_labels
 from .io import InputError, load_nifti, read_json, read_volume, save_volume, voxel_sizes, write_json
 
 T1_CLIP_UNITS = ("value", "percentile", "median")
@@ -178,8 +179,6 @@ def model_grid(shape: Sequence[int], affine: np.ndarray, voxel_mm: Sequence[floa
 
 def resample_to(data: np.ndarray, affine: np.ndarray, grid: Grid, labels: bool = False) -> np.ndarray:
     """`data` on `grid`: linear interpolation for intensities, label-aware for label maps."""
-    from .grids import identity, resample, resample_labels
-
     if labels:
         return resample_labels(data, affine, identity(), grid.shape, grid.affine, "label_aware")
     return resample(np.asarray(data, dtype=np.float32), affine, identity(), grid.shape, grid.affine)
