@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from deepnuclei.evaluate import (
-    overlap, overlap_table, score_labels, score_structure, summary_by_method, surface_distances,
+    keep_largest_components, overlap, overlap_table, score_labels, score_structure, summary_by_method,
+    surface_distances,
 )
 from deepnuclei.io import InputError, save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME, TASKS, remap_to_task
@@ -21,6 +22,58 @@ def test_overlap_of_known_masks():
     assert scores["precision"] == pytest.approx(2 / 6)
     assert scores["recall"] == pytest.approx(2 / 4)
     assert np.isnan(overlap(np.zeros(3, bool), np.zeros(3, bool))["dice"])
+
+
+def test_a_missed_structure_scores_zero_not_nan():
+    """An empty prediction of a structure the reference has is a miss: precision 0 (it was NaN, and the
+    means dropped it, so a model missing the structure looked better than one finding it badly)."""
+    reference = np.zeros(10, dtype=bool)
+    reference[:4] = True
+    scores = overlap(np.zeros(10, bool), reference)
+    assert (scores["dice"], scores["precision"], scores["recall"], scores["missed"]) == (0.0, 0.0, 0.0, True)
+    assert not overlap(reference, reference)["missed"] and not overlap(np.zeros(3, bool), np.zeros(3, bool))["missed"]
+
+
+def test_centres_as_voxel_indices_of_the_whole_grid():
+    """LiNUS Tables IV and V give centres as voxel indices: those of the scored grid, not of the crop
+    around the structure that the scores are computed in."""
+    affine = np.array([[-1.0, 0, 0, 90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
+    reference = np.zeros((40, 40, 40), dtype=np.uint8)
+    reference[10:13, 20:23, 30:33] = STRUCTURE_BY_NAME["STN_L"].label
+    prediction = np.roll(reference, 2, axis=0)
+    row = {r["structure"]: r for r in score_labels(prediction, reference, affine, names=["STN_L"])}["STN_L"]
+    assert (row["reference_com_i"], row["reference_com_j"], row["reference_com_k"]) == pytest.approx((11, 21, 31))
+    assert (row["com_i"], row["com_j"], row["com_k"]) == pytest.approx((13, 21, 31))
+    assert row["com_error_mm"] == pytest.approx(2.0)
+
+
+def test_largest_component_per_label():
+    labels = np.zeros((10, 10, 10), dtype=np.uint8)
+    labels[0:3, 0:3, 0:3] = 1
+    labels[7:9, 7:9, 7:9] = 1  # smaller, apart: removed
+    labels[0:2, 7:9, 0:2] = 2  # the only component of label 2: kept
+    labels[3, 3, 3] = 1  # touches the first block at a corner only: 26-connected, kept
+    cleaned = keep_largest_components(labels)
+    assert (cleaned == 1).sum() == 28 and (cleaned == 2).sum() == 8 and cleaned[8, 8, 8] == 0
+
+
+def test_clean_up_is_scored_as_its_own_rows(tmp_path):
+    """With the clean-up, each case is scored as written and cleaned up (method <method>+lcc); without it,
+    as written only."""
+    label = STRUCTURE_BY_NAME["RN_L"].label
+    reference = np.zeros((12, 12, 12), dtype=np.uint8)
+    reference[2:6, 2:6, 2:6] = label
+    prediction = reference.copy()
+    prediction[9:11, 9:11, 9:11] = label  # a stray island: lowers precision until cleaned up
+    save_volume(tmp_path / "ref.nii.gz", reference, np.eye(4), np.uint8)
+    save_volume(tmp_path / "pred.nii.gz", prediction, np.eye(4), np.uint8)
+    case = {"subject": "01", "method": "atlas", "prediction": tmp_path / "pred.nii.gz",
+            "reference": tmp_path / "ref.nii.gz", "space": "T1w"}
+    table = overlap_table([case], largest_component=True).set_index(["method", "structure"])
+    assert table.loc[("atlas", "RN_L"), "precision"] == pytest.approx(64 / 72)
+    assert table.loc[("atlas+lcc", "RN_L"), "precision"] == pytest.approx(1.0)
+    assert set(table["space"]) == {"T1w"}
+    assert set(overlap_table([case])["method"]) == {"atlas"}
 
 
 def test_table_scores_gp_as_the_union_of_gpe_and_gpi(tmp_path):

@@ -10,7 +10,7 @@ from deepnuclei.evaluate import scored_structures
 from deepnuclei.figures import bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels
 from deepnuclei.models import configured_parameters, get_spec, parameters_of
 from deepnuclei.tables import (
-    dice_table, efficiency_table, localization_table, method_summary, paper_localization,
+    dice_table, efficiency_table, localization_table, localization_voxels, method_summary, paper_localization,
     paper_results, stn_table, timing_table, write_evaluation_tables, write_table,
 )
 
@@ -54,10 +54,63 @@ def test_dice_table_averages_sides_per_subject_and_adds_the_papers_rows():
     table = dice_table(overlap).set_index("method")
     expected = overlap[overlap["structure"].isin(["GP_L", "GP_R"]) & (overlap["method"] == "net")]["dice"].mean()
     assert table.loc["net", "GP"] == pytest.approx(expected)
-    assert list(table.columns) == ["CN", "GP", "PUT", "THA", "SN", "RN", "DN"]
+    nuclei = ["CN", "GP", "PUT", "THA", "SN", "RN", "DN"]
+    assert list(table.columns) == [*(c for n in nuclei for c in (n, f"{n}_ci95")), "subjects", "misses",
+                                   "paper_method", "condition"]
+    per_subject = overlap[overlap["structure"].isin(["GP_L", "GP_R"]) & (overlap["method"] == "net")].groupby(
+        "subject")["dice"].mean()
+    assert table.loc["net", "GP_ci95"] == pytest.approx(4.302653 * per_subject.std() / np.sqrt(3), rel=1e-5)
     assert table.loc["paper: MRICloud (QSM+T1 WI)", "SN"] == 0.520
     stn = dice_table(overlap, ("STN",), "LiNUS Table II").set_index("method")["STN"]
     assert stn["paper: LiNUS"] == 0.6790 and stn["paper: UNet"] == 0.5501
+
+
+def test_a_missed_structure_counts_as_dice_zero_and_is_shown():
+    """A model that misses RN_L on one subject: its Dice there is 0 in the mean, precision 0, and the table
+    shows one miss (the centre-of-mass means are over the structures found, beside the misses)."""
+    overlap = overlap_rows(methods=("net",)).assign(missed=False)
+    miss = (overlap["subject"] == "01") & (overlap["structure"] == "RN_L")
+    overlap.loc[miss, ["dice", "precision", "recall", "missed"]] = [0.0, 0.0, 0.0, True]
+    overlap.loc[miss, "com_error_mm"] = np.nan
+    table = dice_table(overlap).set_index("method")
+    rn = overlap[overlap["structure"].isin(["RN_L", "RN_R"])].groupby("subject")["dice"].mean()
+    assert table.loc["net", "RN"] == pytest.approx(rn.mean()) and table.loc["net", "misses"] == 1
+    summary = method_summary(overlap).set_index(["structure", "method"])
+    assert summary.loc[("RN_L", "net"), "misses"] == 1 and summary.loc[("RN_R", "net"), "misses"] == 0
+    localization = localization_table(overlap, ("RN_L",)).set_index(["method", "subject"])
+    assert localization.loc[("net", "misses"), "RN_L"] == 1
+    found = overlap[(overlap["structure"] == "RN_L") & ~overlap["missed"]]["com_error_mm"]
+    assert localization.loc[("net", "mean"), "RN_L"] == pytest.approx(found.mean())
+
+
+def test_our_rows_stand_beside_the_papers():
+    """Each paper row follows ours for the same method and condition (architecture, inputs, rate, ...);
+    an atlas baseline stands beside the papers' registration methods, a cleaned-up variant beside none."""
+    models = {"db": {"architecture": "dbresunet", "inputs": ["T1w", "Chimap"], "task": "nuclei7"},
+              "db-qsm": {"architecture": "dbresunet", "inputs": ["Chimap"], "task": "nuclei7"},
+              "u": {"architecture": "unet3d", "inputs": ["T1w", "Chimap"], "task": "nuclei7"}}
+    overlap = overlap_rows(methods=("atlas", "db", "db-qsm", "u", "db+lcc"))
+    methods = list(dice_table(overlap, models=models)["method"])
+    assert methods == ["u", "paper: 3D-UNet (QSM+T1 WI)", "paper: ResUNet (QSM+T1 WI)", "db",
+                       "paper: DB-ResUNet (QSM+T1 WI)", "atlas", "paper: MRICloud (QSM+T1 WI)", "db+lcc", "db-qsm"]
+    inputs = dice_table(overlap, source="DB-ResUNet Table IV", models=models).set_index("method")
+    assert inputs.loc["db-qsm", "condition"] == "input QSM" and inputs.loc["db", "condition"] == "input QSM+T1 WI"
+    rates = {"db-1": {**models["db"], "options": {"rate": [1, 1, 1]}}, "db": models["db"]}
+    rate = dice_table(overlap_rows(methods=("db", "db-1")), source="DB-ResUNet Table III", models=rates)
+    assert list(rate["method"])[:4] == ["db-1", "paper: DB-ResUNet (global branch downsampled 1x)", "db",
+                                        "paper: DB-ResUNet (global branch downsampled 2x)"]
+
+
+def test_localization_in_the_papers_voxel_form():
+    """LiNUS Tables IV and V: centres as voxel indices of the T1 grid, for the models scored there only."""
+    overlap = overlap_rows(subjects=("01",), methods=("t1net", "swinet"))
+    overlap = overlap.assign(space=np.where(overlap["method"] == "t1net", "T1w", "SWI"),
+                             **{f"com_{a}": 10.4 for a in "ijk"}, **{f"reference_com_{a}": 11.6 for a in "ijk"})
+    table = localization_voxels(overlap)
+    ours = table[table["method"] == "t1net"].set_index("structure")
+    assert set(table["method"]) == {"t1net", "paper: LiNUS"}
+    assert ours.loc["STN_L", ["predicted_i", "reference_k"]].tolist() == [10.0, 12.0]
+    assert len(table[table["method"] == "paper: LiNUS"]) == len(paper_localization())
 
 
 def test_localization_table_mean_and_sd():
@@ -89,7 +142,7 @@ def test_method_summary_and_table_files(tmp_path):
     assert pd.read_csv(csv).set_index("method").loc["paper: DB-ResUNet (QSM+T1 WI)", "GP"] == 0.840
     assert "| paper: DB-ResUNet (QSM+T1 WI) |" in markdown.read_text()
     assert "\\caption{Mean Dice}" in latex.read_text() and "0.840" in latex.read_text()
-    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 7 * 3  # CSV, Markdown, LaTeX each
+    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 8 * 3  # CSV, Markdown, LaTeX each
     ablations = {"rate": ["atlas", "net"]}
     assert (tmp_path / "all" / "ablation_rate.csv") in write_evaluation_tables(overlap, tmp_path / "all", ablations=ablations)
 
@@ -107,15 +160,20 @@ def test_efficiency_reads_the_benchmarks_and_the_configured_sizes(tmp_path):
     efficiency = efficiency_table(timing_table(cases), configured_parameters(models)).set_index("method")
     expected = parameters_of(get_spec("linus"), in_channels=1, n_classes=3)  # background, STN_L, STN_R
     assert efficiency.loc["linus", "parameters"] == expected and efficiency.loc["linus", "model_size"] == 4 * expected
-    assert efficiency.loc["linus", "seconds_per_subject"] == pytest.approx(3.0)
-    assert efficiency.loc["linus", "seconds_sd"] == pytest.approx(np.sqrt(2.0))
+    assert efficiency.loc["linus", "job_seconds"] == pytest.approx(3.0)
+    assert efficiency.loc["linus", "job_seconds_sd"] == pytest.approx(np.sqrt(2.0))
     assert efficiency.loc["linus", "network_seconds"] == pytest.approx(0.75)
     assert np.isnan(efficiency.loc["atlas", "parameters"])
     # the papers' times in seconds: MRICloud's 1.6 h, the LiNUS paper's registration method's 15 min
     assert efficiency.loc["paper: MRICloud, DB-ResUNet Table II", "inference_time_cpu"] == pytest.approx(5760.0)
-    assert efficiency.loc["paper: Traditional method, LiNUS Table III", "seconds_per_subject"] == pytest.approx(900.0)
-    stn = stn_table(overlap_rows(methods=("atlas", "linus")), efficiency.reset_index()).set_index("method")
+    assert efficiency.loc["paper: Traditional method, LiNUS Table III", "job_seconds"] == pytest.approx(900.0)
+    stn = stn_table(overlap_rows(methods=("atlas", "linus")), efficiency.reset_index(), models).set_index("method")
     assert stn.loc["linus", "parameters"] == expected and stn.loc["paper: LiNUS, LiNUS Table II", "dice"] == 0.679
+    # the paper's 0.05 s is the network's time: beside ours, not beside the job's (interpreter, imports, I/O)
+    assert stn.loc["paper: LiNUS, LiNUS Table II", "network_seconds"] == 0.05
+    assert np.isnan(stn.loc["paper: LiNUS, LiNUS Table II", "job_seconds"])
+    assert stn.loc["linus", "network_seconds"] == pytest.approx(0.75) and stn.loc["linus", "job_seconds"] == 3.0
+    assert stn.loc["linus", "paper_method"] == "LiNUS" and stn.loc["atlas", "paper_method"] == "Traditional method"
 
 
 def test_scatter_points_equal_the_table_values(tmp_path):

@@ -12,9 +12,11 @@ from deepnuclei.labels import STRUCTURE_BY_NAME
 
 EXPERIMENTS = {"resolution": ["linus", "linus-hr"], "targets": ["linus-hr", "linus-hr-gpi"],
                "optimizers": ["linus-hr-gpi", "linus-hr-gpi-mist"], "slices": ["linus", "linus25d"]}
-MODELS = {"linus": {"task": "stn", "cohort": "main"}, "linus25d": {"task": "stn", "cohort": "main"},
-          "linus-hr": {"task": "stn", "cohort": "hires"}, "linus-hr-gpi": {"task": "gpi", "cohort": "hires"},
-          "linus-hr-gpi-mist": {"task": "gpi", "cohort": "hires"}}
+LINUS = {"architecture": "linus", "inputs": ["Chimap"]}
+MODELS = {"linus": {**LINUS, "task": "stn", "cohort": "main"},
+          "linus25d": {**LINUS, "architecture": "linus25d", "task": "stn", "cohort": "main"},
+          "linus-hr": {**LINUS, "task": "stn", "cohort": "hires"}, "linus-hr-gpi": {**LINUS, "task": "gpi", "cohort": "hires"},
+          "linus-hr-gpi-mist": {**LINUS, "task": "gpi", "cohort": "hires", "training": {"optimizer": "mist"}}}
 SUBJECTS = {"main": ["07", "08"], "hires": ["hr05", "hr06"]}
 
 
@@ -81,7 +83,7 @@ def test_values_are_the_means_of_the_per_subject_rows(written) -> None:
                        ("linus_optimizers", "optimizers")):
         table = pd.read_csv(out / f"{name}.csv")
         ours = table[~table["method"].str.startswith("paper: ")].set_index("method")
-        assert list(ours.index) == EXPERIMENTS[kind]
+        assert sorted(ours.index) == sorted(EXPERIMENTS[kind])
         for method in EXPERIMENTS[kind]:
             rows = overlap[overlap["method"] == method]
             per_subject = rows.groupby("subject")["dice"].mean()
@@ -89,7 +91,7 @@ def test_values_are_the_means_of_the_per_subject_rows(written) -> None:
             left = rows[rows["structure"].str.endswith("_L")]["com_error_mm"].mean()
             assert ours.loc[method, "com_error_left_mm"] == pytest.approx(left)
             seconds = [pd.read_csv(case["benchmark"], sep="\t")["s"][0] for case in timings if case["method"] == method]
-            assert ours.loc[method, "seconds_per_subject"] == pytest.approx(np.mean(seconds))
+            assert ours.loc[method, "job_seconds"] == pytest.approx(np.mean(seconds))
             assert ours.loc[method, "cohort"] == MODELS[method]["cohort"]
             assert ours.loc[method, "subjects"] == 2
 
@@ -99,8 +101,17 @@ def test_paper_rows_beside_ours(written) -> None:
     resolution = pd.read_csv(out / "linus_resolution.csv").set_index("method")
     pd25 = resolution.loc[[method for method in resolution.index if "PD25" in method and "paper" in method]]
     assert pd25["dice"].tolist() == [0.8958]
+    assert resolution.loc["paper: LiNUS (PD25)", "network_seconds"] == 0.05  # the paper times the network
     optimizers = pd.read_csv(out / "linus_optimizers.csv")
     assert sorted(optimizers.loc[optimizers["method"].str.startswith("paper: "), "dice"]) == [0.9139, 0.9179]
+    # each paper row after ours for the same condition: cohort (Table VII), target (VIII), optimizer (IX)
+    for name, pairs in (("linus_resolution", [("linus", "TT14"), ("linus-hr", "PD25")]),
+                        ("linus_targets", [("linus-hr-gpi", "GPi"), ("linus-hr", "STN")]),
+                        ("linus_optimizers", [("linus-hr-gpi-mist", "optimizer MI-ST"), ("linus-hr-gpi", "optimizer Adam")])):
+        table = pd.read_csv(out / f"{name}.csv", keep_default_na=False)
+        assert list(table["method"]) == [row for method, condition in pairs
+                                         for row in (method, f"paper: LiNUS ({condition})")], name
+        assert list(table["condition"][::2]) == [condition for _, condition in pairs]
     cohorts = pd.read_csv(out / "linus_cohorts.csv").set_index("cohort")
     assert cohorts.loc["hires", "model_input_spacing_mm"] == "0.5*0.5*1"
     assert cohorts.loc["main", "t1_dimensions"] == cohorts.loc["hires", "t1_dimensions"] == "10*12*6"

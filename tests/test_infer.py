@@ -12,7 +12,6 @@ from deepnuclei.data import GlobalView, pad_to_multiple
 from deepnuclei.infer import (
     ModelInfo,
     for_inference,
-    keep_largest_components,
     predict,
     predict_logits,
     reference_values,
@@ -104,15 +103,6 @@ def test_mixed_precision_on_cpu_mostly_agrees() -> None:
     exact = predict(model, info, image, mixed_precision=False).labels
     bfloat16 = predict(model, info, image, mixed_precision=True).labels
     assert (exact == bfloat16).mean() > 0.9
-
-
-def test_largest_component_per_class() -> None:
-    labels = torch.zeros(10, 10, 10, dtype=torch.uint8)
-    labels[0:3, 0:3, 0:3] = 1
-    labels[7:9, 7:9, 7:9] = 1  # smaller, apart: removed
-    labels[0:2, 7:9, 0:2] = 2  # the only component of class 2: kept
-    cleaned = keep_largest_components(labels, n_classes=3)
-    assert (cleaned == 1).sum() == 27 and (cleaned == 2).sum() == 8 and cleaned[8, 8, 8] == 0
 
 
 def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:

@@ -149,7 +149,7 @@ def test_linus25d_trains_and_segments_files(tmp_path) -> None:
     labels = predict(model, info, subjects[1].image).labels
     image = save_volume(tmp_path / "image.nii.gz", subjects[1].image[0].numpy(), np.eye(4))
     segment_files(tmp_path / "run" / "checkpoint_best.pt", [image], tmp_path / "dseg.nii.gz",
-                  tmp_path / "infer.json", device=torch.device("cpu"), largest_component=False)
+                  tmp_path / "infer.json", device=torch.device("cpu"))
     written = read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)[0]
     assert written.shape == labels.shape == (32, 32, 32)
     assert np.array_equal(written > 0, labels > 0)

@@ -232,6 +232,17 @@ def test_splits_are_consecutive_in_subject_order() -> None:
         split_subjects(subjects, 5, 2, 2)
 
 
+def test_a_short_test_split_is_said_not_silent(tmp_path):
+    """config/paper.yaml's 20 / 4 / 19 on the 41 participants of the DB-ResUNet paper's introduction leaves 17
+    to test: the plan says so (it used to test 17 without a word)."""
+    bids = tmp_path / "bids"
+    for number in range(1, 42):
+        write_session(bids, f"{number:02d}", labels=("SWI",))
+    plan = make_plan(config_for(bids, tmp_path, splits={"train": 20, "validation": 4, "test": 19}))
+    assert len(plan.role_sessions("test")) == 17
+    assert any("splits.test asks for 19 test participants" in note and "tested on 17" in note for note in plan.notes)
+
+
 def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     """config/paper.yaml on 500 participants with 2 sessions each (the paper's 43 labelled): every session
     is segmented by every configured method and no job's shell command carries a case list (8 KB at most)."""

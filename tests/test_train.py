@@ -195,6 +195,18 @@ def test_config_starts_from_the_papers_recipes() -> None:
     assert db.augmentation.flip_axes == (0, 1, 2) and db.augmentation.rotate_degrees == 10
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict(get_spec("unet3d"), {"epochs": 3})
+
+
+@pytest.mark.parametrize("architecture", ["vnet", "unet3d_linus"])
+def test_linus_table_3d_models_train_with_the_linus_recipe(architecture) -> None:
+    """The LiNUS paper compared its Table II models (V-Net and U-Net3D too) in its own setting: the task
+    chooses the recipe, not the network's dimensions (they trained on DB-ResUNet's before)."""
+    settings = TrainConfig.from_dict(get_spec(architecture), {"task": "stn"})
+    assert (settings.loss, settings.schedule, settings.lr, settings.min_lr) == ("dice_ce", "cosine", 1e-3, 1e-4)
+    assert settings.class_weights is None and settings.augmentation.rotate_degrees == 15.0
+    assert settings.batch_size == 4 and settings.augmentation.elastic_magnitude == 0.0  # PATCH_ADAPTATION
+    assert TrainConfig.from_dict(get_spec(architecture), {"task": "nuclei7"}).loss == "ce"
+    assert TrainConfig.from_dict(get_spec("linus"), {"task": "gpi"}).augmentation.elastic_magnitude == 2.0
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig.from_dict(get_spec("deeplabv3"), {"batch_size": 1})
 

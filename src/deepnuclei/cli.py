@@ -170,8 +170,8 @@ def overlap_case(args: argparse.Namespace) -> None:
     from .labels import read_dseg_tsv
 
     case = {"subject": args.subject, "method": args.method, "prediction": args.prediction, "reference": args.reference,
-            "qsm": args.qsm, "task": args.task, "structures": list(read_dseg_tsv(args.lookup).values())}
-    table = write_overlap_case(case, args.out)
+            "qsm": args.qsm, "task": args.task, "space": args.space, "structures": list(read_dseg_tsv(args.lookup).values())}
+    table = write_overlap_case(case, args.out, args.largest_component)
     log.info("%s on sub-%s, Dice per structure:\n%s", args.method, args.subject,
              table.set_index("structure")["dice"].round(3).to_string())
 
@@ -194,7 +194,7 @@ def evaluation_tables(args: argparse.Namespace) -> None:
     plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
     written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], configured_parameters(plan["models"]),
-                                      plan["ablations"])
+                                      plan["ablations"], plan["models"])
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -275,7 +275,7 @@ def infer(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     settings = json.loads(args.settings)
     segment_files(args.checkpoint, args.inputs, args.out_dseg, args.out_json, overlap=settings["overlap"],
-                  batch_size=settings["batch_size"], largest_component=settings["largest_component"],
+                  batch_size=settings["batch_size"],
                   mixed_precision=None if settings["mixed_precision"] == "auto" else settings["mixed_precision"],
                   padding_record=args.padding_record)
     if args.out_other:
@@ -446,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--reference", required=True, help="the reference labels on the same grid")
     sub.add_argument("--qsm", help="susceptibility map (ppm) on that grid, for mean susceptibilities")
     sub.add_argument("--task", help="a model's task: only its structures are scored")
+    sub.add_argument("--space", default="", help="the grid's name (SWI, T1w), kept as a column")
+    sub.add_argument("--largest-component", action="store_true",
+                     help="also score the labels cleaned up to each structure's largest component (method <method>+lcc)")
     sub.add_argument("--lookup", required=True, help="dseg.tsv of the structures the reference labels hold")
     sub.add_argument("--out", required=True, help="CSV of one row per structure")
 

@@ -1,8 +1,16 @@
 """Evaluation of segmentations against reference labels, per subject, method and structure: overlap
 (Dice, precision, recall), volumes, surface distances (HD95, mean surface distance), centre-of-mass
-error in world coordinates and, given the subject's susceptibility map, mean susceptibility.
+error in world coordinates (and the centres as voxel indices of the scored grid, as the LiNUS paper's
+Tables IV and V give them) and, given the subject's susceptibility map, mean susceptibility.
 
-Every method (atlas baselines, models) is scored the same way from the files it wrote on the SWI grid.
+Every method (atlas baselines, models) is scored the same way from the files it wrote. A structure the
+reference has and the method did not find at all is a miss: Dice, precision and recall 0 (not NaN, which
+the means would drop, so that a model missing a structure would look better than one finding it badly),
+`missed` true, and its distances NaN: the tables show the number of misses beside those means.
+
+Neither paper cleans its predictions up; where the config asks for it (`evaluation.largest_component`)
+every method's labels are scored a second time reduced to each structure's largest connected component,
+as method `<method>+lcc` (`CLEANED_SUFFIX`): their own rows, for atlas baselines and models alike.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from .labels import ALL_STRUCTURES, MAX_LABEL, PARTS, STRUCTURE_BY_NAME, STRUCTU
 CROP_MARGIN_VOXELS = 1  # every border voxel lies in the union's bounding box; one more keeps erosion exact
 HAUSDORFF_PERCENTILE = 95
 AXES = ("x", "y", "z")
+INDICES = ("i", "j", "k")  # voxel indices of the scored grid
 
 
 def scored_structures() -> dict[str, tuple[int, ...]]:
@@ -41,15 +50,33 @@ def scored_names(structures: Collection[str] | None = None, task: str | None = N
             if (structures is None or covers(structures, name)) and (task is None or name in TASKS[task])]
 
 
+CLEANED_SUFFIX = "+lcc"
+
+
 def overlap(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Dice, precision and recall of two boolean masks (NaN where undefined)."""
+    """Dice, precision and recall of two boolean masks, and whether the prediction missed a structure the
+    reference has. A miss scores 0 on all three; with both empty they are NaN (nothing to find or to miss)."""
     true_positive = float(np.sum(prediction & reference))
     predicted, actual = float(np.sum(prediction)), float(np.sum(reference))
     return {
         "dice": 2 * true_positive / (predicted + actual) if predicted + actual else np.nan,
-        "precision": true_positive / predicted if predicted else np.nan,
+        "precision": true_positive / predicted if predicted else (0.0 if actual else np.nan),
         "recall": true_positive / actual if actual else np.nan,
+        "missed": bool(actual and not predicted),
     }
+
+
+def keep_largest_components(labels: np.ndarray) -> np.ndarray:
+    """Each label value reduced to its largest connected component (26-connectivity, within the value's
+    bounding box); the rest becomes background."""
+    cleaned = np.zeros_like(labels)
+    for value, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        components, count = ndi.label(labels[box] == value, structure=np.ones((3,) * labels.ndim))
+        largest = np.argmax(np.bincount(components.ravel())[1:]) + 1 if count else 0
+        cleaned[box][components == largest] = value
+    return cleaned
 
 
 def border_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -88,11 +115,14 @@ def mean_ppb(chi_ppm: np.ndarray | None, mask: np.ndarray) -> float:
 
 
 def score_structure(
-    prediction: np.ndarray, reference: np.ndarray, affine: np.ndarray, chi_ppm: np.ndarray | None = None
+    prediction: np.ndarray, reference: np.ndarray, affine: np.ndarray, chi_ppm: np.ndarray | None = None,
+    grid_affine: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Every score of one structure from its two boolean masks on one grid (and the susceptibility map)."""
+    """Every score of one structure from its two boolean masks on one grid (and the susceptibility map);
+    centres also as voxel indices of `grid_affine`'s grid (default: the masks' own)."""
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     predicted_com, reference_com = centre_of_mass(prediction, affine), centre_of_mass(reference, affine)
+    to_index = np.linalg.inv(affine if grid_affine is None else grid_affine)
     return {
         **overlap(prediction, reference),
         "volume_mm3": float(prediction.sum()) * voxel_mm3,
@@ -101,6 +131,8 @@ def score_structure(
         "com_error_mm": float(np.linalg.norm(predicted_com - reference_com)),
         **{f"com_{axis}_mm": float(value) for axis, value in zip(AXES, predicted_com)},
         **{f"reference_com_{axis}_mm": float(value) for axis, value in zip(AXES, reference_com)},
+        **{f"com_{axis}": float(value) for axis, value in zip(INDICES, apply_affine(to_index, predicted_com))},
+        **{f"reference_com_{axis}": float(value) for axis, value in zip(INDICES, apply_affine(to_index, reference_com))},
         "susceptibility_ppb": mean_ppb(chi_ppm, prediction),
         "reference_susceptibility_ppb": mean_ppb(chi_ppm, reference),
     }
@@ -138,7 +170,7 @@ def score_labels(
         box = union_box([found[label - 1] for found in boxes for label in labels], reference.shape)
         rows.append({"structure": name, **score_structure(
             np.isin(prediction[box], labels), np.isin(reference[box], labels), cropped_affine(affine, box),
-            None if chi_ppm is None else chi_ppm[box])})
+            None if chi_ppm is None else chi_ppm[box], affine)})
     return rows
 
 
@@ -157,27 +189,33 @@ def score_subject(
     qsm_path: str | os.PathLike | None = None,
     structures: Collection[str] | None = None,
     task: str | None = None,
-) -> list[dict]:
+    largest_component: bool = False,
+) -> dict[str, list[dict]]:
     """`score_labels` of a segmentation file against the reference labels (and a Chimap in ppm), for the
-    structures the reference annotates and the model's task segments (`scored_names`)."""
+    structures the reference annotates and the model's task segments (`scored_names`): under "" the
+    labels as written, under `CLEANED_SUFFIX` (with `largest_component`) after `keep_largest_components`."""
     reference, affine = read_volume(reference_path, dtype=np.uint8)
     prediction = read_on_grid(prediction_path, reference_path, reference.shape, affine, np.uint8)
     chi_ppm = None
     if qsm_path is not None:
         chi_ppm = read_on_grid(qsm_path, reference_path, reference.shape, affine, np.float32)
-    return score_labels(prediction, reference, affine, chi_ppm, scored_names(structures, task))
+    names = scored_names(structures, task)
+    versions = {"": prediction, **({CLEANED_SUFFIX: keep_largest_components(prediction)} if largest_component else {})}
+    return {suffix: score_labels(labels, reference, affine, chi_ppm, names) for suffix, labels in versions.items()}
 
 
-def overlap_table(cases: Sequence[dict]) -> pd.DataFrame:
+def overlap_table(cases: Sequence[dict], largest_component: bool = False) -> pd.DataFrame:
     """Cases: dicts with subject, method, prediction (path), reference (path) and optionally qsm (path),
-    structures (the package structures the reference annotates, `labels.dataset_structures`: no row for
-    one it lacks) and task (a model's `labels.TASKS` key: only its structures are scored, so an STN model
-    is not listed with a Dice of 0 for the caudate)."""
+    space (the scored grid's name, kept as a column), structures (the package structures the reference
+    annotates, `labels.dataset_structures`: no row for one it lacks) and task (a model's `labels.TASKS` key:
+    only its structures are scored, so an STN model is not listed with a Dice of 0 for the caudate).
+    `largest_component`: also every case cleaned up, as method `<method>+lcc`."""
     return pd.DataFrame([
-        {"subject": case["subject"], "method": case["method"], **row}
+        {"subject": case["subject"], "method": case["method"] + suffix, "space": case.get("space", ""), **row}
         for case in cases
-        for row in score_subject(case["prediction"], case["reference"], case.get("qsm"), case.get("structures"),
-                                 case.get("task"))
+        for suffix, rows in score_subject(case["prediction"], case["reference"], case.get("qsm"),
+                                          case.get("structures"), case.get("task"), largest_component).items()
+        for row in rows
     ])
 
 
@@ -186,9 +224,9 @@ def summary_by_method(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame
     return table.pivot_table(index="structure", columns="method", values=metric, aggfunc="mean").round(3)
 
 
-def write_overlap_case(case: dict, out_csv: str | os.PathLike) -> pd.DataFrame:
+def write_overlap_case(case: dict, out_csv: str | os.PathLike, largest_component: bool = False) -> pd.DataFrame:
     """One method's scores on one session (an `overlap_table` case), as a CSV that `merge_overlap` joins."""
-    table = overlap_table([case])
+    table = overlap_table([case], largest_component)
     write_text_atomic(out_csv, table.to_csv(index=False))
     return table
 

@@ -18,7 +18,7 @@ import pandas as pd
 from .io import load_nifti, read_volume, write_text_atomic
 from .labels import STRUCTURE_BY_NAME, TASKS
 from .metrics import slice_consistency
-from .tables import PAPER_PREFIX, data_file, nucleus_of, paper_wide, timing_table, write_table
+from .tables import PAPER_PREFIX, beside, ci95, data_file, misses, nucleus_of, paper_times, paper_wide, timing_table, write_table
 
 SCORES = ("dice", "precision", "recall")
 TABLE_SOURCES = {"resolution": "LiNUS Table VII", "targets": "LiNUS Table VIII", "optimizers": "LiNUS Table IX",
@@ -69,23 +69,25 @@ def subject_scores(overlap: pd.DataFrame) -> pd.DataFrame:
 
 
 def experiment_table(overlap: pd.DataFrame, timings: pd.DataFrame, methods: Sequence[str],
-                     cohorts: Mapping[str, str], source: str | None) -> pd.DataFrame:
-    """Means over each method's test subjects: scores, centre-of-mass errors and seconds per subject
-    (the job's wall time from its Snakemake benchmark; the network alone), then `source`'s rows."""
-    scores = subject_scores(overlap[overlap["method"].isin(methods)])
+                     models: Mapping[str, Mapping], source: str | None) -> pd.DataFrame:
+    """Means over each method's test subjects: scores (Dice with its 95 % interval), misses, centre-of-mass
+    errors (over the sides found) and seconds per subject (the job's wall time from its Snakemake benchmark;
+    the network alone, which the paper's times are), then `source`'s rows, each after ours beside it."""
+    chosen = overlap[overlap["method"].isin(methods)]
+    scores = subject_scores(chosen)
     averaged = [*SCORES, "com_error_left_mm", "com_error_right_mm"]
     means = scores.groupby(["method", "structure"]).agg(
-        subjects=("subject", "count"), **{column: (column, "mean") for column in averaged})
-    seconds = timings.groupby("method").agg(seconds_per_subject=("job_seconds", "mean"),
+        subjects=("subject", "count"), **{column: (column, "mean") for column in averaged},
+        dice_ci95=("dice", ci95))
+    seconds = timings.groupby("method").agg(job_seconds=("job_seconds", "mean"),
                                             network_seconds=("network_seconds", "mean"))
-    ours = means.reset_index().join(seconds, on="method")
-    ours.insert(1, "cohort", ours["method"].map(cohorts))
+    ours = means.reset_index().join(seconds, on="method").join(misses(chosen), on="method")
+    ours.insert(1, "cohort", ours["method"].map({method: model["cohort"] for method, model in models.items()}))
     rank = {method: position for position, method in enumerate(methods)}
     ours = ours.sort_values("method", key=lambda names: names.map(rank), ignore_index=True)  # the config's order
     if source is None:
         return ours
-    theirs = paper_wide((source,), (*SCORES, "inference_time")).rename(columns={"inference_time": "seconds_per_subject"})
-    return pd.concat([ours, theirs], ignore_index=True)
+    return beside(ours, paper_times(paper_wide((source,), (*SCORES, "inference_time"))), models)
 
 
 REFERENCE = "reference labels"
@@ -109,9 +111,9 @@ def consistency_cases(cases: Sequence[Mapping], tasks: Mapping[str, str], slice_
 
 
 def slices_table(overlap: pd.DataFrame, timings: pd.DataFrame, consistency: pd.DataFrame,
-                 methods: Sequence[str], cohorts: Mapping[str, str]) -> pd.DataFrame:
+                 methods: Sequence[str], models: Mapping[str, Mapping]) -> pd.DataFrame:
     """2D vs 2.5D: `experiment_table` with the mean consecutive-slice Dice and components per structure."""
-    table = experiment_table(overlap, timings, methods, cohorts, None)
+    table = experiment_table(overlap, timings, methods, models, None)
     per_structure = consistency.assign(structure=consistency["structure"].map(nucleus_of))
     means = per_structure.groupby(["method", "structure"])[["slice_dice", "components"]].mean()
     table = table.join(means, on=["method", "structure"])
@@ -124,17 +126,16 @@ def write_experiment_tables(overlap: pd.DataFrame, experiments: Mapping[str, Seq
                             timing_cases: Sequence[Mapping], slice_cases: Sequence[Mapping],
                             out_dir: str | os.PathLike) -> list[Path]:
     """Every LiNUS experiment table (CSV, Markdown, LaTeX) and the per-subject consistency CSV it
-    aggregates. `models`: method -> {task, cohort}; `experiments`: table kind -> methods."""
+    aggregates. `models`: method -> its config entry with its cohort; `experiments`: table kind -> methods."""
     out_dir = Path(out_dir)
     timings = timing_table(timing_cases)
-    cohort_of = {method: model["cohort"] for method, model in models.items()}
     tasks = {method: model["task"] for method, model in models.items()}
     consistency = consistency_cases(slice_cases, tasks)
     written = [write_table(cohort_table(cohorts), out_dir / "linus_cohorts",
                            "Cohorts: image dimensions and spacing read from the data; paper rows: LiNUS Table VI")]
     for kind, methods in experiments.items():
-        table = (slices_table(overlap, timings, consistency, methods, cohort_of) if kind == "slices"
-                 else experiment_table(overlap, timings, methods, cohort_of, TABLE_SOURCES[kind]))
+        table = (slices_table(overlap, timings, consistency, methods, models) if kind == "slices"
+                 else experiment_table(overlap, timings, methods, models, TABLE_SOURCES[kind]))
         written.append(write_table(table, out_dir / TABLE_NAMES[kind], CAPTIONS[kind]))
     consistency_csv = write_text_atomic(out_dir / "linus_slice_consistency.csv", consistency.to_csv(index=False))
     return [path for paths in written for path in paths] + [consistency_csv]

@@ -4,8 +4,10 @@
 to its size multiple; 2.5D models see each with its neighbours, `data.context_stacks`); 3D models
 slide a window of the training patch size over it with MONAI's `sliding_window_inference`,
 blending overlapping windows with Gaussian weights. For DB-ResUNet the predictor also builds each
-window's global patch from the block-averaged volume (see `data.GlobalView`). An optional clean-up
-keeps each class's largest connected component.
+window's global patch from the block-averaged volume (see `data.GlobalView`). The workflow writes the
+labels as the network gives them (neither paper cleans them up; the evaluation may score a clean-up of
+every method alike); the viewer may keep each class's largest connected component
+(`evaluate.keep_largest_components`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 from torch.nn.utils import parametrize
 
 from .bundle import is_bundle, load_bundle
 from .data import GlobalView, context_stacks, load_subject, pad_ends, pad_to_multiple
+from .evaluate import keep_largest_components
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, get_spec
@@ -171,15 +173,6 @@ def label_map(logits: torch.Tensor) -> torch.Tensor:
     return logits.max(0).indices.to(torch.uint8)
 
 
-def keep_largest_components(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Each class reduced to its largest connected component (26-connectivity); the rest becomes
-    background."""
-    keep = KeepLargestConnectedComponent(
-        applied_labels=list(range(1, n_classes)), is_onehot=False, independent=True
-    )
-    return torch.as_tensor(keep(labels[None]))[0]
-
-
 def reference_values(task: str) -> dict[str, int]:
     """The value each task class is written with: its first structure's in the package numbering
     (`labels.TASKS`; GP as GP_L/GP_R, 19/20), so model outputs are scored like every other method's."""
@@ -224,11 +217,11 @@ def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor,
         labels = label_map(predict_logits(model, info, image, overlap, batch_size))
     synchronize(device)
     predicted = time.perf_counter()
+    labels = labels.cpu().numpy()
     if largest_component:
-        with torch.inference_mode():  # the labels are an inference tensor: edited in that mode only
-            labels = keep_largest_components(labels, info.n_classes)
+        labels = keep_largest_components(labels)
     cleaned = time.perf_counter()
-    return Prediction(labels.cpu().numpy(), predicted - started, cleaned - predicted)
+    return Prediction(labels, predicted - started, cleaned - predicted)
 
 
 def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: int | None,
@@ -251,7 +244,6 @@ def segment_files(
     device: torch.device | None = None,
     overlap: float = 0.25,
     batch_size: int | None = None,
-    largest_component: bool = True,
     mixed_precision: bool | None = None,
     padding_record: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
@@ -263,7 +255,7 @@ def segment_files(
     device = next(model.parameters()).device
     subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
     warm_up(model, info, subject.image, batch_size, mixed_precision)
-    prediction = predict(model, info, subject.image, overlap, batch_size, largest_component, mixed_precision)
+    prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision)
     values = reference_values(info.task)
     labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine
     if padding_record is not None:
@@ -274,7 +266,6 @@ def segment_files(
         "task": info.task,
         "label_values": values,
         "inference_seconds": prediction.inference_seconds,
-        "cleanup_seconds": prediction.cleanup_seconds,
         "device": str(device),
         "mixed_precision": uses_half_precision(device, mixed_precision),
         "threads": torch.get_num_threads(),

@@ -563,8 +563,7 @@ class Plan:
         methods = self.experiment_methods()
         cases = self.overlap_cases("linus_experiments_overlap")
         return {"experiments": {kind: experiments[kind] for kind in EXPERIMENT_KINDS},
-                "models": {method: {"task": self.models[method]["task"], "cohort": self.method_cohort(method)}
-                           for method in methods},
+                "models": {method: {**self.models[method], "cohort": self.method_cohort(method)} for method in methods},
                 "cohorts": self.experiment_cohorts(), "timings": self.timing_cases(methods),
                 "slice_cases": [case for case in cases if case["method"] in experiments["slices"]]}
 
@@ -695,7 +694,12 @@ def make_plan(config: Mapping) -> Plan:
     roles = {}
     for cohort in dict.fromkeys(session.cohort for session in found):
         splits = config["splits"] if cohort == MAIN_COHORT else config["cohorts"][cohort]["splits"]
-        roles.update(assign_roles({k: s for k, s in sessions.items() if s.cohort == cohort}, splits, cohort))
+        cohort_roles = assign_roles({k: s for k, s in sessions.items() if s.cohort == cohort}, splits, cohort)
+        tested = len({sessions[key].participant for key, role in cohort_roles.items() if role == "test"})
+        if 0 < tested < splits["test"]:
+            notes.append(f"cohort {cohort}: splits.test asks for {splits['test']} test participants and "
+                         f"{tested} labelled ones remain after training and validation: tested on {tested}")
+        roles.update(cohort_roles)
     ablation_models, ablation_methods = ablation_variants(config)
     main_models = {**config["models"], **ablation_models}
     selected = config.get("methods")

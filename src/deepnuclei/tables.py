@@ -10,17 +10,37 @@ distance in mm).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .evaluate import scored_structures
 from .io import read_json, write_text_atomic
+from .layout import MAIN_COHORT
 
 PAPER_NUCLEI = ("CN", "GP", "PUT", "THA", "SN", "RN", "DN")  # the DB-ResUNet paper's columns, in its order
 PAPER_PREFIX = "paper: "  # marks rows holding a paper's numbers rather than ours
+
+# Which paper row each of our methods stands beside ("ours beside theirs"): a model by its architecture's
+# name in the papers' tables and the conditions its config meets (inputs, global-branch rate, cohort, task,
+# optimizer); the atlas baselines beside the papers' registration-based methods (MRICloud, a multi-atlas
+# method, and the LiNUS paper's "traditional method"). Our rows carry the paper row's method and condition.
+PAPER_NAMES = {"linus": "LiNUS", "lraspp": "Lraspp", "vnet": "VNet", "unet2d": "UNet", "unet3d_linus": "UNet3d",
+               "fcn": "FCN", "deeplabv3": "Deeplab", "unet3d": "3D-UNet", "resunet": "ResUNet",
+               "dbresunet": "DB-ResUNet"}
+ATLAS_METHODS = ("atlas", "atlas-jlf")
+REGISTRATION_METHODS = ("MRICloud", "Traditional method")
+INPUT_NAMES = {"Chimap": "QSM", "T1w": "T1 WI"}  # in the papers' order: "QSM+T1 WI"
+PAPER_RATE = 2  # DB-ResUNet's global branch, downsampled 2x in-plane unless options.rate says otherwise
+PAPER_COHORTS = {MAIN_COHORT: "TT14"}  # LiNUS Table VII: its 1 mm dataset; any further cohort stands for PD25
+PAPER_TASKS = {"stn": "STN", "gpi": "GPi"}
+PAPER_OPTIMIZERS = {"adam": "Adam", "mist": "MI-ST"}
+CONFIDENCE = 0.95
 
 
 def data_file(name: str) -> pd.DataFrame:
@@ -43,6 +63,54 @@ def nucleus_of(structure: str) -> str:
     return structure.rsplit("_", 1)[0]
 
 
+def ci95(values: pd.Series) -> float:
+    """Half-width of the 95 % confidence interval of the mean (Student's t); NaN below two values."""
+    values = values.dropna()
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std() / np.sqrt(len(values)))
+
+
+def misses(overlap: pd.DataFrame) -> pd.Series:
+    """Per method: structures (summed over subjects) that the reference has and the method did not find."""
+    missed = overlap["missed"] if "missed" in overlap else pd.Series(False, index=overlap.index)
+    return missed.astype(bool).groupby(overlap["method"]).sum().astype(int).rename("misses")
+
+
+def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str]]:
+    """The paper methods our `method` (a config model entry, None for an atlas method) may stand beside,
+    and the conditions it meets."""
+    if model is None:
+        return (REGISTRATION_METHODS if method in ATLAS_METHODS else ()), {"", "QSM+T1 WI"}
+    if model.get("architecture") not in PAPER_NAMES:
+        return (), set()
+    inputs = "+".join(name for key, name in INPUT_NAMES.items() if key in model["inputs"])
+    rate = (model.get("options") or {}).get("rate", [PAPER_RATE])[0]
+    optimizer = (model.get("training") or {}).get("optimizer", "adam")
+    return (PAPER_NAMES[model["architecture"]],), {
+        "", inputs, f"input {inputs}", f"global branch downsampled {rate:g}x", PAPER_TASKS.get(model["task"], ""),
+        PAPER_COHORTS.get(model.get("cohort", MAIN_COHORT), "PD25"), f"optimizer {PAPER_OPTIMIZERS[optimizer]}"}
+
+
+def beside(ours: pd.DataFrame, theirs: pd.DataFrame, models: Mapping[str, Mapping] | None) -> pd.DataFrame:
+    """Our rows and the papers' (`paper_method` and `condition` columns), each paper row after ours that
+    stand beside it (`paper_identity`; they take its paper_method and condition); ours standing beside
+    none come last."""
+    models = models or {}
+    ours = ours.assign(paper_method="", condition="")
+    placed, rows = set(), []
+    for _, paper in theirs.iterrows():
+        for index, row in ours.iterrows():
+            names, conditions = paper_identity(row["method"], models.get(row["method"]))
+            if index not in placed and paper["paper_method"] in names and paper["condition"] in conditions:
+                placed.add(index)
+                rows.append(pd.concat([row.drop(["paper_method", "condition"]), paper[["paper_method", "condition"]]]))
+        rows.append(paper)
+    rows += [row for index, row in ours.iterrows() if index not in placed]
+    columns = list(dict.fromkeys([*ours.columns, *theirs.columns]))
+    return pd.DataFrame(rows).reset_index(drop=True).reindex(columns=columns)
+
+
 def per_nucleus(overlap: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
     """A metric per method, subject and nucleus, left and right averaged within each subject."""
     table = overlap.assign(nucleus=overlap["structure"].map(nucleus_of), subject=overlap["subject"].astype(str))
@@ -53,17 +121,41 @@ def _paper_label(method: str, condition: str) -> str:
     return f"{PAPER_PREFIX}{method}" + (f" ({condition})" if condition else "")
 
 
-def dice_table(
-    overlap: pd.DataFrame, nuclei: Sequence[str] = PAPER_NUCLEI, source: str = "DB-ResUNet Table I"
-) -> pd.DataFrame:
-    """Mean Dice per method (rows) and nucleus (columns), then the rows `source` reports, labelled
-    "paper: <method>". For the STN: `dice_table(overlap, ("STN",), "LiNUS Table II")`."""
-    ours = per_nucleus(overlap).pivot_table(index="method", columns="nucleus", values="dice", aggfunc="mean")
-    reported = paper_results().query("source == @source and metric == 'dice' and structure in @nuclei")
-    reported = reported.assign(method=[_paper_label(m, c) for m, c in zip(reported["method"], reported["condition"])])
-    theirs = reported.pivot_table(index="method", columns="structure", values="value", sort=False)
-    table = pd.concat([ours, theirs]).reindex(columns=list(nuclei))
-    return table.rename_axis(index="method", columns=None).reset_index()
+def paper_wide(sources: Sequence[str], metrics: Sequence[str], structures: Sequence[str] | None = None,
+               by_structure: bool = False) -> pd.DataFrame:
+    """The papers' values of `metrics` from `sources` (times in seconds), a row per reported method and
+    condition (labelled "paper: <method> (<condition>)", with the source where several are asked for),
+    with its paper_method and condition; a column per metric, or with `by_structure` per structure."""
+    reported = paper_results().query("source in @sources and metric in @metrics")
+    reported = reported.assign(value=reported["value"] * reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0))
+    if structures is not None:
+        reported = reported[reported["structure"].isin([*structures, ""])]
+    several = len(sources) > 1
+    reported = reported.assign(
+        paper_method=reported["method"],
+        method=[_paper_label(f"{m}, {s}" if several else m, c)
+                for m, s, c in zip(reported["method"], reported["source"], reported["condition"])])
+    columns = "structure" if by_structure else "metric"
+    wide = reported.pivot_table(index=["method", "paper_method", "condition"], columns=columns, values="value",
+                                sort=False)
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def dice_table(overlap: pd.DataFrame, nuclei: Sequence[str] = PAPER_NUCLEI, source: str = "DB-ResUNet Table I",
+               models: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """Mean Dice per method (rows) and nucleus (columns; left and right averaged per subject), each with the
+    half-width of its 95 % confidence interval (`<nucleus>_ci95`), the subjects and the misses (structures
+    not found: Dice 0 in the means); each row of `source` after ours that stand beside it. For the STN:
+    `dice_table(overlap, ("STN",), "LiNUS Table II")`."""
+    overlap = overlap[overlap["structure"].map(nucleus_of).isin(nuclei)]
+    values = per_nucleus(overlap)
+    grouped = values.groupby(["method", "nucleus"])["dice"]
+    means = grouped.mean().unstack().reindex(columns=list(nuclei))
+    intervals = grouped.agg(ci95).unstack().reindex(columns=list(nuclei)).add_suffix("_ci95")
+    ours = means.join(intervals)[[column for nucleus in nuclei for column in (nucleus, f"{nucleus}_ci95")]]
+    ours = ours.join(values.groupby("method")["subject"].nunique().rename("subjects")).join(misses(overlap))
+    theirs = paper_wide((source,), ("dice",), nuclei, by_structure=True)
+    return beside(ours.rename_axis("method").reset_index(), theirs, models)
 
 
 def _mean_sd_rows(values: pd.DataFrame) -> pd.DataFrame:
@@ -73,13 +165,18 @@ def _mean_sd_rows(values: pd.DataFrame) -> pd.DataFrame:
 
 def localization_table(overlap: pd.DataFrame, structures: Sequence[str] | None = ("STN_L", "STN_R")) -> pd.DataFrame:
     """Centre-of-mass error (mm) per method and subject (rows) and structure (columns, every scored one
-    for None), each method closed by mean and sd rows; LiNUS's mean and sd over its Tables IV and V
-    follow as method "paper: LiNUS" where those structures are asked for."""
+    for None), each method closed by mean and sd rows over the structures found and a `misses` row
+    (not found: no centre); LiNUS's mean and sd over its Tables IV and V follow as method "paper: LiNUS"
+    where those structures are asked for."""
     structures = list(structures or [name for name in scored_structures() if name in set(overlap["structure"])])
     errors = overlap[overlap["structure"].isin(structures)].assign(subject=overlap["subject"].astype(str))
     wide = errors.pivot(index=["method", "subject"], columns="structure", values="com_error_mm")
     wide = wide.reindex(columns=structures)
-    blocks = {method: pd.concat([rows.droplevel("method"), _mean_sd_rows(rows)])
+    missed = (errors.assign(missed=errors["missed"].astype(bool)) if "missed" in errors
+              else errors.assign(missed=False)).pivot_table(index="method", columns="structure", values="missed",
+                                                            aggfunc="sum").reindex(columns=structures)
+    blocks = {method: pd.concat([rows.droplevel("method"), _mean_sd_rows(rows),
+                                 pd.DataFrame([missed.loc[method]], index=["misses"])])
               for method, rows in wide.groupby(level="method")}
     paper = paper_localization().query("structure in @structures")
     if not paper.empty:
@@ -89,12 +186,36 @@ def localization_table(overlap: pd.DataFrame, structures: Sequence[str] | None =
     return table.rename_axis(columns=None).reset_index()
 
 
+def localization_voxels(overlap: pd.DataFrame, structures: Sequence[str] = ("STN_L", "STN_R")) -> pd.DataFrame:
+    """LiNUS Tables IV and V in their form: per method scored on the T1 grid, structure and subject, the
+    predicted and reference centres of mass as voxel indices of that grid (rounded, as the paper prints
+    them) and their distance in mm; then the paper's cases."""
+    columns = ["method", "structure", "subject", *(f"predicted_{axis}" for axis in "ijk"),
+               *(f"reference_{axis}" for axis in "ijk"), "distance_mm"]
+    scored = overlap[overlap["structure"].isin(structures)]
+    scored = scored[scored["space"] == "T1w"] if "space" in scored else scored.iloc[:0]
+    ours = pd.DataFrame({"method": scored["method"], "structure": scored["structure"],
+                         "subject": scored["subject"].astype(str),
+                         **{f"predicted_{axis}": scored[f"com_{axis}"].round() for axis in "ijk"},
+                         **{f"reference_{axis}": scored[f"reference_com_{axis}"].round() for axis in "ijk"},
+                         "distance_mm": scored["com_error_mm"]}) if not scored.empty else pd.DataFrame(columns=columns)
+    theirs = paper_localization().query("structure in @structures").assign(
+        method=_paper_label("LiNUS", ""), subject=lambda rows: rows["case"].astype(str))
+    table = pd.concat([ours.sort_values(["method", "structure", "subject"]), theirs], ignore_index=True)
+    return table.reindex(columns=[*columns, "source"])
+
+
 def method_summary(overlap: pd.DataFrame, metrics: Sequence[str] = ("dice", "precision", "recall")) -> pd.DataFrame:
-    """Mean and sd of each metric per structure and method, structures in scored order, with n subjects."""
-    grouped = overlap.groupby(["structure", "method"])[list(metrics)]
-    table = grouped.agg(["mean", "std"])
+    """Mean and sd of each metric per structure and method, structures in scored order, with n subjects,
+    the 95 % interval of the mean Dice where Dice is asked for, and the misses."""
+    overlap = overlap.assign(missed=overlap["missed"].astype(bool) if "missed" in overlap else False)
+    grouped = overlap.groupby(["structure", "method"])
+    table = grouped[list(metrics)].agg(["mean", "std"])
     table.columns = [f"{metric}_{'sd' if statistic == 'std' else statistic}" for metric, statistic in table.columns]
     table.insert(0, "n", grouped.size())
+    if "dice" in metrics:
+        table.insert(table.columns.get_loc("dice_sd") + 1, "dice_ci95", grouped["dice"].agg(ci95))
+    table["misses"] = grouped["missed"].sum().astype(int)
     rank = {name: index for index, name in enumerate(scored_structures())}
     table = table.reset_index().assign(rank=lambda rows: rows["structure"].map(rank))
     return table.sort_values(["rank", "method"]).drop(columns="rank").reset_index(drop=True)
@@ -123,43 +244,47 @@ def timing_table(cases: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device"])
 
 
-def paper_wide(sources: Sequence[str], metrics: Sequence[str], structure: str | None = None) -> pd.DataFrame:
-    """The papers' values of `metrics` from `sources`, a row per reported method, a column per metric."""
-    reported = paper_results().query("source in @sources and metric in @metrics")
-    reported = reported.assign(value=reported["value"] * reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0))
-    if structure is not None:
-        reported = reported[reported["structure"].isin([structure, ""]) | reported["structure"].isna()]
-    reported = reported.assign(method=[_paper_label(f"{m}, {s}", c) for m, s, c in
-                                       zip(reported["method"], reported["source"], reported["condition"].fillna(""))])
-    return reported.pivot_table(index="method", columns="metric", values="value", sort=False).reset_index()
+def paper_times(theirs: pd.DataFrame) -> pd.DataFrame:
+    """The LiNUS paper's `inference_time` beside ours: a network's (0.05 s for LiNUS) as `network_seconds`,
+    its registration method's (15 min, the whole run) as `job_seconds`."""
+    if "inference_time" not in theirs:
+        return theirs
+    registration = theirs["paper_method"].isin(REGISTRATION_METHODS)
+    return theirs.assign(job_seconds=theirs["inference_time"].where(registration),
+                         network_seconds=theirs["inference_time"].where(~registration)).drop(columns="inference_time")
 
 
-def efficiency_table(timings: pd.DataFrame, parameters: dict[str, int]) -> pd.DataFrame:
-    """Parameters, float32 model bytes and seconds per subject (mean and sd of the jobs' wall time; the
-    network alone) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III)."""
+def efficiency_table(timings: pd.DataFrame, parameters: dict[str, int],
+                     models: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """Parameters, float32 model bytes and seconds per subject (the jobs' wall time, mean and sd; the
+    network alone, mean) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III)
+    each after ours beside it."""
     per_method = timings.groupby("method").agg(
-        seconds_per_subject=("job_seconds", "mean"), seconds_sd=("job_seconds", "std"),
+        job_seconds=("job_seconds", "mean"), job_seconds_sd=("job_seconds", "std"),
         network_seconds=("network_seconds", "mean"), device=("device", "first"), subjects=("subject", "count"))
     per_method.insert(0, "parameters", pd.Series(parameters, dtype="float"))
     per_method.insert(1, "model_size", 4 * per_method["parameters"])
     ours = per_method.rename_axis("method").reset_index()
-    theirs = paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS)
-    theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
-    return pd.concat([ours, theirs], ignore_index=True)
+    theirs = paper_times(paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS))
+    return beside(ours, theirs, models)
 
 
-def stn_table(overlap: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame:
-    """LiNUS Tables II and III: STN Dice, precision and recall (left and right averaged per subject) with
-    each method's size and time, then the paper's rows."""
+def stn_table(overlap: pd.DataFrame, efficiency: pd.DataFrame, models: Mapping[str, Mapping] | None = None
+              ) -> pd.DataFrame:
+    """LiNUS Tables II and III: STN Dice (with its 95 % interval), precision and recall (left and right
+    averaged per subject), misses, each method's size and seconds per subject (the job's; the network's,
+    which the paper's times are), then the paper's rows, each after ours beside it."""
     stn = overlap[overlap["structure"].isin(["STN_L", "STN_R"])]
     metrics = ["dice", "precision", "recall"]
-    scores = pd.concat([per_nucleus(stn, metric).set_index(["method", "subject"])[metric] for metric in metrics],
-                       axis=1).groupby("method").mean()
-    columns = ["method", "parameters", "model_size", "seconds_per_subject"]
-    ours = scores.join(efficiency[columns].set_index("method"), how="left").reset_index()
-    theirs = paper_wide(("LiNUS Table II", "LiNUS Table III"), [*metrics, *EFFICIENCY_METRICS], "STN")
-    theirs = theirs.rename(columns={"inference_time": "seconds_per_subject"})
-    return pd.concat([ours, theirs], ignore_index=True).reindex(columns=["method", *metrics, *columns[1:]])
+    subjects = pd.concat([per_nucleus(stn, metric).set_index(["method", "subject"])[metric] for metric in metrics],
+                         axis=1)
+    scores = subjects.groupby("method").mean().join(subjects.groupby("method")["dice"].agg(ci95).rename("dice_ci95"))
+    columns = ["parameters", "model_size", "job_seconds", "network_seconds"]
+    ours = scores.join(misses(stn)).join(efficiency.set_index("method")[columns], how="left")
+    theirs = paper_times(paper_wide(("LiNUS Table II", "LiNUS Table III"), [*metrics, *EFFICIENCY_METRICS], ("STN",)))
+    table = beside(ours.rename_axis("method").reset_index(), theirs, models)
+    return table.reindex(columns=["method", "dice", "dice_ci95", "precision", "recall", "misses", *columns,
+                                  "paper_method", "condition"])
 
 
 def write_table(table: pd.DataFrame, out_stem: str | os.PathLike, caption: str, digits: int = 3) -> list[Path]:
@@ -179,29 +304,37 @@ ABLATION_SOURCES = {"rate": "DB-ResUNet Table III", "inputs": "DB-ResUNet Table 
 
 def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
                             parameters: dict[str, int] | None = None,
-                            ablations: dict[str, Sequence[str]] | None = None) -> list[Path]:
+                            ablations: dict[str, Sequence[str]] | None = None,
+                            models: Mapping[str, Mapping] | None = None) -> list[Path]:
     """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
     `parameters` (per model, `models.configured_parameters`) feed the efficiency tables; `ablations` names
-    the methods of each ablation ("rate", "inputs"), the reference model included."""
+    the methods of each ablation ("rate", "inputs"), the reference model included; `models` (the config's
+    entries) places our rows beside the papers' (`paper_identity`)."""
     out_dir = Path(out_dir)
-    efficiency = efficiency_table(timing_table(timing_cases), parameters or {})
+    efficiency = efficiency_table(timing_table(timing_cases), parameters or {}, models)
     tables = {
-        "dice_nuclei": (dice_table(overlap), "Mean Dice per nucleus (left and right averaged per subject); "
-                                             "paper rows: DB-ResUNet Table I"),
-        "dice_stn": (dice_table(overlap, ("STN",), "LiNUS Table II"),
+        "dice_nuclei": (dice_table(overlap, models=models),
+                        "Mean Dice per nucleus (left and right averaged per subject) with the half-width of its 95 % "
+                        "confidence interval, subjects and misses (structures not found, Dice 0); paper rows: "
+                        "DB-ResUNet Table I"),
+        "dice_stn": (dice_table(overlap, ("STN",), "LiNUS Table II", models),
                      "Mean Dice of the STN (left and right averaged per subject); paper rows: LiNUS Table II"),
-        "stn_methods": (stn_table(overlap, efficiency), "STN Dice, precision, recall, size and seconds per subject; "
-                                                         "paper rows: LiNUS Tables II and III"),
+        "stn_methods": (stn_table(overlap, efficiency, models),
+                        "STN Dice, precision, recall, misses, size and seconds per subject (the job's; the network's, "
+                        "which the paper times); paper rows: LiNUS Tables II and III"),
         "efficiency": (efficiency, "Parameters, float32 model bytes and seconds per subject (Snakemake benchmark "
                                    "of each job; network alone); paper rows: DB-ResUNet Table II, LiNUS Tables II, III"),
-        "localization_stn": (localization_table(overlap), "STN centre-of-mass error (mm) per subject; "
-                                                          "paper rows: LiNUS Tables IV and V"),
+        "localization_stn": (localization_table(overlap), "STN centre-of-mass error (mm) per subject, mean and sd over "
+                                                          "the structures found, misses; paper rows: LiNUS Tables IV and V"),
+        "localization_stn_voxels": (localization_voxels(overlap),
+                                    "LiNUS Tables IV and V: STN centres of mass as voxel indices of the T1 grid "
+                                    "(models scored there) and their distance (mm); then the paper's cases"),
         "localization_all": (localization_table(overlap, None), "Centre-of-mass error (mm) per subject and structure"),
         "summary": (method_summary(overlap, ("dice", "precision", "recall", "hd95_mm", "mean_surface_distance_mm",
                                              "com_error_mm")), "Mean and sd per structure and method"),
     }
     for kind, methods in (ablations or {}).items():
         chosen = overlap[overlap["method"].isin(methods)]
-        tables[f"ablation_{kind}"] = (dice_table(chosen, source=ABLATION_SOURCES[kind]),
+        tables[f"ablation_{kind}"] = (dice_table(chosen, source=ABLATION_SOURCES[kind], models=models),
                                       f"Ablation ({kind}): mean Dice per nucleus; paper rows: {ABLATION_SOURCES[kind]}")
     return [path for name, (table, caption) in tables.items() for path in write_table(table, out_dir / name, caption)]

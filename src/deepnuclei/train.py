@@ -1,11 +1,18 @@
 """Training of any registry model on labelled subjects, resumable, on GPU when present.
 
 The settings start from one of two recipes, the papers' (`RECIPES`), and the config overrides any
-of them: LiNUS's for slice models (Dice + cross-entropy, batch 128, 200 epochs, cosine annealing
-1e-3 -> 1e-4, rotation / scaling / elastic / noise augmentation) and DB-ResUNet's for patch
-models (weighted cross-entropy 0.1 / 0.4 plus λg = 1 times the auxiliary loss, Adam 3e-4 with
-betas (0.9, 0.99) and weight decay 3e-5, batch 4, learning rate × 0.1 on a validation-loss
-plateau, stop below 1e-6, flips on three axes and in-plane rotation ± 30°).
+of them. The recipe follows the paper whose table a model is trained for, read from its task
+(`TASK_RECIPES`): LiNUS's for the binary STN and GPi tasks (Dice + cross-entropy, batch 128, 200 epochs,
+cosine annealing 1e-3 -> 1e-4, rotation / scaling / elastic / noise augmentation), its 3D baselines
+V-Net and U-Net3D included, since the LiNUS paper compared every Table II model in its own setting;
+DB-ResUNet's for the 7 nuclei (weighted cross-entropy 0.1 / 0.4 plus λg = 1 times the auxiliary loss,
+Adam 3e-4 with betas (0.9, 0.99) and weight decay 3e-5, batch 4, learning rate × 0.1 on a
+validation-loss plateau, stop below 1e-6, flips on three axes and in-plane rotation ± 30°).
+
+Two readings of the papers: the DB-ResUNet text prints its plateau factor as "√ ... by a factor of 0.1",
+a glyph of its typesetting on a line of its own; we read the factor as 0.1 (not √0.1 ≈ 0.32). The LiNUS
+paper gives no batch size or elastic deformation for its 3D baselines: a 3D model on LiNUS's recipe takes
+`PATCH_ADAPTATION` (DB-ResUNet's batch of 4 patches, no elastic deformation) over it.
 
 Every epoch writes `checkpoint_last.pt` atomically (model, optimizer, scheduler, scaler, RNG
 states, history, best score) and, when validation Dice improves, `checkpoint_best.pt`; a rerun
@@ -68,6 +75,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         augmentation=dict(flip_axes=(0, 1, 2), rotate_degrees=30.0, rotation_axis=2),
     ),
 }
+TASK_RECIPES = {"stn": "linus", "gpi": "linus", "nuclei7": "dbresunet"}
+PATCH_ADAPTATION = dict(batch_size=4, augmentation=dict(elastic_magnitude=0.0))  # LiNUS's recipe on 3D patches
 TUPLES = ("patch_size", "betas", "class_weights")
 
 
@@ -103,10 +112,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, spec: ModelSpec, config: dict[str, Any]) -> TrainConfig:
-        """The recipe named by config['recipe'] (default: 'linus' for slice models, 'dbresunet'
-        for patch models) with the config's keys over it."""
+        """The recipe named by config['recipe'] (default: the task's, `TASK_RECIPES`; without a task,
+        'linus' for slice models and 'dbresunet' for patch models) with the config's keys over it."""
         config = dict(config)
-        recipe = RECIPES[config.pop("recipe", "linus" if spec.dims == 2 else "dbresunet")]
+        default = TASK_RECIPES.get(config.get("task"), "linus" if spec.dims == 2 else "dbresunet")
+        recipe = dict(RECIPES[config.pop("recipe", default)])
+        if spec.dims == 3 and recipe["augmentation"].get("elastic_magnitude"):
+            recipe.update(PATCH_ADAPTATION, augmentation={**recipe["augmentation"], **PATCH_ADAPTATION["augmentation"]})
         unknown = set(config) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown training settings {sorted(unknown)}")

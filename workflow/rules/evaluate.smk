@@ -18,6 +18,8 @@ rule overlap_case:
     params:
         task=lambda wildcards: f"--task {overlap_case(wildcards)['task']}" if overlap_case(wildcards)["task"] else "",
         qsm=lambda wildcards, input: f"--qsm {input.qsm}" if input.qsm else "",
+        space=lambda wildcards: overlap_case(wildcards)["space"],
+        largest_component="--largest-component" if config["evaluation"]["largest_component"] else "",
     log:
         log_path("overlap_{method}", "{subject}"),
     benchmark:
@@ -26,7 +28,8 @@ rule overlap_case:
         "../../envs/evaluation.yaml"
     shell:
         "deepnuclei overlap-case --subject {wildcards.subject} --method {wildcards.method} --prediction {input.prediction}"
-        " --reference {input.reference} {params.qsm} {params.task} --lookup {input.lookup} --out {output} > {log} 2>&1"
+        " --reference {input.reference} --space {params.space} {params.qsm} {params.task} {params.largest_component}"
+        " --lookup {input.lookup} --out {output} > {log} 2>&1"
 
 
 rule overlap:

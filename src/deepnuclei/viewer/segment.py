@@ -158,7 +158,7 @@ def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str,
 
 def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, inference: Mapping[str, Any]) -> Segmentation:
     """Labels of one model input (channels, *volume) with the config's `inference:` settings."""
-    batch_size, largest = inference.get("batch_size"), inference.get("largest_component", True)
+    batch_size, largest = inference.get("batch_size"), inference.get("largest_component", False)
     if not loaded.warm:
         warm_up(loaded.model, loaded.info, image, batch_size, None)
         loaded.warm = True

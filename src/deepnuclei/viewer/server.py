@@ -79,6 +79,12 @@ def preprocess_settings(config: Mapping[str, Any], loaded: LoadedModel) -> dict[
     return config["preprocess"]
 
 
+def viewer_inference(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's inference settings, cleaning up as its evaluation does."""
+    cleanup = config.get("evaluation", {}).get("largest_component", False)
+    return {**config.get("inference", {}), "largest_component": cleanup}
+
+
 def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[str, Any],
                max_upload_mb: float) -> Flask:
     """The app over a data folder and the models in `results_dir`/models and `results_dir`/bundles; `config` is the workflow
@@ -116,7 +122,7 @@ def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[st
             paths, shown = request_files(request, folder, loaded, Path(upload_dir))
             with shown_as(shown):
                 subject = model_input(paths, loaded.inputs, loaded.info.task, preprocess_settings(config, loaded))
-            result = segment(loaded, subject.image, subject.affine, config.get("inference", {}))
+            result = segment(loaded, subject.image, subject.affine, viewer_inference(config))
         log.info("%s on %s: %.3f s inference", loaded.name, shown, result.inference_seconds)
         return {"model": loaded.name, "task": loaded.info.task, "file": shown,
                 "shape": list(result.labels.shape), "structures": result.structures,
