@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 endif
 CORES ?= all
 
-.PHONY: demo test report lint bench-qsm bench-transfer clean-results
+.PHONY: demo reproduce test report lint bench-qsm bench-transfer clean-results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --cores $(CORES)
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
+
+# Every row of both papers' tables (config/reproduce.yaml: every method of their tables, 30 + 22 subjects),
+# then the report; see docs/reproduce.md for its size and time.
+reproduce: $(VENV)/.installed
+	PATH=$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/reproduce.yaml -- reproduce
+	PATH=$(BIN):$$PATH snakemake --configfile config/reproduce.yaml --report results/report.html -- reproduce
 
 test: $(VENV)/.installed
 	PATH=$(BIN):$$PATH pytest

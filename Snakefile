@@ -33,3 +33,11 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+rule reproduce:
+    """Target: every table and figure of both papers, the default run's and the LiNUS experiments'. With
+    config/reproduce.yaml (make reproduce) every method of the papers' tables is trained for them."""
+    input:
+        rules.all.input,
+        rules.linus_experiments.input,

@@ -173,9 +173,10 @@ def evaluation_figure(stem, extension):
 
 
 def figure_stems():
-    """As deepnuclei.figures.figure_stems: the box plot, then scatter and Bland-Altman plots per model."""
-    return ["dice_boxplot"] + [f"{kind}_{quantity}_{model}" for model in MAIN_MODELS for kind in ("scatter", "bland_altman")
-                               for quantity in ("volume", "susceptibility")]
+    """As deepnuclei.figures.write_evaluation_figures: the box plot, then scatter and Bland-Altman plots per method
+    (atlas baselines too: DB-ResUNet Fig. 8 has its atlas method beside the networks)."""
+    return ["dice_boxplot"] + [f"{kind}_{quantity}_{method}" for method in PLAN.evaluated_methods()
+                               for kind in ("scatter", "bland_altman") for quantity in ("volume", "susceptibility")]
 
 
 def overlay_figure(subject):

@@ -83,7 +83,7 @@ rule evaluation_figures:
         [report(evaluation_figure(stem, "png"), caption="../report/figures.rst", category="Evaluation",
                 subcategory="Figures") for stem in figure_stems()],
     params:
-        methods=list(MAIN_MODELS),
+        methods=PLAN.evaluated_methods(),
         qsm_reference=QSM["methods"][QSM["method"]].get("reference", "mask"),  # QSMParams' default
         out_dir=EVALUATION / "figures",
     log:
