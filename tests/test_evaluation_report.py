@@ -88,11 +88,15 @@ def test_our_rows_stand_beside_the_papers():
     an atlas baseline stands beside the papers' registration methods, a cleaned-up variant beside none."""
     models = {"db": {"architecture": "dbresunet", "inputs": ["T1w", "Chimap"], "task": "nuclei7"},
               "db-qsm": {"architecture": "dbresunet", "inputs": ["Chimap"], "task": "nuclei7"},
+              "db-1": {"architecture": "dbresunet", "inputs": ["T1w", "Chimap"], "task": "nuclei7",
+                       "options": {"rate": [1, 1, 1]}},
               "u": {"architecture": "unet3d", "inputs": ["T1w", "Chimap"], "task": "nuclei7"}}
-    overlap = overlap_rows(methods=("atlas", "db", "db-qsm", "u", "db+lcc"))
+    overlap = overlap_rows(methods=("atlas", "db", "db-1", "db-qsm", "u", "db+lcc"))
     methods = list(dice_table(overlap, models=models)["method"])
+    # the rate variant has the paper's inputs but is not Table I's model: it stands beside no row there
     assert methods == ["u", "paper: 3D-UNet (QSM+T1 WI)", "paper: ResUNet (QSM+T1 WI)", "db",
-                       "paper: DB-ResUNet (QSM+T1 WI)", "atlas", "paper: MRICloud (QSM+T1 WI)", "db+lcc", "db-qsm"]
+                       "paper: DB-ResUNet (QSM+T1 WI)", "atlas", "paper: MRICloud (QSM+T1 WI)", "db+lcc", "db-1",
+                       "db-qsm"]
     inputs = dice_table(overlap, source="DB-ResUNet Table IV", models=models).set_index("method")
     assert inputs.loc["db-qsm", "condition"] == "input QSM" and inputs.loc["db", "condition"] == "input QSM+T1 WI"
     rates = {"db-1": {**models["db"], "options": {"rate": [1, 1, 1]}}, "db": models["db"]}

@@ -82,6 +82,8 @@ def experiment_table(overlap: pd.DataFrame, timings: pd.DataFrame, methods: Sequ
     seconds = timings.groupby("method").agg(job_seconds=("job_seconds", "mean"),
                                             network_seconds=("network_seconds", "mean"))
     ours = means.reset_index().join(seconds, on="method").join(misses(chosen), on="method")
+    ours = ours[["method", "structure", "subjects", "dice", "dice_ci95", "precision", "recall", "misses",
+                 "com_error_left_mm", "com_error_right_mm", "job_seconds", "network_seconds"]]
     ours.insert(1, "cohort", ours["method"].map({method: model["cohort"] for method, model in models.items()}))
     rank = {method: position for position, method in enumerate(methods)}
     ours = ours.sort_values("method", key=lambda names: names.map(rank), ignore_index=True)  # the config's order

@@ -79,7 +79,8 @@ def misses(overlap: pd.DataFrame) -> pd.Series:
 
 def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str]]:
     """The paper methods our `method` (a config model entry, None for an atlas method) may stand beside,
-    and the conditions it meets."""
+    and the conditions it meets. A paper row's condition is the one thing it changes: a DB-ResUNet variant
+    of another global-branch rate meets only that rate's condition, not its inputs' (and vice versa)."""
     if model is None:
         return (REGISTRATION_METHODS if method in ATLAS_METHODS else ()), {"", "QSM+T1 WI"}
     if model.get("architecture") not in PAPER_NAMES:
@@ -87,9 +88,13 @@ def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[
     inputs = "+".join(name for key, name in INPUT_NAMES.items() if key in model["inputs"])
     rate = (model.get("options") or {}).get("rate", [PAPER_RATE])[0]
     optimizer = (model.get("training") or {}).get("optimizer", "adam")
-    return (PAPER_NAMES[model["architecture"]],), {
-        "", inputs, f"input {inputs}", f"global branch downsampled {rate:g}x", PAPER_TASKS.get(model["task"], ""),
-        PAPER_COHORTS.get(model.get("cohort", MAIN_COHORT), "PD25"), f"optimizer {PAPER_OPTIMIZERS[optimizer]}"}
+    conditions = {"", PAPER_TASKS.get(model["task"], ""), PAPER_COHORTS.get(model.get("cohort", MAIN_COHORT), "PD25"),
+                  f"optimizer {PAPER_OPTIMIZERS[optimizer]}"}
+    if rate == PAPER_RATE:
+        conditions |= {inputs, f"input {inputs}"}
+    if inputs == "QSM+T1 WI":
+        conditions.add(f"global branch downsampled {rate:g}x")
+    return (PAPER_NAMES[model["architecture"]],), conditions
 
 
 def beside(ours: pd.DataFrame, theirs: pd.DataFrame, models: Mapping[str, Mapping] | None) -> pd.DataFrame:
