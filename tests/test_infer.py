@@ -123,6 +123,23 @@ def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:
     assert written["model"] == "dbresunet" and written["shape"] == [20, 18, 10]
 
 
+
+def test_segment_files_writes_the_labels_uncleaned(tmp_path, monkeypatch) -> None:
+    """The labels as the network gives them: neither paper keeps only each structure's largest component
+    (the workflow did, by default, for the networks only and not for the atlas baselines)."""
+    def no_clean_up(labels):
+        raise AssertionError("segment_files cleaned the labels up")
+
+    monkeypatch.setattr("deepnuclei.infer.keep_largest_components", no_clean_up)
+    model, info = tiny_model("dbresunet", task="nuclei7")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
+    channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), np.eye(4)) for name in ("a", "b")]
+    segment_files(checkpoint, channels, tmp_path / "sub-01_dseg.nii.gz", tmp_path / "sub-01_infer.json")
+    with pytest.raises(AssertionError, match="cleaned"):  # the viewer's option still reaches it
+        predict(model, info, torch.rand(2, 20, 18, 10), largest_component=True)
+
+
 def test_segment_files_puts_the_labels_back_on_the_swi_grid(tmp_path) -> None:
     model, info = tiny_model("linus")
     checkpoint = tmp_path / "checkpoint_best.pt"
