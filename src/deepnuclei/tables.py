@@ -71,10 +71,14 @@ def ci95(values: pd.Series) -> float:
     return float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std() / np.sqrt(len(values)))
 
 
+def with_misses(overlap: pd.DataFrame) -> pd.DataFrame:
+    """The overlap table with a boolean `missed` column (all False in tables written before misses were)."""
+    return overlap.assign(missed=overlap["missed"].astype(bool) if "missed" in overlap else False)
+
+
 def misses(overlap: pd.DataFrame) -> pd.Series:
     """Per method: structures (summed over subjects) that the reference has and the method did not find."""
-    missed = overlap["missed"] if "missed" in overlap else pd.Series(False, index=overlap.index)
-    return missed.astype(bool).groupby(overlap["method"]).sum().astype(int).rename("misses")
+    return with_misses(overlap).groupby("method")["missed"].sum().astype(int).rename("misses")
 
 
 def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str]]:
@@ -174,12 +178,10 @@ def localization_table(overlap: pd.DataFrame, structures: Sequence[str] | None =
     (not found: no centre); LiNUS's mean and sd over its Tables IV and V follow as method "paper: LiNUS"
     where those structures are asked for."""
     structures = list(structures or [name for name in scored_structures() if name in set(overlap["structure"])])
-    errors = overlap[overlap["structure"].isin(structures)].assign(subject=overlap["subject"].astype(str))
+    errors = with_misses(overlap[overlap["structure"].isin(structures)]).assign(subject=lambda rows: rows["subject"].astype(str))
     wide = errors.pivot(index=["method", "subject"], columns="structure", values="com_error_mm")
     wide = wide.reindex(columns=structures)
-    missed = (errors.assign(missed=errors["missed"].astype(bool)) if "missed" in errors
-              else errors.assign(missed=False)).pivot_table(index="method", columns="structure", values="missed",
-                                                            aggfunc="sum").reindex(columns=structures)
+    missed = errors.pivot_table(index="method", columns="structure", values="missed", aggfunc="sum").reindex(columns=structures)
     blocks = {method: pd.concat([rows.droplevel("method"), _mean_sd_rows(rows),
                                  pd.DataFrame([missed.loc[method]], index=["misses"])])
               for method, rows in wide.groupby(level="method")}
@@ -213,8 +215,7 @@ def localization_voxels(overlap: pd.DataFrame, structures: Sequence[str] = ("STN
 def method_summary(overlap: pd.DataFrame, metrics: Sequence[str] = ("dice", "precision", "recall")) -> pd.DataFrame:
     """Mean and sd of each metric per structure and method, structures in scored order, with n subjects,
     the 95 % interval of the mean Dice where Dice is asked for, and the misses."""
-    overlap = overlap.assign(missed=overlap["missed"].astype(bool) if "missed" in overlap else False)
-    grouped = overlap.groupby(["structure", "method"])
+    grouped = with_misses(overlap).groupby(["structure", "method"])
     table = grouped[list(metrics)].agg(["mean", "std"])
     table.columns = [f"{metric}_{'sd' if statistic == 'std' else statistic}" for metric, statistic in table.columns]
     table.insert(0, "n", grouped.size())
