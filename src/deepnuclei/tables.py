@@ -107,13 +107,14 @@ def beside(ours: pd.DataFrame, theirs: pd.DataFrame, models: Mapping[str, Mappin
     none come last."""
     models = models or {}
     ours = ours.assign(paper_method="", condition="")
+    identities = {index: paper_identity(method, models.get(method)) for index, method in ours["method"].items()}
     placed, rows = set(), []
     for _, paper in theirs.iterrows():
-        for index, row in ours.iterrows():
-            names, conditions = paper_identity(row["method"], models.get(row["method"]))
+        for index, (names, conditions) in identities.items():
             if index not in placed and paper["paper_method"] in names and paper["condition"] in conditions:
                 placed.add(index)
-                rows.append(pd.concat([row.drop(["paper_method", "condition"]), paper[["paper_method", "condition"]]]))
+                rows.append(pd.concat([ours.loc[index].drop(["paper_method", "condition"]),
+                                       paper[["paper_method", "condition"]]]))
         rows.append(paper)
     rows += [row for index, row in ours.iterrows() if index not in placed]
     columns = list(dict.fromkeys([*ours.columns, *theirs.columns]))
