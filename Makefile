@@ -53,5 +53,19 @@ bench-transfer: $(VENV)/.installed
 lint: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --lint
 
+# Documents made from the workflow itself: config/README.md from the config schema's descriptions
+# (workflow/scripts/config_readme.py), and the picture of the default run's rules, docs/images/rulegraph.svg.
+.PHONY: docs config-readme rulegraph
+docs: config-readme rulegraph
+
+config-readme: $(VENV)/.installed
+	$(BIN)/python workflow/scripts/config_readme.py
+
+rulegraph: $(VENV)/.installed
+	@command -v dot >/dev/null || { echo "make rulegraph: Graphviz's dot is missing: install graphviz (e.g. apt-get install graphviz)"; exit 1; }
+	@mkdir -p .snakemake
+	PATH=$(BIN):$$PATH snakemake --rulegraph > .snakemake/rulegraph.dot
+	dot -Tsvg .snakemake/rulegraph.dot -o docs/images/rulegraph.svg
+
 clean-results:
 	rm -rf results resources/demo .snakemake

@@ -111,7 +111,7 @@ def test_step_without_accumulate_takes_the_gradient_as_one_sub_batch() -> None:
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
 def test_mist_trains_the_tiny_linus(tmp_path, schedule: str) -> None:
     subjects = blob_subjects(2, channels=1)
-    # lr far below Adam's: MI-ST moves elements with outlying gradients by many times lr (see README)
+    # lr far below Adam's: MI-ST moves elements with outlying gradients by many times lr (see docs/models.md)
     config = dict(task="stn", max_epochs=4, iterations_per_epoch=4, batch_size=8, lr=3e-5, min_lr=3e-6,
                   optimizer="mist", sub_batches=2, schedule=schedule, plateau_patience=0)
     train("linus", TINY_LINUS, subjects[:1], subjects[1:], tmp_path, config)
