@@ -100,7 +100,7 @@ def test_sessions_inputs_and_roles_of_a_longitudinal_dataset(longitudinal, tmp_p
     record = plan.dataset_record()
     assert record["roles"] == {"train": 2, "validation": 0, "test": 1, "apply": 3}
     assert record["subjects"]["04_ses-pre"]["segmented_by"] == ["atlas", "atlas-jlf", "linus-t1"]
-    assert record["subjects"]["02_ses-pre"]["scored_for"] == ["atlas", "atlas-jlf", "linus", "linus-t1", "dbresunet",
+    assert record["subjects"]["02_ses-pre"]["scored_for"] == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
                                                               "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
 
 
