@@ -22,9 +22,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# --logger deepnuclei: one progress line per finished job (deepnuclei.progress); the last step prints where
+# the report is and the headline numbers
 demo: $(VENV)/.installed
-	PATH=$(BIN):$$PATH snakemake --cores $(CORES)
+	PATH=$(BIN):$$PATH snakemake --cores $(CORES) --logger deepnuclei
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
+	@$(BIN)/deepnuclei headline --results results --report results/report.html
 
 # Every row of both papers' tables (config/reproduce.yaml: every method of their tables, 30 + 22 subjects),
 # then the report; see docs/reproduce.md for its size and time.

@@ -21,8 +21,8 @@ import yaml
 
 from deepnuclei.infer import ModelInfo
 from deepnuclei.losses import SegmentationLoss, criterion
-from deepnuclei.train import TrainConfig
 from deepnuclei.models import get_spec
+from deepnuclei.train import TrainConfig
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 

@@ -17,6 +17,7 @@ import torch
 from deepnuclei.data import Subject
 from deepnuclei.infer import load_model, predict
 from deepnuclei.models import get_spec
+from deepnuclei.progress import training_status
 from deepnuclei.train import TrainConfig, dice_per_class, input_fingerprint, train
 
 # small widths so that a run takes seconds; the blob task needs no more
@@ -68,6 +69,8 @@ def test_linus_learns_a_bright_blob_and_writes_its_outputs(tmp_path) -> None:
     for name in ("checkpoint_best.pt", "checkpoint_last.pt", "curves.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
+    # what the deepnuclei logger shows while the job runs: here its last state
+    assert training_status(tmp_path) == "linus epoch 20/20, ~0 s left"
     assert foreground_dice(tmp_path / "checkpoint_best.pt", subjects[2]) > 0.6
 
 

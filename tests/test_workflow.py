@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,13 @@ def test_dry_run_plans_the_demo(tmp_path):
 
 @pytest.mark.slow
 def test_end_to_end_on_two_tiny_subjects(tmp_path):
-    run = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    run = snakemake("--cores", "2", "--configfile", str(TINY), "--logger", "deepnuclei", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    # the deepnuclei logger's progress line instead of a block per job: its last one counts every job done
+    last_line = [line for line in run.stderr.splitlines() if re.match(r"\[\d+:\d\d\] \d+/\d+ jobs", line)][-1]
+    done, total = map(int, re.search(r"(\d+)/(\d+) jobs", last_line).groups())
+    assert done == total > 50 and re.search(r"training (\d+)/\1\b", last_line) and "rule " not in run.stderr
+    check_headline(tmp_path / "results")
     for subject in ("01", "02"):
         anat = tmp_path / "resources" / "demo" / "bids" / f"sub-{subject}" / "anat"
         t1, affine = read_volume(anat / f"sub-{subject}_T1w.nii.gz")
@@ -132,6 +138,17 @@ PAPER_TABLES = {  # our table file -> the paper tables whose every row it must h
     "ablation_rate": ["DB-ResUNet Table III"], "ablation_inputs": ["DB-ResUNet Table IV"],
     "dice_stn": ["LiNUS Table II"], "stn_methods": ["LiNUS Table II", "LiNUS Table III"],
     "linus_resolution": ["LiNUS Table VII"], "linus_targets": ["LiNUS Table VIII"], "linus_optimizers": ["LiNUS Table IX"]}
+
+
+def check_headline(results: Path) -> None:
+    """The screen `make demo` ends on gives the report's place and each model's mean Dice over the 7 nuclei."""
+    shown = subprocess.run([str(Path(sys.executable).parent / "deepnuclei"), "headline", "--results", str(results),
+                            "--report", str(results / "report.html")], capture_output=True, text=True, check=True).stdout
+    assert shown.startswith(f"Report: {results / 'report.html'}")
+    dice = pd.read_csv(results / "evaluation" / "dice_nuclei.csv").set_index("method")
+    mean = dice.loc["dbresunet", ["CN", "GP", "PUT", "THA", "SN", "RN", "DN"]].mean()
+    assert re.search(rf"^  dbresunet +{mean:.3f} ", shown, re.MULTILINE), shown
+    assert re.search(r"^STN Dice: linus \d\.\d{3}, ", shown, re.MULTILINE), shown
 
 
 def check_every_paper_row(results: Path) -> None:

@@ -303,6 +303,12 @@ def view(args: argparse.Namespace) -> None:
     serve(create_app(args.data_dir, args.results, config, args.max_upload_mb), args.port)
 
 
+def headline(args: argparse.Namespace) -> None:
+    from .headline import headline as headline_text
+
+    print(headline_text(args.results, args.report))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepnuclei", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -311,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(function=function)
         return sub
+
+    sub = command("headline", headline, "where the report is and the run's headline numbers, from its tables")
+    sub.add_argument("--results", default="results", help="the run's results_dir")
+    sub.add_argument("--report", default="results/report.html")
 
     sub = command("demo-template", demo_template, "prepare the template and atlas the demo cohort is built from")
     sub.add_argument("--out-dir", required=True)

@@ -55,6 +55,7 @@ from .io import write_json, write_text_atomic
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
 from .optim import MIST
+from .progress import PROGRESS_FILE, minutes
 
 log = logging.getLogger(__name__)
 
@@ -448,6 +449,16 @@ class Trainer:
         figure.tight_layout()
         write_atomic(self.out_dir / "curves.png", partial(figure.savefig, dpi=100))
 
+    def seconds_left(self) -> float:
+        """The time the remaining epochs take at the mean pace so far (at most: a plateau may stop sooner)."""
+        return float(np.mean([row["seconds"] for row in self.history])) * (self.settings.max_epochs - self.epoch)
+
+    def write_progress(self) -> None:
+        """`progress.PROGRESS_FILE`, which the `deepnuclei` Snakemake logger shows while the job runs."""
+        write_json(self.out_dir / PROGRESS_FILE, {"model": self.info.model, "epoch": self.epoch,
+                                                  "max_epochs": self.settings.max_epochs,
+                                                  "seconds_left": self.seconds_left()})
+
     def summary(self, stop_reason: str | None) -> dict[str, Any]:
         table = pd.DataFrame(self.history)
         validated = table.val_dice.notna().any()
@@ -475,9 +486,11 @@ class Trainer:
         while (reason := self.finished()) is None and self.epoch != stop_after_epoch:
             row = self.run_epoch()
             self.write_log()
-            log.info("%s epoch %d/%d: loss %.4f, validation loss %.4f, Dice %.3f, lr %.1e, %d iterations, %.1f s",
-                     self.info.model, row["epoch"], self.settings.max_epochs, row["train_loss"],
-                     row["val_loss"], row["val_dice"], row["lr"], row["iterations"], row["seconds"])
+            self.write_progress()
+            log.info("%s epoch %d/%d: loss %.4f, validation loss %.4f, Dice %.3f, lr %.1e, %d iterations, %.1f s, "
+                     "~%s left", self.info.model, row["epoch"], self.settings.max_epochs, row["train_loss"],
+                     row["val_loss"], row["val_dice"], row["lr"], row["iterations"], row["seconds"],
+                     minutes(self.seconds_left()))
         return self.summary(reason)
 
 
