@@ -138,3 +138,15 @@ def test_an_impulse_in_the_global_patch_lands_at_its_world_position(rate: tuple[
     # global voxel j is centred at n/2 + r (j + 0.5 - n/2) local voxel units from the local patch start
     expected = [n / 2 + r * (j + 0.5 - n / 2) - 0.5 for n, r, j in zip(size, rate, hot)]
     torch.testing.assert_close(torch.stack(centroid), torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("rate, size", [((2, 2, 1), (16, 12, 8)), ((4, 4, 1), (4, 6, 2)), ((1, 1, 1), (5, 5, 5)),
+                                        ((1.5, 3, 2), (7, 9, 4))])
+def test_crop_and_upsample_is_grid_sample_on_the_central_view(rate, size) -> None:
+    """The per-axis products equal the affine grid_sample they replace (border padding included)."""
+    features = torch.randn(2, 3, *size, dtype=torch.float64)
+    scale = torch.tensor([1.0 / r for r in reversed(rate)], dtype=torch.float64)
+    theta = torch.cat([torch.diag(scale), torch.zeros(3, 1, dtype=torch.float64)], dim=1).expand(2, 3, 4)
+    grid = F.affine_grid(theta, [2, 3, *size], align_corners=False)
+    expected = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(crop_and_upsample(features, rate, size), expected, atol=1e-12, rtol=0)

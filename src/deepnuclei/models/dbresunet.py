@@ -42,6 +42,22 @@ def global_patch_start(
     return tuple((start + size / 2) / r - size / 2 for start, size, r in zip(local_start, patch_size, rate))
 
 
+def interpolation_matrix(n_in: int, n_out: int, rate: float) -> torch.Tensor:
+    """(n_out, n_in) weights of linear interpolation along one axis at the centres of `n_out` voxels
+    spanning the central 1/rate of `n_in` voxels (align_corners=False), edges clamped (border)."""
+    centres = (torch.arange(n_out, dtype=torch.float64) + 0.5) / n_out  # in [0, 1] of the output's span
+    position = ((centres - 0.5) / rate + 0.5) * n_in - 0.5  # in input voxel indices
+    position = position.clamp(0, n_in - 1)
+    below = position.floor().long()
+    above = (below + 1).clamp(max=n_in - 1)
+    fraction = position - below
+    weights = torch.zeros(n_out, n_in, dtype=torch.float64)
+    rows = torch.arange(n_out)
+    weights.index_put_((rows, below), 1 - fraction, accumulate=True)
+    weights.index_put_((rows, above), fraction, accumulate=True)
+    return weights
+
+
 def crop_and_upsample(features: torch.Tensor, rate: Sequence[float], size: Sequence[int]) -> torch.Tensor:
     """Resample the central 1/rate (per axis) of global-branch features onto a grid of `size`.
 
@@ -50,14 +66,18 @@ def crop_and_upsample(features: torch.Tensor, rate: Sequence[float], size: Seque
     align_corners=False convention): cropping then upsampling by `rate`, except that the crop
     need not be whole voxels (coarse levels, odd sizes) and its rim interpolates with the real
     neighbours outside it instead of repeating the edge.
+
+    The same as F.grid_sample on an axis-aligned affine grid with border padding, computed as one
+    small matrix product per axis (linear interpolation is separable): on CPU grid_sample's 3D
+    backward pass took a fifth of a DB-ResUNet training step, the products a few per cent.
     """
-    dims = features.dim() - 2
-    # affine_grid orders the axes x, y, z: the last tensor axis first
-    scale = torch.tensor([1.0 / r for r in reversed(rate)], dtype=features.dtype, device=features.device)
-    theta = torch.cat([torch.diag(scale), scale.new_zeros(dims, 1)], dim=1)
-    batch, channels = features.shape[:2]
-    grid = F.affine_grid(theta.expand(batch, dims, dims + 1), [batch, channels, *size], align_corners=False)
-    return F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    for axis, (n_out, r) in enumerate(zip(size, rate), start=2):
+        n_in = features.shape[axis]
+        if n_in == n_out and r == 1:
+            continue
+        weights = interpolation_matrix(n_in, n_out, r).to(features.device, features.dtype)
+        features = (features.movedim(axis, -1) @ weights.T).movedim(-1, axis)
+    return features
 
 
 class FCN8sHead(nn.Module):
