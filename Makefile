@@ -35,8 +35,11 @@ reproduce: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/reproduce.yaml -- reproduce
 	PATH=$(BIN):$$PATH snakemake --configfile config/reproduce.yaml --report results/report.html -- reproduce
 
+# Two pytest workers (pytest-xdist), a test file each at a time: the end-to-end file's Snakemake runs beside
+# the unit tests, most of which use one core
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	PATH=$(BIN):$$PATH pytest
+	PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile
 
 report: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
