@@ -49,10 +49,10 @@ def main() -> None:
     shapes = [(2, width, 64 // 2**level, 64 // 2**level, 32 // 2**level) for level, width in enumerate(widths)]
     tensors = [torch.randn(shape, requires_grad=True) for shape in [*shapes, (2, 15, 64, 64, 32)]]
     print(f"torch {torch.__version__}, {args.threads} threads, forward + backward of {len(tensors)} tensors")
-    baseline = step_seconds(grid_sample_view, tensors, args.repeats)
-    for name, resample in (("grid_sample", grid_sample_view), ("per-axis products", crop_and_upsample)):
-        seconds = step_seconds(resample, tensors, args.repeats)
-        print(f"{name:18s} {seconds * 1000:7.1f} ms  x{baseline / seconds:.2f} of grid_sample")
+    seconds = {name: step_seconds(resample, tensors, args.repeats)
+               for name, resample in (("grid_sample", grid_sample_view), ("per-axis products", crop_and_upsample))}
+    for name, value in seconds.items():
+        print(f"{name:18s} {value * 1000:7.1f} ms  x{seconds['grid_sample'] / value:.2f} of grid_sample")
 
 
 if __name__ == "__main__":
