@@ -40,7 +40,9 @@ def submissions(tmp_path, *configfiles) -> dict[str, str]:
 def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_for_none(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPNUCLEI_SLURM_PARTITION", "short")
     monkeypatch.setenv("DEEPNUCLEI_SLURM_ACCOUNT", "lab")
-    lines = submissions(tmp_path)
+    threads = tmp_path / "threads.yaml"
+    threads.write_text("training: {threads: 3}\nqsm: {threads: 4}\n")
+    lines = submissions(tmp_path, threads)
     for rule, line in sorted(lines.items()):
         print(f"{rule}: {line}")
     assert {"validate_inputs", "qsm", "register_t1_to_swi", "preprocess_swi", "train", "infer_swi"} <= set(lines)
@@ -50,7 +52,7 @@ def test_gpu_rules_ask_for_a_gpu_and_cpu_rules_for_none(tmp_path, monkeypatch):
         asks_gpu = "--gpus=" in line or "--gres=gpu" in line
         assert asks_gpu == (rule in GPU_RULES), line
     assert lines["train"].endswith(" --gpus=1") and lines["infer_swi"].endswith(" --gpus=1")
-    assert "--cpus-per-task=2" in lines["train"] and "--cpus-per-task=2" in lines["qsm"]  # the rules' threads
+    assert "--cpus-per-task=3" in lines["train"] and "--cpus-per-task=4" in lines["qsm"]  # the config's threads
     assert "--mem 16000" in lines["qsm"]
 
 

@@ -2,6 +2,7 @@
 # SWI grid where the session has one).
 
 ATLAS = config["atlas"]
+ATLAS_SETTINGS = as_json({key: value for key, value in ATLAS.items() if key != "threads"})  # threads: no rerun
 
 
 rule atlas_single:
@@ -13,8 +14,8 @@ rule atlas_single:
     output:
         segmentation("atlas", "{subject}", "T1w"),
     params:
-        settings=as_json(ATLAS),
-    threads: 2
+        settings=ATLAS_SETTINGS,
+    threads: ATLAS["threads"]
     resources:  # demo: 1.0 GB, under a minute; real 1 mm T1s may need more
         mem_mb=attempt_scaled(4000),
         runtime=attempt_scaled(60),
@@ -39,8 +40,8 @@ rule atlas_jlf:
     output:
         segmentation("atlas-jlf", "{subject}", "T1w"),
     params:
-        settings=as_json(ATLAS),
-    threads: 2
+        settings=ATLAS_SETTINGS,
+    threads: ATLAS["threads"]
     resources:  # demo: 1.1 GB and 2.5 minutes with 3 atlases
         mem_mb=attempt_scaled(16000),
         runtime=attempt_scaled(480),
