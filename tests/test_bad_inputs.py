@@ -22,7 +22,7 @@ import yaml
 from deepnuclei.cli import main
 from deepnuclei.io import InputError, read_json, read_volume, save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME, STRUCTURES, dseg_tsv
-from deepnuclei.qsm.pipeline import phase_in_radians
+from deepnuclei.qsm.inputs import phase_in_radians
 from deepnuclei.validate import validate_subject
 from test_workflow import snakemake
 

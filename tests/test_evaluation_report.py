@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from deepnuclei.evaluate import scored_structures
-from deepnuclei.figures import bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels
+from deepnuclei.figures import (
+    bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels, write_evaluation_figures,
+)
 from deepnuclei.models import configured_parameters, get_spec, parameters_of
 from deepnuclei.tables import (
     dice_table, efficiency_table, localization_table, localization_voxels, method_summary, paper_localization,
@@ -189,6 +191,16 @@ def test_scatter_points_equal_the_table_values(tmp_path):
     assert points == pytest.approx(rows[["reference_volume_mm3", "volume_mm3"]].to_numpy())
     assert [path.suffix for path in save_figure(figure, tmp_path / "scatter")] == [".png", ".svg"]
     assert (tmp_path / "scatter.png").stat().st_size > 0
+
+
+def test_figures_drawn_in_parallel_are_those_drawn_in_one_process(tmp_path):
+    overlap = overlap_rows(methods=("atlas", "net", "other"))
+    one = write_evaluation_figures(overlap, ["net", "other"], tmp_path / "one")
+    pool = write_evaluation_figures(overlap, ["net", "other"], tmp_path / "pool", workers=2)
+    assert [path.name for path in pool] == [path.name for path in one] and len(one) == 2 + 2 * 8
+    for first, second in zip(one, pool):
+        if first.suffix == ".png":
+            assert first.read_bytes() == second.read_bytes(), first.name
 
 
 def test_regression_slope_of_a_linear_relation_shown_in_the_title():

@@ -21,7 +21,8 @@ import qsm_cases  # noqa: E402
 
 from deepnuclei.io import b0_direction_in_voxels  # noqa: E402
 from deepnuclei.qsm.mask import brain_mask, csf_mask  # noqa: E402
-from deepnuclei.qsm.pipeline import QSMParams, combined_magnitude, echo_parameters, load_echoes  # noqa: E402
+from deepnuclei.qsm.inputs import echo_parameters, load_echoes  # noqa: E402
+from deepnuclei.qsm.pipeline import QSMParams, combined_magnitude  # noqa: E402
 
 # Measured on this case: NRMSE 0.97, nucleus errors within 18 ppb (3 mm slices blur the small nuclei).
 MAX_NRMSE = 1.1

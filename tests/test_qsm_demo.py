@@ -8,7 +8,8 @@ import pytest
 
 from deepnuclei.io import read_volume
 from deepnuclei.metrics import qsm_metrics
-from deepnuclei.qsm.pipeline import QSMParams, echo_parameters, load_echoes, reconstruct
+from deepnuclei.qsm.inputs import echo_parameters, load_echoes
+from deepnuclei.qsm.pipeline import QSMParams, reconstruct
 
 DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 MAX_NUCLEUS_ERROR_PPB = 10.0

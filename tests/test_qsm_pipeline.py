@@ -9,7 +9,8 @@ import pytest
 from deepnuclei.io import InputError, read_volume, save_volume
 from deepnuclei.qsm import pipeline
 from deepnuclei.qsm.phantom import simulate_gre, sphere_phantom
-from deepnuclei.qsm.pipeline import QSMParams, phase_in_radians, reconstruct, run_qsm
+from deepnuclei.qsm.inputs import phase_in_radians
+from deepnuclei.qsm.pipeline import QSMParams, reconstruct, run_qsm
 
 VOXEL = (1.25, 1.25, 1.75)
 TILT = np.deg2rad(15)

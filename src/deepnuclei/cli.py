@@ -217,7 +217,7 @@ def evaluation_figures(args: argparse.Namespace) -> None:
     from .figures import write_evaluation_figures
 
     written = write_evaluation_figures(pd.read_csv(args.overlap, dtype={"subject": str}), args.methods, args.out_dir,
-                                       args.qsm_reference)
+                                       args.qsm_reference, args.workers)
     log.info("wrote %d figure files to %s", len(written), args.out_dir)
 
 
@@ -484,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--methods", nargs="*", default=[], help="models to plot against the reference")
     sub.add_argument("--qsm-reference", default="mask", help="the QSM's qsm.reference, stated on the axes")
     sub.add_argument("--out-dir", required=True)
+    sub.add_argument("--workers", type=int, default=1, help="processes drawing the methods' figures")
 
     sub = command("overlays", overlays, "every method's labels over one image, three views, a row per method")
     sub.add_argument("--image", required=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .io import InputError, read_volume, voxel_sizes
 from .labels import STRUCTURES, dataset_mapping, dataset_structures, read_dseg_names
-from .qsm.pipeline import echo_parameters, phase_in_radians, shared_affine
+from .qsm.inputs import echo_parameters, phase_in_radians, shared_affine
 
 PathLike = str | os.PathLike
 PACKAGE_LOOKUP = "deepnuclei.labels"  # where the lookup comes from when the dataset has no dseg.tsv

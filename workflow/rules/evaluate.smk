@@ -86,6 +86,7 @@ rule evaluation_figures:
         methods=PLAN.evaluated_methods(),
         qsm_reference=QSM["methods"][QSM["method"]].get("reference", "mask"),  # QSMParams' default
         out_dir=EVALUATION / "figures",
+    threads: 4  # a process per method's figures (Snakemake gives at most --cores)
     log:
         log_path("evaluation_figures"),
     benchmark:
@@ -94,7 +95,7 @@ rule evaluation_figures:
         "../../envs/evaluation.yaml"
     shell:
         "deepnuclei evaluation-figures --overlap {input} --methods {params.methods}"
-        " --qsm-reference {params.qsm_reference} --out-dir {params.out_dir} > {log} 2>&1"
+        " --qsm-reference {params.qsm_reference} --out-dir {params.out_dir} --workers {threads} > {log} 2>&1"
 
 
 def overlay_labels(subject):
