@@ -19,16 +19,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: runs on a SLURM the test starts (root, minutes); only with -m cluster")
+    config.addinivalue_line("markers", "reproduce: the `reproduce` target end to end (8 minutes); only with -m reproduce")
+
+
+OPT_IN = {"cluster": "starts a SLURM cluster: run with -m cluster",
+          "reproduce": "the tiny `reproduce` run: make test-reproduce (pytest -m reproduce)"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cluster tests run only when asked for (`pytest -m cluster`), never in a plain run such as CI's."""
-    if "cluster" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="starts a SLURM cluster: run with -m cluster")
-    for item in items:
-        if "cluster" in item.keywords:
-            item.add_marker(skip)
+    """Cluster and reproduce tests run only when asked for (`pytest -m cluster`, `-m reproduce`), never in a
+    plain run such as `make test`. Slow tests go first, so that with `--no-loadscope-reorder` the
+    end-to-end runs start at once, one per worker, and the unit tests fill in beside them."""
+    for marker, reason in OPT_IN.items():
+        if marker not in (config.option.markexpr or ""):
+            for item in items:
+                if marker in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: file order otherwise kept
 
 
 def tiny_demo_settings(**changes) -> dict:
