@@ -1,5 +1,5 @@
 """config/reproduce.yaml (the `reproduce` target): a method of ours beside every row of every table of both
-papers, each model on its paper's recipe family; the tiny end-to-end run (tests/test_workflow.py) checks the
+papers, each model on its paper's recipe family; the tiny end-to-end run (tests/test_reproduce_run.py) checks the
 tables it writes."""
 
 from __future__ import annotations
