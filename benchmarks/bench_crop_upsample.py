@@ -11,11 +11,11 @@ batch 2, rate 2 x 2 x 1) and its auxiliary logits (15 classes), as one training 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
+from bench_training_step import mean_seconds
 from deepnuclei.models.dbresunet import PAPER_RATE, crop_and_upsample
 
 
@@ -32,11 +32,7 @@ def step_seconds(resample, tensors: list[torch.Tensor], repeats: int) -> float:
         total = sum(resample(tensor, PAPER_RATE, tensor.shape[2:]).square().sum() for tensor in tensors)
         total.backward()
 
-    once()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        once()
-    return (time.perf_counter() - started) / repeats
+    return mean_seconds(once, repeats, warmup=1)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -52,12 +53,17 @@ def step_seconds(name: str, model_entry: dict, half: bool, layout: torch.memory_
         value.backward()
         optimizer.step()
 
-    for _ in range(3):  # kernel selection and allocation
-        step()
+    return mean_seconds(step, steps)
+
+
+def mean_seconds(call: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    """Mean wall time of `call` over `repeats` calls, after `warmup` calls (kernel selection and allocation)."""
+    for _ in range(warmup):
+        call()
     started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - started) / steps
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - started) / repeats
 
 
 def main() -> None:
