@@ -92,6 +92,24 @@ def test_dbresunet_learns_a_bright_blob(tmp_path, on_cpu) -> None:
     assert foreground_dice(tmp_path / "checkpoint_best.pt", subjects[2]) > 0.7
 
 
+def test_validation_every_other_epoch_changes_no_training_step(tmp_path, on_cpu) -> None:
+    """validate_every 2 over 5 epochs validates epochs 2, 4 and 5 (the last); the training losses are those of
+    a run validated every epoch, the plateau schedule stepped once per validation, the best checkpoint is a
+    validated epoch."""
+    subjects = blob_subjects(3, channels=2)
+    config = dict(TINY_3D, max_epochs=5, iterations_per_epoch=3, schedule="plateau", plateau_patience=100)
+    runs = {every: train("dbresunet", TINY_DBRESUNET, subjects[:2], subjects[2:], tmp_path / str(every),
+                         dict(config, validate_every=every)) for every in (1, 2)}
+    logs = {every: pd.read_csv(tmp_path / str(every) / "log.csv") for every in runs}
+    assert list(logs[2].epoch[logs[2].val_loss.notna()]) == [2, 4, 5]
+    assert list(logs[2].train_loss) == list(logs[1].train_loss)
+    validated = logs[1].epoch.isin([2, 4, 5])
+    assert list(logs[2].val_dice.dropna()) == list(logs[1].val_dice[validated])
+    assert runs[2]["best_epoch"] == logs[1].epoch[logs[1].val_dice[validated].idxmax()]  # the first best
+    last = torch.load(tmp_path / "2" / "checkpoint_last.pt", weights_only=True)
+    assert last["scheduler"]["last_epoch"] == 3
+
+
 CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})

@@ -107,6 +107,7 @@ class TrainConfig:
     stop_lr: float = 0.0  # stop once the learning rate falls below this
     augmentation: Augmentation = field(default_factory=Augmentation)
     overlap: float = 0.25  # validation: sliding-window overlap (3D)
+    validate_every: int = 1  # epochs between validations (and after the last epoch); a plateau counts validations
     inference_batch_size: int | None = None  # validation: slices or windows per forward pass
     amp: bool = True  # mixed precision where the device has it natively (`half_precision`)
     num_workers: int | None = None  # data-loading processes; None: 0 on CPU, several beside a GPU
@@ -129,6 +130,8 @@ class TrainConfig:
         for key in TUPLES:  # lists in YAML and JSON
             merged[key] = None if merged.get(key) is None else tuple(merged[key])
         settings = cls(**merged)
+        if settings.validate_every < 1:
+            raise ValueError(f"validate_every must be at least 1, not {settings.validate_every}")
         if settings.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (batch norm, DeepLabV3)")
         if settings.optimizer == "mist" and not 1 <= settings.sub_batches <= settings.batch_size // 2:
@@ -409,11 +412,19 @@ class Trainer:
             return f"learning rate {self.lr:.1e} below stop_lr {self.settings.stop_lr:.1e}"
         return None
 
+    def skips_validation(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (from 1) goes without its validation: all but every `validate_every`-th
+        and the last. A validation costs a tenth of a demo epoch on one CPU thread."""
+        every = self.settings.validate_every
+        return bool(self.val_subjects) and epoch % every != 0 and epoch < self.settings.max_epochs
+
     def run_epoch(self) -> dict[str, float]:
         started, lr = time.perf_counter(), self.lr
         train_loss, iterations = self.train_epoch()
-        val_loss, val_dice = self.validate()
-        self.step_scheduler(train_loss if math.isnan(val_loss) else val_loss)
+        skipped = self.skips_validation(self.epoch + 1)  # no score, no plateau step: a plateau counts validations
+        val_loss, val_dice = (math.nan, math.nan) if skipped else self.validate()
+        if not (skipped and isinstance(self.scheduler, ReduceLROnPlateau)):
+            self.step_scheduler(train_loss if math.isnan(val_loss) else val_loss)
         row = {
             "epoch": self.epoch + 1,
             "train_loss": train_loss,
@@ -426,7 +437,7 @@ class Trainer:
         self.history.append(row)
         score = -train_loss if math.isnan(val_dice) else val_dice  # no validation subjects: training loss
         state = self.state()
-        if score > self.best_score:
+        if not skipped and score > self.best_score:
             self.best_score = state["best_score"] = score
             # before the last: a run killed in between redoes the epoch and writes it again
             write_atomic(self.checkpoint_best, partial(torch.save, state))
@@ -440,11 +451,12 @@ class Trainer:
         write_text_atomic(self.out_dir / "log.csv", table.to_csv(index=False))
         figure = Figure(figsize=(10, 4))
         loss_axes, dice_axes = figure.subplots(1, 2)
+        validated = table.dropna(subset=["val_loss"])  # `validate_every` leaves gaps
         loss_axes.plot(table.epoch, table.train_loss, label="training")
-        loss_axes.plot(table.epoch, table.val_loss, label="validation")
+        loss_axes.plot(validated.epoch, validated.val_loss, label="validation")
         loss_axes.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"{self.info.model}: loss")
         loss_axes.legend()
-        dice_axes.plot(table.epoch, table.val_dice, color="tab:green")
+        dice_axes.plot(validated.epoch, validated.val_dice, color="tab:green")
         dice_axes.set(xlabel="epoch", ylabel="mean Dice", ylim=(0, 1), title="validation Dice")
         figure.tight_layout()
         write_atomic(self.out_dir / "curves.png", partial(figure.savefig, dpi=100))
@@ -487,10 +499,11 @@ class Trainer:
             row = self.run_epoch()
             self.write_log()
             self.write_progress()
-            log.info("%s epoch %d/%d: loss %.4f, validation loss %.4f, Dice %.3f, lr %.1e, %d iterations, %.1f s, "
-                     "~%s left", self.info.model, row["epoch"], self.settings.max_epochs, row["train_loss"],
-                     row["val_loss"], row["val_dice"], row["lr"], row["iterations"], row["seconds"],
-                     minutes(self.seconds_left()))
+            validation = ("not validated" if math.isnan(row["val_loss"]) else
+                          f"validation loss {row['val_loss']:.4f}, Dice {row['val_dice']:.3f}")
+            log.info("%s epoch %d/%d: loss %.4f, %s, lr %.1e, %d iterations, %.1f s, ~%s left", self.info.model,
+                     row["epoch"], self.settings.max_epochs, row["train_loss"], validation, row["lr"],
+                     row["iterations"], row["seconds"], minutes(self.seconds_left()))
         return self.summary(reason)
 
 
