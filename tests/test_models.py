@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnuclei.models import build_model, get_spec, list_models, models_table
+from deepnuclei.models.blocks import NarrowBatchNorm3d
 from deepnuclei.models.dbresunet import crop_and_upsample, global_patch_start
 from deepnuclei.models.linus import LiNUS
 from deepnuclei.models.vnet import VNet
@@ -150,3 +151,18 @@ def test_crop_and_upsample_is_grid_sample_on_the_central_view(rate, size) -> Non
     grid = F.affine_grid(theta, [2, 3, *size], align_corners=False)
     expected = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
     torch.testing.assert_close(crop_and_upsample(features, rate, size), expected, atol=1e-12, rtol=0)
+
+
+def test_narrow_batch_norm_on_channels_last_features_is_batch_norm() -> None:
+    """The layout round trip changes no number: output, input gradient and running statistics."""
+    features = torch.randn(2, 4, 8, 6, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    norms = [NarrowBatchNorm3d(4).double(), nn.BatchNorm3d(4).double()]
+    inputs = [features.clone().requires_grad_() for _ in norms]
+    outputs = [norm(x) for norm, x in zip(norms, inputs)]
+    for output in outputs:
+        (output * torch.arange(output.numel(), dtype=torch.float64).reshape(output.shape)).sum().backward()
+    assert outputs[0].is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(outputs[0], outputs[1])
+    torch.testing.assert_close(inputs[0].grad, inputs[1].grad)
+    torch.testing.assert_close(norms[0].running_var, norms[1].running_var)
+    assert norms[0].state_dict().keys() == norms[1].state_dict().keys()

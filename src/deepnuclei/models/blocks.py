@@ -28,7 +28,20 @@ def conv(
 
 
 def batch_norm_layer(dims: int, channels: int) -> nn.Module:
-    return Norm[Norm.BATCH, dims](channels)
+    return NarrowBatchNorm3d(channels) if dims == 3 and channels < 8 else Norm[Norm.BATCH, dims](channels)
+
+
+class NarrowBatchNorm3d(nn.BatchNorm3d):
+    """nn.BatchNorm3d that normalises channels-last CPU features in the standard layout: PyTorch's
+    channels-last CPU kernel vectorises across channels, which fewer than a vector register's 8 floats leave
+    idle. The demo's DB-ResUNet has 4 channels at full resolution: forward and backward on 2 x 64 x 64 x 32,
+    one thread of an AMD EPYC, took 16.4 ms in place against 10.4 ms with the two copies; its training step
+    3 to 4 % less (benchmarks/bench_training_step.py measures the step). Same parameters, same state dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last_3d)
+        return super().forward(x)
 
 
 class DoubleConv(nn.Sequential):
