@@ -10,7 +10,7 @@ from deepnuclei.evaluate import scored_structures
 from deepnuclei.figures import (
     bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels, write_evaluation_figures,
 )
-from deepnuclei.models import configured_parameters, get_spec, parameters_of
+from deepnuclei.models import get_spec, parameters_of
 from deepnuclei.tables import (
     dice_table, efficiency_table, localization_table, localization_voxels, method_summary, paper_localization,
     paper_results, stn_table, timing_table, write_evaluation_tables, write_table,
@@ -153,18 +153,17 @@ def test_method_summary_and_table_files(tmp_path):
     assert (tmp_path / "all" / "ablation_rate.csv") in write_evaluation_tables(overlap, tmp_path / "all", ablations=ablations)
 
 
-def test_efficiency_reads_the_benchmarks_and_the_configured_sizes(tmp_path):
-    cases = []
+def test_efficiency_reads_the_benchmarks_and_the_inference_records(tmp_path):
+    cases, expected = [], parameters_of(get_spec("linus"), in_channels=1, n_classes=3)  # background, STN_L, STN_R
     for subject, seconds in (("01", 2.0), ("02", 4.0)):
         benchmark = tmp_path / f"{subject}.tsv"
         benchmark.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:0{seconds:.0f}\t100\n")
         record = tmp_path / f"{subject}.json"
-        record.write_text(json.dumps({"inference_seconds": seconds / 4, "device": "cpu"}))
+        record.write_text(json.dumps({"inference_seconds": seconds / 4, "device": "cpu", "parameters": expected}))
         cases += [{"method": "linus", "subject": subject, "benchmark": str(benchmark), "record": str(record)},
                   {"method": "atlas", "subject": subject, "benchmark": str(benchmark)}]
     models = {"linus": {"architecture": "linus", "inputs": ["Chimap"], "task": "stn"}}
-    efficiency = efficiency_table(timing_table(cases), configured_parameters(models)).set_index("method")
-    expected = parameters_of(get_spec("linus"), in_channels=1, n_classes=3)  # background, STN_L, STN_R
+    efficiency = efficiency_table(timing_table(cases)).set_index("method")
     assert efficiency.loc["linus", "parameters"] == expected and efficiency.loc["linus", "model_size"] == 4 * expected
     assert efficiency.loc["linus", "job_seconds"] == pytest.approx(3.0)
     assert efficiency.loc["linus", "job_seconds_sd"] == pytest.approx(np.sqrt(2.0))

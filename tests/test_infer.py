@@ -121,6 +121,7 @@ def test_segment_files_writes_the_label_map_and_the_time(tmp_path) -> None:
     assert written["inference_seconds"] > 0
     assert written["label_values"]["GP_L"] == 19 and written["label_values"]["DN_R"] == 16  # GP as one label
     assert written["model"] == "dbresunet" and written["shape"] == [20, 18, 10]
+    assert written["parameters"] == sum(parameter.numel() for parameter in model.parameters())  # efficiency tables
 
 
 

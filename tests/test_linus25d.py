@@ -14,7 +14,7 @@ from deepnuclei.data import SliceDataset, Subject, context_stacks, pad_to_multip
 from deepnuclei.infer import ModelInfo, load_model, predict, predict_logits, segment_files
 from deepnuclei.io import read_volume, save_volume
 from deepnuclei.metrics import connected_components, consecutive_slice_dice, slice_consistency
-from deepnuclei.models import configured_parameters, get_spec, models_table, parameters_of
+from deepnuclei.models import get_spec, models_table, parameters_of
 from deepnuclei.models.linus import LINUS_WIDTHS
 from deepnuclei.train import train
 
@@ -36,10 +36,6 @@ def test_spec_builds_k_slices_of_every_channel_and_lists_its_parameters() -> Non
     assert parameters_of(spec) == parameters_of(get_spec("linus")) + extra_first_conv_weights
     row = models_table().set_index("model").loc["linus25d"]
     assert (row.in_channels, row.context_slices, row.params) == (1, 5, parameters_of(spec))
-    entry = {"architecture": "linus25d", "inputs": ["Chimap", "T1w"], "task": "stn",
-             "options": {"context_slices": 3}}
-    three_of_two = parameters_of(spec.with_options(context_slices=3), 2, 3)  # background, STN_L, STN_R
-    assert configured_parameters({"m": entry})["m"] == three_of_two
 
 
 @pytest.mark.parametrize("name, context", [("linus25d", 4), ("linus25d", -1), ("resunet", 3)])

@@ -188,13 +188,11 @@ def evaluation_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .io import read_json
-    from .models import configured_parameters
     from .tables import write_evaluation_tables
 
     plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], configured_parameters(plan["models"]),
-                                      plan["ablations"], plan["models"])
+    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], plan["ablations"], plan["models"])
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 

@@ -31,7 +31,7 @@ from .data import GlobalView, context_stacks, load_subject, pad_ends, pad_to_mul
 from .evaluate import keep_largest_components
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
-from .models import ModelSpec, get_spec
+from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ def segment_files(
         "task": info.task,
         "label_values": values,
         "inference_seconds": prediction.inference_seconds,
+        "parameters": count_parameters(model),  # the efficiency tables' (they import no torch)
         "device": str(device),
         "mixed_precision": uses_half_precision(device, mixed_precision),
         "threads": torch.get_num_threads(),

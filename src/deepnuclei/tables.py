@@ -239,16 +239,16 @@ def read_benchmark_seconds(path: str | os.PathLike) -> float:
 
 def timing_table(cases: Sequence[dict]) -> pd.DataFrame:
     """Per method and subject: the job's wall seconds from its Snakemake benchmark file and, for models,
-    the network's seconds and device from the inference record. Cases: {method, subject, benchmark,
-    record (optional)}; nothing is timed again."""
+    the network's seconds, device and parameter count from the inference record. Cases: {method, subject,
+    benchmark, record (optional)}; nothing is timed again."""
     rows = []
     for case in cases:
         record = read_json(case["record"]) if case.get("record") else {}
         rows.append({"method": case["method"], "subject": str(case["subject"]),
                      "job_seconds": read_benchmark_seconds(case["benchmark"]),
                      "network_seconds": record.get("inference_seconds", float("nan")),
-                     "device": record.get("device", "cpu")})
-    return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device"])
+                     "device": record.get("device", "cpu"), "parameters": record.get("parameters", float("nan"))})
+    return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device", "parameters"])
 
 
 def paper_times(theirs: pd.DataFrame) -> pd.DataFrame:
@@ -261,15 +261,15 @@ def paper_times(theirs: pd.DataFrame) -> pd.DataFrame:
                          network_seconds=theirs["inference_time"].where(~registration)).drop(columns="inference_time")
 
 
-def efficiency_table(timings: pd.DataFrame, parameters: dict[str, int],
-                     models: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+def efficiency_table(timings: pd.DataFrame, models: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """Parameters, float32 model bytes and seconds per subject (the jobs' wall time, mean and sd; the
     network alone, mean) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III)
     each after ours beside it."""
     per_method = timings.groupby("method").agg(
         job_seconds=("job_seconds", "mean"), job_seconds_sd=("job_seconds", "std"),
-        network_seconds=("network_seconds", "mean"), device=("device", "first"), subjects=("subject", "count"))
-    per_method.insert(0, "parameters", pd.Series(parameters, dtype="float"))
+        network_seconds=("network_seconds", "mean"), device=("device", "first"), subjects=("subject", "count"),
+        parameters=("parameters", "first"))
+    per_method.insert(0, "parameters", per_method.pop("parameters").astype("float"))
     per_method.insert(1, "model_size", 4 * per_method["parameters"])
     ours = per_method.rename_axis("method").reset_index()
     theirs = paper_times(paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS))
@@ -310,15 +310,14 @@ ABLATION_SOURCES = {"rate": "DB-ResUNet Table III", "inputs": "DB-ResUNet Table 
 
 
 def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
-                            parameters: dict[str, int] | None = None,
                             ablations: dict[str, Sequence[str]] | None = None,
                             models: Mapping[str, Mapping] | None = None) -> list[Path]:
     """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
-    `parameters` (per model, `models.configured_parameters`) feed the efficiency tables; `ablations` names
+    their inference records feed the efficiency tables; `ablations` names
     the methods of each ablation ("rate", "inputs"), the reference model included; `models` (the config's
     entries) places our rows beside the papers' (`paper_identity`)."""
     out_dir = Path(out_dir)
-    efficiency = efficiency_table(timing_table(timing_cases), parameters or {}, models)
+    efficiency = efficiency_table(timing_table(timing_cases), models)
     tables = {
         "dice_nuclei": (dice_table(overlap, models=models),
                         "Mean Dice per nucleus (left and right averaged per subject) with the half-width of its 95 % "

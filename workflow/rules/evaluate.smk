@@ -70,7 +70,7 @@ rule evaluation_tables:
     benchmark:
         benchmark_path("evaluation_tables")
     conda:
-        "../../envs/torch.yaml"  # parameter counts build the models
+        "../../envs/evaluation.yaml"
     shell:
         "deepnuclei evaluation-tables --overlap {input.overlap} --plan {input.plan} --out-dir {params.out_dir} > {log} 2>&1"
 

@@ -204,16 +204,6 @@ def parameters_of(spec: ModelSpec, in_channels: int | None = None, n_classes: in
         return count_parameters(spec.build(in_channels, n_classes))
 
 
-def configured_parameters(models: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
-    """Parameter count of each configured model (a workflow `models:` entry: architecture, inputs, task,
-    options) as it is built for training."""
-    counts = {}
-    for name, model in models.items():
-        spec = get_spec(model["architecture"]).with_options(**model.get("options", {}))
-        counts[name] = parameters_of(spec, len(model["inputs"]), len(task_classes(model["task"])) + 1)
-    return counts
-
-
 def models_table() -> pd.DataFrame:
     """Each model in its paper setting: parameters, float32 bytes, and the paper's count."""
     rows = []
