@@ -1,9 +1,11 @@
-"""DB-ResUNet's crop-and-upsample of the global branch's features, forward and backward, as
-`crop_and_upsample` computes it (one small matrix product per axis) beside the 3D `grid_sample` on an
-affine grid that it replaces (the same numbers: tests/test_models.py), in one process on the same tensors.
+"""DB-ResUNet's crop-and-upsample of the global branch's features, forward and backward, three ways
+that give the same numbers (tests/test_models.py), in one process on the same tensors: the 3D
+`grid_sample` on an affine grid, one small matrix product per axis (`resample_per_axis`, what
+`crop_and_upsample` falls back to) and `crop_and_upsample` (one F.interpolate on a whole-voxel crop).
 
 Sizes: every level of the demo's DB-ResUNet (config/config.yaml: widths 4 to 64, 64 x 64 x 32 patches,
-batch 2, rate 2 x 2 x 1) and its auxiliary logits (15 classes), as one training step resamples them.
+batch 2, rate 2 x 2 x 1) and its auxiliary logits (15 classes), as one training step resamples them, in
+the channels-last layout training uses.
 
     .venv/bin/python benchmarks/bench_crop_upsample.py            # 2 torch threads, 20 repeats
 """
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_training_step import mean_seconds
-from deepnuclei.models.dbresunet import PAPER_RATE, crop_and_upsample
+from deepnuclei.models.dbresunet import PAPER_RATE, crop_and_upsample, resample_per_axis
 
 
 def grid_sample_view(features: torch.Tensor, rate, size) -> torch.Tensor:
@@ -43,10 +45,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     widths = (4, 8, 16, 32, 64)
     shapes = [(2, width, 64 // 2**level, 64 // 2**level, 32 // 2**level) for level, width in enumerate(widths)]
-    tensors = [torch.randn(shape, requires_grad=True) for shape in [*shapes, (2, 15, 64, 64, 32)]]
+    tensors = [torch.randn(shape).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+               for shape in [*shapes, (2, 15, 64, 64, 32)]]
     print(f"torch {torch.__version__}, {args.threads} threads, forward + backward of {len(tensors)} tensors")
     seconds = {name: step_seconds(resample, tensors, args.repeats)
-               for name, resample in (("grid_sample", grid_sample_view), ("per-axis products", crop_and_upsample))}
+               for name, resample in (("grid_sample", grid_sample_view), ("per-axis products", resample_per_axis),
+                                      ("crop_and_upsample", crop_and_upsample))}
     for name, value in seconds.items():
         print(f"{name:18s} {value * 1000:7.1f} ms  x{seconds['grid_sample'] / value:.2f} of grid_sample")
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from deepnuclei.models import build_model, get_spec, list_models, models_table
 from deepnuclei.models.blocks import NarrowBatchNorm3d
-from deepnuclei.models.dbresunet import crop_and_upsample, global_patch_start
+from deepnuclei.models.dbresunet import crop_and_upsample, global_patch_start, resample_per_axis
 from deepnuclei.models.linus import LiNUS
 from deepnuclei.models.vnet import VNet
 
@@ -144,13 +144,15 @@ def test_an_impulse_in_the_global_patch_lands_at_its_world_position(rate: tuple[
 @pytest.mark.parametrize("rate, size", [((2, 2, 1), (16, 12, 8)), ((4, 4, 1), (4, 6, 2)), ((1, 1, 1), (5, 5, 5)),
                                         ((1.5, 3, 2), (7, 9, 4))])
 def test_crop_and_upsample_is_grid_sample_on_the_central_view(rate, size) -> None:
-    """The per-axis products equal the affine grid_sample they replace (border padding included)."""
+    """Both ways (one interpolate where the sizes allow, per-axis products) equal the affine grid_sample
+    they replace (border padding included)."""
     features = torch.randn(2, 3, *size, dtype=torch.float64)
     scale = torch.tensor([1.0 / r for r in reversed(rate)], dtype=torch.float64)
     theta = torch.cat([torch.diag(scale), torch.zeros(3, 1, dtype=torch.float64)], dim=1).expand(2, 3, 4)
     grid = F.affine_grid(theta, [2, 3, *size], align_corners=False)
     expected = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    torch.testing.assert_close(crop_and_upsample(features, rate, size), expected, atol=1e-12, rtol=0)
+    for resample in (crop_and_upsample, resample_per_axis):
+        torch.testing.assert_close(resample(features, rate, size), expected, atol=1e-12, rtol=0)
 
 
 def test_narrow_batch_norm_on_channels_last_features_is_batch_norm() -> None:

