@@ -63,7 +63,7 @@ def measure(participants: int, sessions: int) -> dict:
         started = time.perf_counter()
         plan_files(make_plan(config))
         plan_seconds = time.perf_counter() - started
-        command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "-n", "-p", "--configfile",
+        command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--configfile",
                    str(ROOT / "config" / "paper.yaml"), str(overlay)]
         started = time.perf_counter()
         run = subprocess.run(command, cwd=root, capture_output=True, text=True)

@@ -22,7 +22,7 @@ from deepnuclei.models import get_spec
 from deepnuclei.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 # `reproduce` on the tiny cohort: every method of the papers' tables, tiny.yaml's cohort over reproduce.yaml's
 TINY_REPRODUCE = [str(ROOT / "config" / "reproduce.yaml"), str(TINY), str(ROOT / "tests" / "config" / "tiny_reproduce.yaml")]

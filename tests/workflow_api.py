@@ -36,7 +36,7 @@ def workflow_api(workdir: Path, configfiles: Iterable[Path] = (TINY,),
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         yield api.workflow(resource_settings=ResourceSettings(nodes=1, default_resources=resources),
                            config_settings=ConfigSettings(configfiles=list(configfiles)),
-                           storage_settings=StorageSettings(), workdir=workdir, snakefile=ROOT / "workflow" / "Snakefile")
+                           storage_settings=StorageSettings(), workdir=workdir, snakefile=ROOT / "Snakefile")
 
 
 def rules(api: WorkflowApi) -> list[Rule]:

@@ -121,7 +121,7 @@ sinfo
 
 cd "$WORK"
 SECONDS=0
-snakemake -s "$ROOT/workflow/Snakefile" --profile "$ROOT/profiles/slurm" --profile "$ROOT/tests/cluster/profile" \
+snakemake -s "$ROOT/Snakefile" --profile "$ROOT/profiles/slurm" --profile "$ROOT/tests/cluster/profile" \
     --configfile "$ROOT/tests/config/tiny.yaml" -- "${TARGETS[@]}" 2>&1 | tee snakemake.log
 elapsed=$SECONDS
 echo "snakemake finished in $elapsed s"
@@ -139,7 +139,7 @@ done
 gpu=$(scontrol -d show job "$gpu_job" | grep -o "TresPerJob=[^ ]*\|JOB_GRES=[^ ]*" | tr '\n' ' ')
 check "the training job (SLURM job $gpu_job) asked for a GPU and was allocated one: $gpu" grep -q "JOB_GRES=gpu:1" <<< "$gpu"
 check "a second run finds nothing to do" grep -q "Nothing to be done" <(
-    snakemake -s "$ROOT/workflow/Snakefile" --profile "$ROOT/profiles/slurm" --profile "$ROOT/tests/cluster/profile" \
+    snakemake -s "$ROOT/Snakefile" --profile "$ROOT/profiles/slurm" --profile "$ROOT/tests/cluster/profile" \
         --configfile "$ROOT/tests/config/tiny.yaml" -n -- "${TARGETS[@]}" 2>&1)
 echo "SLURM summary: $submitted jobs submitted, $completed completed (jobcomp) in $elapsed s; per rule:" \
     $(grep "submitted with SLURM jobid" snakemake.log | grep -o "rule_[a-z0-9_]*" | sort | uniq -c | awk '{printf "%s %s, ", substr($2, 6), $1}')

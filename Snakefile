@@ -1,5 +1,5 @@
 # deepnuclei: segmentation of the deep brain nuclei from QSM and T1 MRI, and the two papers'
-# tables and figures. Thin on purpose: the stages live in rules/, the science in
+# tables and figures. Thin on purpose: the stages live in workflow/rules/, the science in
 # src/deepnuclei/. Default config: the simulated demo cohort (config/config.yaml).
 
 import os
@@ -10,23 +10,23 @@ min_version("9.0")
 
 
 # the defaults travel with the Snakefile, so `--directory` or `-s` runs from elsewhere find them
-configfile: os.path.join(workflow.basedir, "..", "config", "config.yaml")
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, "schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")
 
 
-include: "rules/common.smk"
-include: "rules/demo.smk"
-include: "rules/qsm.smk"
-include: "rules/labels.smk"
-include: "rules/registration.smk"
-include: "rules/preprocess.smk"
-include: "rules/atlas.smk"
-include: "rules/models.smk"
-include: "rules/evaluate.smk"
-include: "rules/measures.smk"
-include: "rules/experiments.smk"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/qsm.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/registration.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/atlas.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/measures.smk"
+include: "workflow/rules/experiments.smk"
 
 
 rule all:
