@@ -13,6 +13,9 @@ from deepnuclei.plan import MAIN_COHORT, PlanError, make_plan, plan_files, write
 BIDS = Path(config["bids_dir"])
 RESULTS = Path(config["results_dir"])
 DEMO = config["demo"]
+# Sessions are simulated, reconstructed, registered and prepared before the atlas baselines and the evaluation
+# take a core (priority 0): on a few cores the models' test sessions are then ready when training ends.
+PREPARATION_PRIORITY = 1
 DEMO_ROOT = Path(DEMO["root"])
 TEMPLATE_DIR = DEMO_ROOT / "template"
 ECHOES = list(range(1, len(DEMO["echo_times_s"]) + 1)) if DEMO["enabled"] else []

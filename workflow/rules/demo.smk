@@ -40,6 +40,7 @@ if DEMO["enabled"]:
             bids_dir=BIDS,
             truth_dir=DEMO_ROOT / "truth",
             settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "demo")),
+        priority: PREPARATION_PRIORITY
         log:
             log_path("demo_subject", "{subject}"),
         benchmark:

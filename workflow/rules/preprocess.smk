@@ -14,6 +14,7 @@ rule preprocess_swi:
         qsm=preprocessed("{subject}", "Chimap.nii.gz", "SWI"),
         t1=preprocessed("{subject}", "T1w.nii.gz", "SWI"),
         record=preprocessed("{subject}", "padding.json", "SWI"),
+    priority: PREPARATION_PRIORITY
     log:
         log_path("preprocess_swi", "{subject}"),
     benchmark:

@@ -52,6 +52,7 @@ rule qsm:
         # 1.2 GB measured on the demo's 1.0 M-voxel slab (3 echoes); the paper's 9.6 M voxels need ~10x
         mem_mb=attempt_scaled(16000),
         runtime=attempt_scaled(60),
+    priority: PREPARATION_PRIORITY
     log:
         log_path("qsm_{method}", "{subject}"),
     benchmark:

@@ -14,6 +14,7 @@ rule register_t1_to_swi:
     params:
         settings=as_json(REGISTRATION),
     threads: REGISTRATION["threads"]
+    priority: PREPARATION_PRIORITY
     log:
         log_path("register_t1_to_swi_{method}", "{subject}"),
     benchmark:
@@ -37,6 +38,7 @@ rule t1_to_swi:
     params:
         fixed_image=REGISTRATION["fixed_image"],
         title=lambda wildcards: f"sub-{wildcards.subject}: T1 to SWI ({REGISTRATION['method']})",
+    priority: PREPARATION_PRIORITY
     log:
         log_path("t1_to_swi", "{subject}"),
     benchmark:
