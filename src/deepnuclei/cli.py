@@ -564,8 +564,8 @@ def keep_freed_memory() -> None:
     """Have glibc's malloc reuse freed memory instead of returning it to the system: every training step
     frees and reallocates activations of megabytes, and numpy's volumes come and go alike; each returned
     block comes back as page faults. On one CPU thread of the demo machine a DB-ResUNet training step took
-    663 to 710 ms instead of 799 to 839, the simulation of a subject 13.7 s instead of 15.1, a QSM 10.5 s
-    instead of 11.2, each with a half to a third of the system time. Nothing elsewhere than glibc."""
+    687 ms instead of 796 to 813, the simulation of a subject 13.7 s instead of 15.1, a QSM 10.5 s instead of
+    11.2, each with a half to a third of the system time. Nothing elsewhere than glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
