@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..labels import task_classes
 from .dbresunet import PAPER_RATE, DBResUNet
 from .linus import LiNUS
 from .monai_nets import residual_unet
