@@ -398,11 +398,13 @@ class Trainer:
                 dices.append(dice_per_class(label_map(logits), labels, self.info.n_classes))
         return float(np.mean(losses)), float(np.nanmean(dices))
 
-    def step_scheduler(self, monitored_loss: float) -> None:
-        if isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step(monitored_loss)
-        else:
+    def step_scheduler(self, monitored_loss: float | None) -> None:
+        """A plateau steps on the monitored loss, and not at all without one (an epoch left unvalidated:
+        a plateau counts validations); other schedules step every epoch."""
+        if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
+        elif monitored_loss is not None:
+            self.scheduler.step(monitored_loss)
 
     def finished(self) -> str | None:
         """Why training is over, or None."""
@@ -421,10 +423,9 @@ class Trainer:
     def run_epoch(self) -> dict[str, float]:
         started, lr = time.perf_counter(), self.lr
         train_loss, iterations = self.train_epoch()
-        skipped = self.skips_validation(self.epoch + 1)  # no score, no plateau step: a plateau counts validations
+        skipped = self.skips_validation(self.epoch + 1)  # no score, no plateau step
         val_loss, val_dice = (math.nan, math.nan) if skipped else self.validate()
-        if not (skipped and isinstance(self.scheduler, ReduceLROnPlateau)):
-            self.step_scheduler(train_loss if math.isnan(val_loss) else val_loss)
+        self.step_scheduler(None if skipped else train_loss if math.isnan(val_loss) else val_loss)
         row = {
             "epoch": self.epoch + 1,
             "train_loss": train_loss,
