@@ -45,12 +45,12 @@ def build_cases(cases: list[qsm_cases.Case], cache: Path) -> dict[str, Path]:
     for case in cases:
         done = folders[case.name] / "case.json"
         if not done.exists() or json.loads(done.read_text()) != json.loads(json.dumps(qsm_cases.asdict(case))):
-            groups[(case.model_voxel_mm, case.cavities)].append(case)
-    for (voxel, cavities), group in groups.items():
-        model = qsm_cases.head_model(voxel, cavities)
+            groups[qsm_cases.model_key(case)].append(case)
+    for key, group in groups.items():
+        model = qsm_cases.head_model(*key)
         fields = {}
         for case in group:
-            key = case.shim_order
+            key = qsm_cases.field_key(case)
             if key not in fields:
                 fields[key] = qsm_cases.shimmed_field(model, case)
             start = time.perf_counter()

@@ -61,8 +61,16 @@ class Case:
     tilt_deg: float = 0.0  # angle between B0 and the slice axis (about the left-right axis): an oblique slab
     slab_mm: float | None = None  # coverage along the slice axis, centred on the deep grey matter; None: whole head
     cavities: bool = True  # sinuses and ear canals
-    shim_order: int = 2  # order of the spherical-harmonic-like shim fitted over the brain (qsm-forward)
+    cavity_scale: float = 1.0  # the cavities' radii times this (a larger sinus: a stronger background)
+    cavity_gap_mm: float = 3.0  # nearest a cavity comes to the intracranial space
+    shim_order: int = 2  # order of the spherical-harmonic-like shim fitted over the brain (qsm-forward); -1: none
+    # The grid spacing (mm) in whose voxel indices the shim's polynomials are written, as qsm-forward writes them
+    # on its simulation grid: on an anisotropic one (shared case qsm-3t-h01: 0.8 x 0.8 x 1 mm) its
+    # 2z^2 - x^2 - y^2 term is not harmonic, so part of the background is not either. None: mm (harmonic).
+    shim_grid_mm: tuple[float, float, float] | None = None
     phase_offset: bool = True  # a smooth receiver phase offset at TE = 0
+    phase_offset_scale: float = 1.0  # qsm-forward's offset (up to pi over the brain) times this
+    signal_in_brain_only: bool = False  # no signal outside the brain (a skull-stripped export, shared case qsm-3t-h01)
     peak_snr: float = 100.0
     seed: int = 0
     model_voxel_mm: float = SIMULATION_VOXEL_MM  # the head model's grid (coarser: a quick case for tests)
@@ -78,8 +86,21 @@ CASES = {case.name: case for case in (
          echo_times_ms=(4.0, 8.0, 12.0, 16.0), peak_snr=60.0),
     Case("3T-noisy", echo_times_ms=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0), peak_snr=40.0, seed=1),
     Case("3T-weak", cavities=False, phase_offset=False),  # no cavities, no offset: the simple case
+    # Families that vary what the cases above hold fixed (docs/qsm.md, "What broke the default"):
+    # a background that is not harmonic, signal only in the brain, a larger and nearer sinus, a first-order
+    # shim only (a stronger background), a larger phase offset, and all of them together.
+    Case("3T-nonharmonic", voxel_mm=(1.0, 1.0, 2.0), shim_grid_mm=(0.8, 0.8, 1.0)),
+    Case("3T-brain-only", voxel_mm=(1.0, 1.0, 2.0), signal_in_brain_only=True, seed=2),
+    Case("3T-big-sinus", voxel_mm=(1.0, 1.0, 2.0), cavity_scale=1.4, cavity_gap_mm=1.0, seed=3),
+    Case("3T-shim1", voxel_mm=(1.0, 1.0, 2.0), shim_order=1, seed=4),
+    Case("3T-offset", voxel_mm=(1.0, 1.0, 2.0), phase_offset_scale=2.5, seed=5),
+    Case("3T-h01-like", voxel_mm=(1.0, 1.0, 2.0), shim_grid_mm=(0.8, 0.8, 1.0), signal_in_brain_only=True,
+         cavity_scale=1.4, cavity_gap_mm=1.0, echo_times_ms=(5.0, 10.0, 15.0, 20.0), seed=6),
 )}
 QUICK = Case("quick-3T", voxel_mm=(2.0, 2.0, 3.0), model_voxel_mm=2.0, echo_times_ms=(5.0, 11.0, 17.0))
+# the property that broke the default on shared case qsm-3t-h01, on the quick grid (tests)
+QUICK_NONHARMONIC = Case("quick-nonharmonic", voxel_mm=(2.0, 2.0, 3.0), model_voxel_mm=2.0,
+                         echo_times_ms=(5.0, 11.0, 17.0), shim_grid_mm=(0.8, 0.8, 1.0), signal_in_brain_only=True)
 
 
 def _qsm_forward():
@@ -114,6 +135,7 @@ class HeadModel:
     r2star_3t: np.ndarray
     r1: np.ndarray
     brain: np.ndarray
+    intracranial: np.ndarray  # brain and CSF: what a skull-stripping mask keeps
     labels: np.ndarray
     affine: np.ndarray
 
@@ -130,7 +152,8 @@ def _ellipsoid(shape, affine, centre_mm, radii_mm) -> np.ndarray:
     return sum(((world[a] - centre_mm[a]) / radii_mm[a]) ** 2 for a in range(3)) <= 1.0
 
 
-def head_model(voxel_mm: float = SIMULATION_VOXEL_MM, cavities: bool = True) -> HeadModel:
+def head_model(voxel_mm: float = SIMULATION_VOXEL_MM, cavities: bool = True, cavity_scale: float = 1.0,
+               cavity_gap_mm: float = 3.0) -> HeadModel:
     """The ICBM 2009a head on a `voxel_mm` grid (world = MNI mm, RAS), padded with air."""
     nilearn_data = _data_dir("nilearn", "datasets", "data")
     template = nib.load(nilearn_data / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
@@ -159,10 +182,10 @@ def head_model(voxel_mm: float = SIMULATION_VOXEL_MM, cavities: bool = True) -> 
     bone = ((distance > 1.0) & (distance <= 7.0)) & ~neck
     scalp = (((distance > 7.0) & (distance <= 13.0)) | (neck & ~intracranial)) & ~bone
     air = ~(intracranial | bone | scalp)
-    if cavities:  # MNI mm: frontal sinus, sphenoid sinus, both ear canals; kept 3 mm off the intracranial space
+    if cavities:  # MNI mm: frontal sinus, sphenoid sinus, both ear canals; kept off the intracranial space
         for centre, radii in (((0, 62, -2), (14, 7, 10)), ((0, 18, -38), (13, 11, 9)),
                               ((-62, -20, -42), (9, 5, 5)), ((62, -20, -42), (9, 5, 5))):
-            air |= _ellipsoid(shape, affine, centre, radii) & (distance > 3.0)
+            air |= _ellipsoid(shape, affine, centre, np.multiply(radii, cavity_scale)) & (distance > cavity_gap_mm)
         bone &= ~air
         scalp &= ~air
 
@@ -187,7 +210,17 @@ def head_model(voxel_mm: float = SIMULATION_VOXEL_MM, cavities: bool = True) -> 
         nucleus_chi, nucleus_m0, nucleus_r2star = NUCLEUS_TISSUE[structure.split("_")[0]]
         inside = labels == label
         chi[inside], m0[inside], r2star[inside] = nucleus_chi, nucleus_m0, nucleus_r2star
-    return HeadModel(chi, m0, r2star, r1, brain, labels, affine)
+    return HeadModel(chi, m0, r2star, r1, brain, intracranial, labels, affine)
+
+
+def model_key(case: Case) -> tuple:
+    """`head_model`'s arguments for a case: cases with the same key share the model."""
+    return case.model_voxel_mm, case.cavities, case.cavity_scale, case.cavity_gap_mm
+
+
+def field_key(case: Case) -> tuple:
+    """What `shimmed_field` reads of a case besides its model: cases with the same key share the field."""
+    return case.shim_order, case.shim_grid_mm
 
 
 def tilt(angle_deg: float) -> np.ndarray:
@@ -203,19 +236,38 @@ def shimmed_field(model: HeadModel, case: Case) -> np.ndarray:
     qf = _qsm_forward()
     field = qf.generate_field(model.chi.astype(np.float64), voxel_size=[case.model_voxel_mm] * 3,
                               B0_dir=[0, 0, 1]).astype(np.float32)
-    if case.shim_order >= 0:
+    if case.shim_order >= 0 and case.shim_grid_mm is None:
         field = qf.generate_shimmed_field(field, model.brain, order=case.shim_order)[1].astype(np.float32)
+    elif case.shim_order >= 0:
+        field = field - _shim_fit(field, model.brain, case.shim_order, np.asarray(case.shim_grid_mm) / case.model_voxel_mm)
     return field
+
+
+def _shim_fit(field: np.ndarray, brain: np.ndarray, order: int, index_spacing: np.ndarray) -> np.ndarray:
+    """qsm-forward's shim basis (constant, x, y, z, x^2 - y^2, xy, 2z^2 - x^2 - y^2, yz, xz) fitted over the
+    brain, with x, y, z the voxel indices of a grid `index_spacing` times the model's (qsm-forward's
+    `generate_shimmed_field` on that grid)."""
+    def basis(points: np.ndarray) -> np.ndarray:
+        x, y, z = ((points - np.asarray(field.shape) / 2) / index_spacing).T
+        columns = [np.ones_like(x), x, y, z, x * x - y * y, x * y, 2 * z * z - x * x - y * y, y * z, x * z]
+        return np.stack(columns[:{0: 1, 1: 4, 2: 9}[order]], axis=1)
+    inside = np.argwhere(brain).astype(np.float64)
+    coefficients = np.linalg.lstsq(basis(inside), field[brain].astype(np.float64), rcond=None)[0]
+    every = np.indices(field.shape, dtype=np.float64).reshape(3, -1).T
+    return (basis(every) @ coefficients).reshape(field.shape).astype(np.float32)
 
 
 def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: np.ndarray | None = None) -> Path:
     """Write `case` as a BIDS subject under `out_dir` (returns the subject's folder). `model` and
     `field` (from `head_model` and `shimmed_field`) may be passed in to share them between cases."""
     qf = _qsm_forward()
-    model = model or head_model(case.model_voxel_mm, case.cavities)
+    model = model or head_model(*model_key(case))
     field = shimmed_field(model, case) if field is None else field
     rng = np.random.default_rng(case.seed)
-    offset = qf.generate_phase_offset(model.m0, model.brain, model.m0.shape) if case.phase_offset else 0.0
+    offset = 0.0
+    if case.phase_offset:
+        offset = case.phase_offset_scale * qf.generate_phase_offset(model.m0, model.brain, model.m0.shape)
+    stripped = model.intracranial if case.signal_in_brain_only else None  # a skull-stripped export: zeros elsewhere
     # An oblique acquisition: its grid is the model's, turned by `tilt_deg` about the left-right axis
     # through the centre, so that B0 (world z) lies off its slice axis.
     rotation = tilt(case.tilt_deg)
@@ -240,11 +292,12 @@ def simulate(case: Case, out_dir: Path, model: HeadModel | None = None, field: n
     anat, derivatives = out_dir / name / "anat", out_dir / "derivatives" / "truth" / name / "anat"
     anat.mkdir(parents=True, exist_ok=True)
     derivatives.mkdir(parents=True, exist_ok=True)
+    kept = 1.0 if stripped is None else _nearest(oblique(stripped.astype(np.int16), order=0), ratio, acquired_shape)[box]
     for echo, te_ms in enumerate(case.echo_times_ms, start=1):
         signal = qf.generate_signal(field, B0=case.b0_tesla, TR=0.05, TE=te_ms / 1000, flip_angle=15,
                                     phase_offset=offset, R1=model.r1, R2star=r2star, M0=model.m0)
         signal = qf.add_noise(qf.crop_kspace(oblique(signal), acquired_shape), peak_snr=case.peak_snr, rng=rng)
-        signal = signal[box]
+        signal = signal[box] * kept
         sidecar = {"EchoTime": te_ms / 1000, "MagneticFieldStrength": case.b0_tesla, "EchoNumber": echo}
         for part, values in (("mag", np.abs(signal)), ("phase", np.angle(signal))):
             stem = anat / f"{name}_echo-{echo}_part-{part}_MEGRE"

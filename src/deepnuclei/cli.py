@@ -85,7 +85,7 @@ def qsm(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     result = run_qsm(args.magnitudes, args.phases, args.sidecars, args.out_chi, args.out_mask, args.out_field,
-                     args.qc, QSMParams.from_config(json.loads(args.settings)))
+                     args.qc, QSMParams.from_config(json.loads(args.settings)), out_record=args.out_record)
     log.info("QSM step times (s): %s", {step: round(seconds, 2) for step, seconds in result["timings_s"].items()})
 
 
@@ -382,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-mask", required=True)
     sub.add_argument("--out-field", required=True)
     sub.add_argument("--qc", required=True)
+    sub.add_argument("--out-record", required=True, help="JSON: units, reference, settings, step times, QC measures")
 
     sub = command("qsm-metrics", qsm_metrics, "QSM challenge metrics against the demo's true susceptibility")
     sub.add_argument("--cases", required=True, help="plan file: JSON list of {subject, method, chi, mask, truth, dseg, truth_mask}")

@@ -70,7 +70,7 @@ class Layout:
         return str(self.results / "labels" / "dseg.tsv")
 
     def qsm(self, key: str, suffix: str, method: str) -> str:
-        """QSM outputs per method: `Chimap.nii.gz` (ppm), `mask.nii.gz`, `localfield.nii.gz` (ppm)."""
+        """QSM outputs per method: `Chimap.nii.gz` (ppm), `mask.nii.gz`, `localfield.nii.gz` (ppm), `Chimap.json`."""
         return self.result("qsm", key, suffix, space="SWI", desc=method)
 
     def registration_transform(self, key: str, method: str) -> str:

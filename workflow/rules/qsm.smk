@@ -42,6 +42,7 @@ rule qsm:
         chi=qsm_output("{subject}", "Chimap.nii.gz", "{method}"),
         mask=qsm_output("{subject}", "mask.nii.gz", "{method}"),
         field=qsm_output("{subject}", "localfield.nii.gz", "{method}"),
+        record=qsm_output("{subject}", "Chimap.json", "{method}"),
         qc=report(qsm_qc("{subject}", "{method}"), caption="../report/qsm_qc.rst", category="QSM"),
     wildcard_constraints:
         method="[A-Za-z0-9]+",
@@ -62,7 +63,7 @@ rule qsm:
     shell:
         "deepnuclei qsm --magnitudes {input.magnitudes} --phases {input.phases} --sidecars {input.sidecars}"
         " --settings '{params.settings}' --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
-        " --out-field {output.field} --qc {output.qc} > {log} 2>&1"
+        " --out-field {output.field} --qc {output.qc} --out-record {output.record} > {log} 2>&1"
 
 
 rule qsm_metrics:

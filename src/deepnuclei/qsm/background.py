@@ -28,6 +28,7 @@ def vsharp(
     radii_mm: Sequence[float] = (12.0, 10.0, 8.0, 6.0, 4.0),
     threshold: float = 0.05,
     device: torch.device | None = None,
+    demean: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """V-SHARP: a harmonic background equals its own spherical mean, so (delta - S_r) * field holds
     only the local field's part. Each voxel uses the largest radius whose sphere fits in the mask (big
@@ -35,6 +36,7 @@ def vsharp(
     the largest radius's kernel, truncated where |1 - S| < `threshold`.
 
     Beyond the volume counts as outside the mask. The valid mask is the mask eroded by the smallest radius.
+    `demean`: remove each radius's mean where its ball fits (`spherical_highpass`).
     """
     radii = sorted(radii_mm, reverse=True)
     inside = to_tensor(mask, device)
@@ -48,11 +50,31 @@ def vsharp(
         ball, count = ball_kernel_half(shape, voxel_size_mm, radius, inside.device)
         if radius == radii[0]:
             deconvolution = torch.where((1.0 - ball).abs() > threshold, 1.0 / (1.0 - ball), torch.zeros_like(ball))
-        newly_valid = ball_fits(mask_spectrum, ball, count, shape)[crop] & ~assigned
-        combined = torch.where(newly_valid, irfft(field_spectrum * (1.0 - ball), shape, crop_to=mask.shape), combined)
+        fits = ball_fits(mask_spectrum, ball, count, shape)[crop]
+        high_passed = spherical_highpass(field_spectrum, ball, shape)[crop]
+        if demean:
+            high_passed = high_passed - weighted_mean(high_passed, fits)
+        newly_valid = fits & ~assigned
+        combined = torch.where(newly_valid, high_passed, combined)
         assigned |= newly_valid
     local = irfft(rfft(combined, shape) * deconvolution, shape, crop_to=mask.shape) * assigned
     return to_numpy(local), to_numpy(assigned)
+
+
+def spherical_highpass(field_spectrum: torch.Tensor, ball: torch.Tensor, shape: Shape) -> torch.Tensor:
+    """(delta - S_r) * field on the padded grid, from the field's half spectrum and the ball's.
+
+    Where the ball fits in the mask, a harmonic background is gone from it. A smooth background that
+    is not harmonic is not: one whose Laplacian is a constant L (shim polynomials that are not spherical
+    harmonics, a residual phase offset) leaves -L <|x|^2>_ball / 6 everywhere the ball fits, and
+    inverted, that constant shades the whole brain (70 ppb on shared case qsm-3t-h01). V-SHARP removes
+    each radius's mean (`weighted_mean`); SHARP-TV fits the constant beside chi.
+    """
+    return irfft(field_spectrum * (1.0 - ball), shape)
+
+
+def weighted_mean(volume: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.sum(weight * volume) / torch.sum(weight)
 
 
 def embed(volume: torch.Tensor, shape: Shape) -> torch.Tensor:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .background import embed
+from .background import embed, spherical_highpass
 from .fourier import (
     Shape,
     ball_fits,
     ball_kernel_half,
+    ball_offsets,
     dipole_kernel_half,
     frequencies,
     irfft,
@@ -73,6 +74,18 @@ class DataTerm:
     kernel: torch.Tensor  # half spectrum: the model of the data is irfft(kernel * rfft(chi))
     data: torch.Tensor
     weight_sq: torch.Tensor  # W^2; zero where the data say nothing
+    # The model adds offset_gain * L, one L for all terms fitted beside chi: a background whose Laplacian
+    # is a constant leaves a constant in each sphere-filtered field, in proportion to the sphere's <|x|^2>.
+    offset_gain: float = 0.0
+
+
+def shared_offset(terms: Sequence[DataTerm], residuals: Sequence[torch.Tensor]) -> torch.Tensor | float:
+    """Least-squares L of residual_t = offset_gain_t * L over all terms (0 when no term has a gain)."""
+    gains = [term.offset_gain for term in terms]
+    if not any(gains):
+        return 0.0
+    numerator = sum(gain * torch.sum(term.weight_sq * residual) for gain, term, residual in zip(gains, terms, residuals))
+    return numerator / sum(gain**2 * torch.sum(term.weight_sq) for gain, term in zip(gains, terms))
 
 
 def admm_tv(
@@ -82,13 +95,16 @@ def admm_tv(
     """min_chi sum_t 1/2 ||W_t (K_t chi - data_t)||^2 + alpha ||grad chi||_1 by ADMM (FANSI's
     weighted linear variant): z = grad chi (soft threshold) and y_t = K_t chi (closed-form weighted
     average of data and model) are split off, so the chi update is one division in k-space. `mu_tv`
-    defaults to 100 alpha, as in FANSI. Stops when chi changes by less than `tol` (relative) in `region`."""
+    defaults to 100 alpha, as in FANSI. A term's free offset starts at the data's weighted mean and is
+    then, each iteration, the weighted mean of data less model (its least-squares value for that chi).
+    Stops when chi changes by less than `tol` (relative) in `region`."""
     mu_tv = 100.0 * alpha if mu_tv is None else mu_tv
     shape = tuple(region.shape)
     denominator = mu_tv * difference_eigenvalues(shape, voxel_size_mm, region.device)
     denominator = denominator + mu_data * sum(term.kernel**2 for term in terms)
     denominator[0, 0, 0] = 1.0  # the mean of chi is not determined by the data; its numerator is 0
-    splits = [term.data.clone() for term in terms]
+    laplacian = shared_offset(terms, [term.data for term in terms])
+    splits = [(term.data - term.offset_gain * laplacian) * (term.weight_sq > 0) for term in terms]
     duals = [torch.zeros_like(term.data) for term in terms]
     tv_split = torch.zeros((len(shape), *shape), device=region.device)
     tv_dual = torch.zeros_like(tv_split)
@@ -102,11 +118,14 @@ def admm_tv(
         differences = gradient(chi, voxel_size_mm)
         tv_split = shrink(differences + tv_dual, alpha / mu_tv)
         tv_dual += differences - tv_split
+        models = []
         for index, term in enumerate(terms):
             model = irfft(term.kernel * spectrum, shape)
-            weighted = term.weight_sq * term.data + mu_data * (model + duals[index])
+            weighted = term.weight_sq * (term.data - term.offset_gain * laplacian) + mu_data * (model + duals[index])
             splits[index] = weighted / (term.weight_sq + mu_data)
             duals[index] += model - splits[index]
+            models.append(model)
+        laplacian = shared_offset(terms, [term.data - model for term, model in zip(terms, models)])
         change = torch.linalg.vector_norm((chi - previous)[region]) / torch.linalg.vector_norm(chi[region])
         if change < tol:
             break
@@ -156,14 +175,15 @@ def sharp_tv(
     tol: float = 0.01,
     pad_mm: float = 16.0,
     device: torch.device | None = None,
+    demean: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """TV inversion of the total field with the spherical mean value filter in the forward model.
 
     For each radius r the data are (delta - S_r) * field where the sphere fits in the mask: a
     harmonic background is gone from them, exactly as in V-SHARP. Rather than deconvolving them (the
     step that truncation at the mask edge turns into low-frequency errors), the model is
-    (delta - S_r) * D * chi, still one division in k-space per iteration. Returns (chi, valid mask:
-    the mask eroded by the smallest radius).
+    (delta - S_r) * D * chi, still one division in k-space per iteration. `demean`: a constant per radius
+    is fitted beside chi (`background.spherical_highpass`). Returns (chi, valid mask: the mask eroded by the smallest radius).
     """
     inside = to_tensor(mask, device)
     shape = padded_fft_shape(mask.shape, voxel_size_mm, max(pad_mm, *radii_mm))
@@ -175,8 +195,9 @@ def sharp_tv(
     for radius in radii_mm:
         ball, count = ball_kernel_half(shape, voxel_size_mm, radius, inside.device)
         fits = ball_fits(mask_spectrum, ball, count, shape)
-        high_pass = 1.0 - ball
-        terms.append(DataTerm(high_pass * dipole, irfft(spectrum * high_pass, shape) * fits, (weight * fits) ** 2))
+        data = spherical_highpass(spectrum, ball, shape) * fits
+        gain = float(np.sum((ball_offsets(radius, voxel_size_mm) * np.asarray(voxel_size_mm)) ** 2, axis=1).mean()) if demean else 0.0
+        terms.append(DataTerm((1.0 - ball) * dipole, data, (weight * fits) ** 2, offset_gain=gain))
         valid |= fits
     chi = admm_tv(terms, valid, voxel_size_mm, alpha, mu_tv, mu_data, max_iter, tol)
     crop = tuple(slice(0, n) for n in mask.shape)
