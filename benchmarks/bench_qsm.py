@@ -29,6 +29,7 @@ PIPELINES = {  # the full pipeline each time: mask, unwrapping, echo fit, V-SHAR
     "tkd": QSMParams(inversion="tkd"),
     "tkd-laplacian": QSMParams(unwrap="laplacian", inversion="tkd"),
     "sharp-tv": QSMParams(),  # the default, chosen on benchmarks/bench_qsm_accuracy.py
+    "sharp-tv-unfitted": QSMParams(smv_demean=False, tv_alpha=1.5e-4),  # the default before the fitted offset
     "tv": QSMParams(inversion="tv"),
     "pdf-tv": QSMParams(background="pdf", inversion="tv"),
 }

@@ -5,7 +5,8 @@ under `derivatives/truth`); each method of the config's `qsm.methods` (and any `
 overrides) reconstructs it with `deepnuclei.qsm.pipeline.run_qsm`, as the workflow does. Scores, in
 the truth's brain mask where the method's susceptibility is valid, both maps demeaned there: NRMSE,
 HFEN, XSIM (QSM-CI's scorer), the mean error per nucleus (both sides pooled, ppb), the share of the
-brain scored, and the wall time. Writes `qsm_accuracy.tsv`, `qsm_accuracy.md` and a QC figure per
+brain scored, the QSM's own QC measures (`qc_shading_ppb`, `qc_brain_kept`: no truth needed) and the
+wall time. Writes `qsm_accuracy.tsv`, `qsm_accuracy.md` and a QC figure per
 case and method into `--out`.
 
     make bench-qsm                                   # every case, every configured method
@@ -89,6 +90,7 @@ def score(folder: Path, method: str, params: QSMParams, out: Path) -> dict:
             "nrmse": metrics["nrmse_percent"] / 100, "hfen": metrics["hfen_percent"] / 100, "xsim": metrics["xsim"],
             **{f"{nucleus}_ppb": errors.get(nucleus, np.nan) for nucleus in NUCLEI},
             "max_abs_ppb": max(abs(value) for value in errors.values()), "brain_scored": scored.sum() / brain.sum(),
+            "qc_shading_ppb": result["qc"]["shading_ppb"], "qc_brain_kept": result["qc"]["brain_kept_fraction"],
             "seconds": seconds}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from deepnuclei.io import InputError, read_volume, save_volume
 from deepnuclei.qsm import pipeline
-from deepnuclei.qsm.phantom import simulate_gre, sphere_phantom
+from deepnuclei.qsm.phantom import simulate_gre, sphere_phantom, voxel_centres_mm
 from deepnuclei.qsm.inputs import phase_in_radians
 from deepnuclei.qsm.pipeline import QSMParams, reconstruct, run_qsm
 
@@ -112,6 +112,29 @@ def test_run_qsm_writes_the_maps_and_the_qc_figure(bids):
     assert np.array_equal(read_volume(outputs[1])[0] > 0, result["mask"])
     assert read_volume(outputs[2])[0].shape == chi.shape
     assert outputs[3].stat().st_size > 10_000
+
+
+def test_qsm_record_holds_the_qc_measures_and_a_shaded_map_warns(bids, tmp_path, caplog, monkeypatch):
+    paths, outputs, _ = bids
+    record = tmp_path / "out" / "chi.json"
+    result = run(paths, outputs, out_record=record)
+    written = json.loads(record.read_text())
+    assert written["Units"] == "ppm" and written["Settings"]["inversion"] == "tkd"
+    assert written["QC"] == result["qc"] and written["QC"]["warnings"] == []
+    assert 0.3 < written["QC"]["brain_kept_fraction"] <= 1.0
+    # a quadratic shading of 50 ppb rms on top of the same map is measured and warned about
+    chi, valid = result["chi"], result["mask"]
+    x, y, z = np.moveaxis(voxel_centres_mm(chi.shape, (2.0, 2.0, 2.5)), -1, 0)
+    shading = x**2 + y**2 - 2 * z**2
+    shading = 0.05 * shading / shading[valid].std()
+    shaded = pipeline.quality_control(chi + shading, valid, result["brain_mask"], (2.0, 2.0, 2.5))
+    assert abs(shaded["shading_ppb"] - 50.0) <= result["qc"]["shading_ppb"] + 1.0
+    assert len(shaded["warnings"]) == 1 and "shading" in shaded["warnings"][0]
+    # run_qsm logs each warning with the map's path
+    monkeypatch.setattr(pipeline, "MAX_SHADING_PPB", 0.0)
+    run(paths, outputs, out_record=record)
+    assert any(str(outputs[0]) in message and "shading" in message for message in caplog.messages)
+    assert json.loads(record.read_text())["QC"]["warnings"]
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ class QSMParams:
     pdf_tol: float = 5e-4  # on the relative residual of the normal equations
     inversion: str = "sharp-tv"  # "tkd", "tv" (of the local field) or "sharp-tv" (of the total field)
     tkd_threshold: float = 0.19
-    tv_alpha: float = 1.5e-4  # TV weight (field in ppm, gradients per mm, weights of mean 1)
+    tv_alpha: float = 2.5e-4  # TV weight (field in ppm, gradients per mm, weights of mean 1; chosen on the benchmark)
     tv_mu: float | None = None  # ADMM penalty of the gradient split; None: 100 * tv_alpha
     tv_max_iter: int = 100
     tv_tol: float = 0.01  # relative change of chi that stops the iterations
