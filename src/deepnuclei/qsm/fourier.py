@@ -101,6 +101,12 @@ def ball_offsets(radius_mm: float, voxel_size_mm: Sequence[float]) -> np.ndarray
     return offsets[np.sum((offsets * np.asarray(voxel_size_mm)) ** 2, axis=1) <= radius_mm**2]
 
 
+def ball_second_moment(radius_mm: float, voxel_size_mm: Sequence[float]) -> float:
+    """<|x|^2> (mm^2) over the voxel ball of `radius_mm`: what its spherical mean adds to a field |x|^2."""
+    offsets_mm = ball_offsets(radius_mm, voxel_size_mm) * np.asarray(voxel_size_mm)
+    return float(np.mean(np.sum(offsets_mm**2, axis=1)))
+
+
 def ball_kernel_half(
     shape: Shape, voxel_size_mm: Sequence[float], radius_mm: float, device: torch.device
 ) -> tuple[torch.Tensor, int]:

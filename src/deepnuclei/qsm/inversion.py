@@ -15,7 +15,7 @@ from .fourier import (
     Shape,
     ball_fits,
     ball_kernel_half,
-    ball_offsets,
+    ball_second_moment,
     dipole_kernel_half,
     frequencies,
     irfft,
@@ -74,13 +74,15 @@ class DataTerm:
     kernel: torch.Tensor  # half spectrum: the model of the data is irfft(kernel * rfft(chi))
     data: torch.Tensor
     weight_sq: torch.Tensor  # W^2; zero where the data say nothing
-    # The model adds offset_gain * L, one L for all terms fitted beside chi: a background whose Laplacian
-    # is a constant leaves a constant in each sphere-filtered field, in proportion to the sphere's <|x|^2>.
+    # The model adds offset_gain * c, one c for all terms, fitted beside chi (`shared_offset`); 0: no offset.
     offset_gain: float = 0.0
 
 
 def shared_offset(terms: Sequence[DataTerm], residuals: Sequence[torch.Tensor]) -> torch.Tensor | float:
-    """Least-squares L of residual_t = offset_gain_t * L over all terms (0 when no term has a gain)."""
+    """Least-squares c of residual_t = offset_gain_t * c over all terms (0 when no term has a gain).
+
+    A background whose Laplacian is a constant L leaves -L/6 <|x|^2>_ball in each sphere-filtered field
+    (`background.spherical_highpass`): with the spheres' second moments as gains, c is -L/6."""
     gains = [term.offset_gain for term in terms]
     if not any(gains):
         return 0.0
@@ -95,16 +97,16 @@ def admm_tv(
     """min_chi sum_t 1/2 ||W_t (K_t chi - data_t)||^2 + alpha ||grad chi||_1 by ADMM (FANSI's
     weighted linear variant): z = grad chi (soft threshold) and y_t = K_t chi (closed-form weighted
     average of data and model) are split off, so the chi update is one division in k-space. `mu_tv`
-    defaults to 100 alpha, as in FANSI. A term's free offset starts at the data's weighted mean and is
-    then, each iteration, the weighted mean of data less model (its least-squares value for that chi).
+    defaults to 100 alpha, as in FANSI. Terms with an `offset_gain` share one offset scale, fitted first to
+    the data, then at every iteration to data less model (its least-squares value for that chi).
     Stops when chi changes by less than `tol` (relative) in `region`."""
     mu_tv = 100.0 * alpha if mu_tv is None else mu_tv
     shape = tuple(region.shape)
     denominator = mu_tv * difference_eigenvalues(shape, voxel_size_mm, region.device)
     denominator = denominator + mu_data * sum(term.kernel**2 for term in terms)
     denominator[0, 0, 0] = 1.0  # the mean of chi is not determined by the data; its numerator is 0
-    laplacian = shared_offset(terms, [term.data for term in terms])
-    splits = [(term.data - term.offset_gain * laplacian) * (term.weight_sq > 0) for term in terms]
+    offset = shared_offset(terms, [term.data for term in terms])
+    splits = [(term.data - term.offset_gain * offset) * (term.weight_sq > 0) for term in terms]
     duals = [torch.zeros_like(term.data) for term in terms]
     tv_split = torch.zeros((len(shape), *shape), device=region.device)
     tv_dual = torch.zeros_like(tv_split)
@@ -121,11 +123,11 @@ def admm_tv(
         models = []
         for index, term in enumerate(terms):
             model = irfft(term.kernel * spectrum, shape)
-            weighted = term.weight_sq * (term.data - term.offset_gain * laplacian) + mu_data * (model + duals[index])
+            weighted = term.weight_sq * (term.data - term.offset_gain * offset) + mu_data * (model + duals[index])
             splits[index] = weighted / (term.weight_sq + mu_data)
             duals[index] += model - splits[index]
             models.append(model)
-        laplacian = shared_offset(terms, [term.data - model for term, model in zip(terms, models)])
+        offset = shared_offset(terms, [term.data - model for term, model in zip(terms, models)])
         change = torch.linalg.vector_norm((chi - previous)[region]) / torch.linalg.vector_norm(chi[region])
         if change < tol:
             break
@@ -182,8 +184,10 @@ def sharp_tv(
     For each radius r the data are (delta - S_r) * field where the sphere fits in the mask: a
     harmonic background is gone from them, exactly as in V-SHARP. Rather than deconvolving them (the
     step that truncation at the mask edge turns into low-frequency errors), the model is
-    (delta - S_r) * D * chi, still one division in k-space per iteration. `demean`: a constant per radius
-    is fitted beside chi (`background.spherical_highpass`). Returns (chi, valid mask: the mask eroded by the smallest radius).
+    (delta - S_r) * D * chi, still one division in k-space per iteration. `demean`: the constant that a
+    background of constant Laplacian leaves in each radius's data (`background.spherical_highpass`) is
+    fitted beside chi, one Laplacian for all radii. Returns (chi, valid mask: the mask eroded by the
+    smallest radius).
     """
     inside = to_tensor(mask, device)
     shape = padded_fft_shape(mask.shape, voxel_size_mm, max(pad_mm, *radii_mm))
@@ -196,7 +200,7 @@ def sharp_tv(
         ball, count = ball_kernel_half(shape, voxel_size_mm, radius, inside.device)
         fits = ball_fits(mask_spectrum, ball, count, shape)
         data = spherical_highpass(spectrum, ball, shape) * fits
-        gain = float(np.sum((ball_offsets(radius, voxel_size_mm) * np.asarray(voxel_size_mm)) ** 2, axis=1).mean()) if demean else 0.0
+        gain = ball_second_moment(radius, voxel_size_mm) if demean else 0.0
         terms.append(DataTerm((1.0 - ball) * dipole, data, (weight * fits) ** 2, offset_gain=gain))
         valid |= fits
     chi = admm_tv(terms, valid, voxel_size_mm, alpha, mu_tv, mu_data, max_iter, tol)

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 CHI_DISPLAY_PPM = (-0.15, 0.25)  # the DB-ResUNet paper's QSM clipping range, [-150, 250] ppb
 CROP_MARGIN_VOXELS = 3
-# QC bars (docs/qsm.md, "Quality control"): a true brain's susceptibility has 2-5 ppb of quadratic shading
-# (the truth of every benchmark case and the shared case), a map shaded by a background left in 25 ppb or more
+# QC bars (docs/qsm.md, "Quality control"): a true brain's susceptibility has 2.5 to 6 ppb of quadratic shading
+# (the truths of the benchmark's cases, the shared case and the demo); a background left in puts 25 ppb there
 MAX_SHADING_PPB = 10.0
 MIN_BRAIN_KEPT = 0.6  # share of the brain mask where chi is valid; the benchmark's whole heads keep 0.8
 
@@ -58,8 +58,8 @@ class QSMParams:
     background: str = "vsharp"  # "vsharp" or "pdf": makes the local field (output, and input to tkd/tv)
     vsharp_radii_mm: tuple[float, ...] = (12.0, 10.0, 8.0, 6.0, 4.0)
     vsharp_threshold: float = 0.05  # truncation of the deconvolution
-    smv_demean: bool = True  # remove the mean of each sphere-filtered field (V-SHARP, SHARP-TV): the trace of a
-    # background that is not harmonic, which inverted shades the whole brain (docs/qsm.md)
+    smv_demean: bool = True  # the constant a background that is not harmonic leaves in each sphere-filtered field:
+    # fitted beside chi (SHARP-TV), removed (V-SHARP); left in, it shades the whole brain (docs/qsm.md)
     pdf_pad_mm: float = 20.0
     pdf_max_iter: int = 100
     pdf_tol: float = 5e-4  # on the relative residual of the normal equations
