@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from deepnuclei.qsm import pipeline
 from deepnuclei.qsm.pipeline import QSMParams, run_qsm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,4 +47,4 @@ def test_default_qsm_meets_the_bars_on_the_shared_case(tmp_path):
     assert len(errors) == 16, scored
     assert nrmse <= MAX_NRMSE, scored
     assert max(abs(error) for error in errors.values()) <= MAX_NUCLEUS_ERROR_PPB, scored
-    assert result["qc"]["warnings"] == [] and result["qc"]["shading_ppb"] < 10.0
+    assert result["qc"]["warnings"] == [] and result["qc"]["shading_ppb"] < pipeline.MAX_SHADING_PPB

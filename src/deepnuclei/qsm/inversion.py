@@ -78,16 +78,17 @@ class DataTerm:
     offset_gain: float = 0.0
 
 
-def shared_offset(terms: Sequence[DataTerm], residuals: Sequence[torch.Tensor]) -> torch.Tensor | float:
-    """Least-squares c of residual_t = offset_gain_t * c over all terms (0 when no term has a gain).
+def shared_offset(gains: Sequence[float], weight_totals: Sequence[torch.Tensor],
+                  residual_totals: Sequence[torch.Tensor]) -> float:
+    """Least-squares c of residual_t = gain_t * c over all terms, from each term's sum of W^2 and of W^2
+    times its residual (0 when no term has a gain).
 
     A background whose Laplacian is a constant L leaves -L/6 <|x|^2>_ball in each sphere-filtered field
     (`background.spherical_highpass`): with the spheres' second moments as gains, c is -L/6."""
-    gains = [term.offset_gain for term in terms]
-    if not any(gains):
+    denominator = sum(gain**2 * total for gain, total in zip(gains, weight_totals) if gain)
+    if not denominator:
         return 0.0
-    numerator = sum(gain * torch.sum(term.weight_sq * residual) for gain, term, residual in zip(gains, terms, residuals))
-    return numerator / sum(gain**2 * torch.sum(term.weight_sq) for gain, term in zip(gains, terms))
+    return float(sum(gain * total for gain, total in zip(gains, residual_totals) if gain) / denominator)
 
 
 def admm_tv(
@@ -105,7 +106,13 @@ def admm_tv(
     denominator = mu_tv * difference_eigenvalues(shape, voxel_size_mm, region.device)
     denominator = denominator + mu_data * sum(term.kernel**2 for term in terms)
     denominator[0, 0, 0] = 1.0  # the mean of chi is not determined by the data; its numerator is 0
-    offset = shared_offset(terms, [term.data for term in terms])
+    # per term, computed once: W^2 data, 1 / (W^2 + mu_data), and the totals the offset's fit needs
+    weighted_data = [term.weight_sq * term.data for term in terms]
+    reciprocals = [1.0 / (term.weight_sq + mu_data) for term in terms]
+    gains = [term.offset_gain for term in terms]
+    weight_totals = [torch.sum(term.weight_sq) for term in terms]
+    data_totals = [torch.sum(weighted) for weighted in weighted_data]
+    offset = shared_offset(gains, weight_totals, data_totals)
     splits = [(term.data - term.offset_gain * offset) * (term.weight_sq > 0) for term in terms]
     duals = [torch.zeros_like(term.data) for term in terms]
     tv_split = torch.zeros((len(shape), *shape), device=region.device)
@@ -120,14 +127,18 @@ def admm_tv(
         differences = gradient(chi, voxel_size_mm)
         tv_split = shrink(differences + tv_dual, alpha / mu_tv)
         tv_dual += differences - tv_split
-        models = []
+        residual_totals = []
         for index, term in enumerate(terms):
             model = irfft(term.kernel * spectrum, shape)
-            weighted = term.weight_sq * (term.data - term.offset_gain * offset) + mu_data * (model + duals[index])
-            splits[index] = weighted / (term.weight_sq + mu_data)
+            target = weighted_data[index]
+            if term.offset_gain:  # W^2 (data - gain * offset), in one pass
+                target = torch.add(target, term.weight_sq, alpha=-term.offset_gain * offset)
+                residual_totals.append(data_totals[index] - torch.vdot(term.weight_sq.flatten(), model.flatten()))
+            else:
+                residual_totals.append(0.0)
+            splits[index] = (target + mu_data * (model + duals[index])) * reciprocals[index]
             duals[index] += model - splits[index]
-            models.append(model)
-        offset = shared_offset(terms, [term.data - model for term, model in zip(terms, models)])
+        offset = shared_offset(gains, weight_totals, residual_totals)
         change = torch.linalg.vector_norm((chi - previous)[region]) / torch.linalg.vector_norm(chi[region])
         if change < tol:
             break
