@@ -50,7 +50,7 @@ report: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
 
 # QSM accuracy on cases made by another group's forward model (benchmarks/bench_qsm_accuracy.py):
-# every case, every method of config/config.yaml's qsm.methods; about an hour on 2 cores.
+# every case, every method of config/config.yaml's qsm.methods; about 45 minutes on 2 cores.
 bench-qsm: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_qsm_accuracy.py
 
