@@ -28,12 +28,12 @@ from .mask import brain_mask, csf_mask, phase_quality, reliable_region, signal_m
 from .timing import StepTimer
 from .unwrap import UNWRAPPERS
 
+log = logging.getLogger(__name__)
+
 MASK_METHODS = ("magnitude", "signal")
 BACKGROUND_METHODS = ("vsharp", "pdf")
 INVERSION_METHODS = ("tkd", "tv", "sharp-tv")
 REFERENCES = ("mask", "csf", "none", "region")
-log = logging.getLogger(__name__)
-
 CHI_DISPLAY_PPM = (-0.15, 0.25)  # the DB-ResUNet paper's QSM clipping range, [-150, 250] ppb
 CROP_MARGIN_VOXELS = 3
 # QC bars (docs/qsm.md, "Quality control"): a true brain's susceptibility has 2.5 to 6 ppb of quadratic shading
