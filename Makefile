@@ -50,7 +50,8 @@ report: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --report results/report.html
 
 # QSM accuracy on cases made by another group's forward model (benchmarks/bench_qsm_accuracy.py):
-# every case, every method of config/config.yaml's qsm.methods; about 45 minutes on 2 cores.
+# every case, every method of config/config.yaml's qsm.methods; on 2 cores about 11 minutes to simulate the 14 cases
+# and 36 to score three methods and one --extra on them (2026-12-07).
 bench-qsm: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_qsm_accuracy.py
 

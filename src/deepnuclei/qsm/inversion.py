@@ -85,10 +85,10 @@ def shared_offset(gains: Sequence[float], weight_totals: Sequence[torch.Tensor],
 
     A background whose Laplacian is a constant L leaves -L/6 <|x|^2>_ball in each sphere-filtered field
     (`background.spherical_highpass`): with the spheres' second moments as gains, c is -L/6."""
-    denominator = sum(gain**2 * total for gain, total in zip(gains, weight_totals) if gain)
+    denominator = sum(gain**2 * total for gain, total in zip(gains, weight_totals))
     if not denominator:
         return 0.0
-    return float(sum(gain * total for gain, total in zip(gains, residual_totals) if gain) / denominator)
+    return float(sum(gain * total for gain, total in zip(gains, residual_totals)) / denominator)
 
 
 def admm_tv(
