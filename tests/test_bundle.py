@@ -84,6 +84,7 @@ def test_export_holds_what_a_new_dataset_needs_and_loads_the_same_model(trained,
     assert manifest["scores"]["validation"]["best_val_dice"] == 0.61
     assert manifest["scores"]["test"] == {"sessions": 1, "dice": {"STN_L": 0.5, "STN_R": 0.7}, "mean_dice": 0.6}
     assert "optimizer" not in bundle.state()  # weights only
+    assert manifest["training_range"] is None  # its checkpoint predates the record: inference checks nothing
     image = torch.rand(1, 20, 20, 6)
     from_checkpoint, _ = load_model(trained / "checkpoint_best.pt", torch.device("cpu"))
     from_bundle, info = load_model(path, torch.device("cpu"))
@@ -144,6 +145,25 @@ def test_a_bundled_model_is_applied_not_trained_and_brings_its_preprocessing(tra
     write_session(t1_only, "01", echoes=0)
     with pytest.raises(PlanError, match=f"{path}: model linus needs both SWI echoes and a T1w"):
         make_plan({**config, "bids_dir": str(t1_only)})
+
+
+def test_a_model_fine_tuned_from_a_bundle_is_trained_on_the_bundles_network_and_preprocessing(trained, tmp_path):
+    path = export_model(trained, tmp_path / "linus.zip")
+    bids = tmp_path / "bids"
+    for participant in ("01", "02", "03"):
+        write_session(bids, participant, labels=("SWI", "T1w"))
+    config = config_for(bids, tmp_path, methods=["atlas", "linus"], atlas={"methods": ["atlas"]},
+                        ablations={"rates": [], "inputs": []})
+    config["models"]["linus"] = {"init": str(path), "training": {"max_epochs": 2}}
+    plan = make_plan(config)
+    assert plan.trained("linus") and plan.models["linus"]["inputs"] == ["Chimap"]  # the bundle's network
+    entry = plan_files(plan)["train_linus"]["model"]
+    assert entry["init"] == str(path) and entry["options"] == {"widths": [4, 8, 8, 8, 8]}
+    assert entry["training"]["max_epochs"] == 2  # the run's training keys over the bundle's recipe
+    assert plan_files(plan)["preprocess_SWI"]["matrix"] == [24, 24, 12]  # the inputs it was trained on
+    config["models"]["linus"]["inputs"] = ["T1w"]
+    with pytest.raises(PlanError, match=f"models.linus: init bundle {path} was trained with other \\['inputs'\\]"):
+        make_plan(config)
 
 
 def test_images_at_the_trained_voxel_size_are_read_as_they_are_others_resampled_and_labels_back():

@@ -20,6 +20,7 @@ from deepnuclei.labels import (
     dseg_tsv,
 )
 from deepnuclei.measures import (
+    RANGE_COLUMNS,
     COLUMNS,
     MEASURES,
     measures_from_files,
@@ -150,8 +151,11 @@ def test_each_method_is_measured_on_the_structures_it_writes(tmp_path):
 def test_group_tables_long_and_wide_hold_the_same_values(session, tmp_path):
     files = session["files"]
     cases = [{"participant": "01", "session": "pre", "method": "reference", "out": str(tmp_path / "a.tsv")},
-             {"participant": "01", "session": "pre", "method": "linus", "out": str(tmp_path / "b.tsv")},
+             {"participant": "01", "session": "pre", "method": "linus", "out": str(tmp_path / "b.tsv"),
+              "inference_record": str(tmp_path / "inference.json")},
              {"participant": "02", "session": "pre", "method": "atlas", "out": str(tmp_path / "c.tsv")}]
+    range_check = {"checked": True, "in_range": False, "warnings": ["STN_R: not found", "input channel 0: p50 low"]}
+    (tmp_path / "inference.json").write_text(json.dumps({"range_check": range_check}))
     write_session_measures(NAMES, cases[0]["out"], **files)
     write_session_measures(["STN_R"], cases[1]["out"], t1_labels=files["t1_labels"], t1=files["t1"])
     write_session_measures(["CN_L", "GP_L"], cases[2]["out"], swi_labels=files["swi_labels"], qsm=files["qsm"])
@@ -159,14 +163,14 @@ def test_group_tables_long_and_wide_hold_the_same_values(session, tmp_path):
     assert main(["merge-measures", "--plan", str(tmp_path / "measures.json"), "--out-tsv", str(tmp_path / "nuclei.tsv"),
                  "--out-csv", str(tmp_path / "wide.csv")]) == 0
     long = read_measures(tmp_path / "nuclei.tsv")
-    assert list(long.columns) == ["participant_id", "session_id", "method", *COLUMNS]
+    assert list(long.columns) == ["participant_id", "session_id", "method", *COLUMNS, *RANGE_COLUMNS]
     assert len(long) == len(NAMES) + 1 + 2 and set(long["session_id"]) == {"ses-pre"}
     assert list(long["participant_id"].unique()) == ["sub-01", "sub-02"]
     wide = pd.read_csv(tmp_path / "wide.csv")  # as a statistician loads it: NA is missing
     assert list(wide["method"]) == ["reference", "linus", "atlas"]
     # structures in the package's order, each with every measure
     order = ["CN_L", "GPe_L", "GPi_L", "RN_L", "STN_R", "GP_L"]
-    assert list(wide.columns) == ["participant_id", "session_id", "method", "volume_space",
+    assert list(wide.columns) == ["participant_id", "session_id", "method", "volume_space", *RANGE_COLUMNS,
                                   *(f"{name}_{measure}" for name in order for measure in MEASURES)]
     assert "STN_R_volume_mm3" in wide and "GP_L_chi_mean_ppb" in wide
     for record in long.to_dict("records"):
@@ -178,6 +182,9 @@ def test_group_tables_long_and_wide_hold_the_same_values(session, tmp_path):
     linus = wide[wide["method"] == "linus"].iloc[0]
     assert np.isnan(linus["CN_L_volume_mm3"])  # a structure the method does not write: missing, not 0
     assert list(wide["volume_space"]) == ["T1w", "T1w", "SWI"]
+    # a model's session outside its training range is flagged with the reasons; other methods: missing
+    assert wide["in_training_range"].tolist()[1] is False and wide["in_training_range"].isna().tolist() == [True, False, True]
+    assert linus["range_warnings"] == "STN_R: not found; input channel 0: p50 low"
 
 
 def test_group_tables_without_sessions_leave_session_id_missing(session, tmp_path):

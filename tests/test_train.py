@@ -259,3 +259,32 @@ def test_fingerprint_follows_the_files_and_the_settings(tmp_path) -> None:
     assert input_fingerprint({"lr": 1e-4}, [image]) != before
     image.write_bytes(b"three")
     assert input_fingerprint({"lr": 1e-3}, [image]) != before
+
+
+def test_fine_tuning_starts_from_a_trained_model_and_inference_checks_its_training_range(tmp_path) -> None:
+    from deepnuclei.training_range import check_session, stored_range
+
+    subjects = blob_subjects(3, channels=1)
+    config = dict(task="stn", max_epochs=20, iterations_per_epoch=10, batch_size=16, lr=1e-2, min_lr=3e-3)
+    train("linus", TINY_LINUS, subjects[:2], subjects[2:], tmp_path / "source", config)
+    source = tmp_path / "source" / "checkpoint_best.pt"
+    # one epoch at a learning rate too small to learn anything: only the initial weights can segment
+    frozen = dict(config, max_epochs=1, lr=1e-7, min_lr=1e-7)
+    train("linus", TINY_LINUS, subjects[:2], subjects[2:], tmp_path / "tuned", frozen, init=source)
+    train("linus", TINY_LINUS, subjects[:2], subjects[2:], tmp_path / "scratch", frozen)
+    assert foreground_dice(tmp_path / "tuned" / "checkpoint_best.pt", subjects[2]) > 0.6
+    assert foreground_dice(tmp_path / "scratch" / "checkpoint_best.pt", subjects[2]) < 0.2
+    with pytest.raises(ValueError, match="another network"):
+        train("linus", {"widths": (4, 8, 16, 32, 64)}, subjects[:2], subjects[2:], tmp_path / "other", frozen, init=source)
+
+    # the checkpoint carries the range of its training subjects: a new session is compared with it
+    known = stored_range(source)
+    assert known["subjects"] == 3 and set(known["anatomy"]) == {"STN_L"}  # the blob is class 1
+    assert known["anatomy"]["STN_L"]["volume_ml"][0] == pytest.approx(0.257, abs=0.01)  # 257 voxels of 1 mm
+    subject, CLASSES = subjects[2], ["STN_L", "STN_R"]
+    inside = check_session(known, subject.image.numpy(), subject.labels.numpy(), subject.affine, CLASSES)
+    assert inside == {"checked": True, "in_range": True, "warnings": []}
+    darker = check_session(known, 0.4 * subject.image.numpy(), np.zeros_like(subject.labels.numpy()),
+                           subject.affine, CLASSES)
+    assert not darker["in_range"] and any(w.startswith("input channel 0: p50") for w in darker["warnings"])
+    assert "STN_L: not found, though every training subject had it" in darker["warnings"]

@@ -33,6 +33,7 @@ from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
+from .training_range import check_session, stored_range
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,10 @@ def segment_files(
     subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
     warm_up(model, info, subject.image, batch_size, mixed_precision)
     prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision)
+    range_check = check_session(stored_range(checkpoint), subject.image.numpy(), prediction.labels, subject.affine,
+                                task_classes(info.task))
+    for warning in range_check["warnings"]:
+        log.warning("%s, %s: out of the training range: %s", info.model, Path(channel_paths[0]).name, warning)
     values = reference_values(info.task)
     labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine
     if padding_record is not None:
@@ -273,6 +278,7 @@ def segment_files(
         "shape": list(subject.image.shape[1:]),
         "checkpoint": str(checkpoint),
         "padding_record": None if padding_record is None else str(padding_record),
+        "range_check": range_check,
     }
     write_json(out_json, record)
     log.info("%s: %s in %.2f s on %s", info.model, out_dseg, prediction.inference_seconds, record["device"])

@@ -50,6 +50,7 @@ COLUMNS = ["structure", "label", "volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *IN
            "volume_space"]
 INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
 ID_COLUMNS = ["participant_id", "session_id", "method"]
+RANGE_COLUMNS = ["in_training_range", "range_warnings"]  # a model's session against its training range
 DECIMALS = 4
 MAP_TOLERANCE_MM = 1e-3  # affines that differ by less describe one grid (as evaluate and validate take them)
 
@@ -194,18 +195,31 @@ def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[st
 # ---- the group tables
 
 
+def range_flag(record_path: str | os.PathLike | None) -> tuple[object, str]:
+    """(`in_training_range`, `range_warnings`) of a model's inference record (`training_range.check_session`):
+    True or False and the reasons; missing (NA) for methods that are not models and for unchecked models."""
+    if not record_path:
+        return pd.NA, ""
+    check = read_json(record_path).get("range_check") or {}
+    if not check.get("checked"):
+        return pd.NA, ""
+    return bool(check["in_range"]), "; ".join(check["warnings"])
+
+
 def long_table(cases: Sequence[Mapping]) -> pd.DataFrame:
     """Every case's measures in one table: `participant_id` (sub-<label>), `session_id` (ses-<label>, missing
-    without sessions) and `method` before each case's columns. Cases: {participant, session, method, out}."""
+    without sessions) and `method` before each case's columns, and a model's training-range flag after them.
+    Cases: {participant, session, method, out, inference_record}."""
     tables = []
     for case in cases:
         table = _read_tsv(case["out"])
+        table["in_training_range"], table["range_warnings"] = range_flag(case.get("inference_record"))
         table.insert(0, "method", case["method"])
         table.insert(0, "session_id", f"ses-{case['session']}" if case.get("session") else np.nan)
         table.insert(0, "participant_id", f"sub-{case['participant']}")
         tables.append(table)
     if not tables:
-        return pd.DataFrame(columns=[*ID_COLUMNS, *COLUMNS])
+        return pd.DataFrame(columns=[*ID_COLUMNS, *COLUMNS, *RANGE_COLUMNS])
     return typed(pd.concat(tables, ignore_index=True))
 
 
@@ -215,11 +229,11 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
     missing where the method does not write the structure."""
     order = list(scored_structures())
     present = sorted(set(long["structure"]), key=order.index)
-    columns = [*ID_COLUMNS, "volume_space", *(f"{name}_{measure}" for name in present for measure in MEASURES)]
+    columns = [*ID_COLUMNS, "volume_space", *RANGE_COLUMNS, *(f"{name}_{measure}" for name in present for measure in MEASURES)]
     rows = []
     for ids, group in long.groupby(ID_COLUMNS, sort=False, dropna=False):
         row = dict(zip(ID_COLUMNS, ids))
-        row["volume_space"] = group["volume_space"].iloc[0]
+        row.update(group[["volume_space", *RANGE_COLUMNS]].iloc[0].to_dict())
         for record in group.to_dict("records"):
             row.update({f"{record['structure']}_{measure}": record[measure] for measure in MEASURES})
         rows.append(row)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import load_bundle
+from .bundle import is_bundle, load_bundle
 from .io import write_text_atomic
 from .labels import check_task, lookup_structures
 from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
@@ -287,17 +287,30 @@ def model_space(model: Mapping) -> str:
     return model.get("space", "SWI")
 
 
+BUNDLE_DEFINES = ("architecture", "inputs", "task", "space", "options")  # what a fine-tuned model takes from its bundle
+
+
 def resolve_bundles(models: Mapping[str, dict]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Models given as `{bundle: path}` become the config entries they were trained as (checked bundles:
-    a damaged or foreign file stops the plan here, before any job); returns the models and, per bundled
-    model, the preprocessing its bundle records."""
+    """Models given as `{bundle: path}` become the config entries they were trained as; models given an
+    `init` bundle (fine-tuning) take its network and inputs, with their own `training` over the bundle's
+    recipe. Bundles are checked: a damaged or foreign file stops the plan here, before any job. Returns the
+    models and, per model from a bundle, the preprocessing the bundle records, which its inputs must have."""
     resolved, preprocessing = {}, {}
     for name, model in models.items():
-        if "bundle" not in model:
+        source = model.get("bundle") or model.get("init")
+        if source is None or not is_bundle(source):
             resolved[name] = model
             continue
-        bundle = load_bundle(model["bundle"])
-        resolved[name] = {**bundle.model, "bundle": str(model["bundle"])}
+        bundle = load_bundle(source)
+        if "bundle" in model:
+            resolved[name] = {**bundle.model, "bundle": str(source)}
+        else:
+            differing = [key for key in BUNDLE_DEFINES if key in model and model[key] != bundle.model.get(key)]
+            if differing:
+                raise PlanError(f"models.{name}: init bundle {source} was trained with other {differing}; leave "
+                                f"them out (the bundle sets them) or train from scratch")
+            training = {**bundle.model.get("training", {}), **model.get("training", {})}
+            resolved[name] = {**bundle.model, **model, "training": training, "init": str(source)}
         preprocessing[name] = bundle.preprocess
     return resolved, preprocessing
 
@@ -316,7 +329,7 @@ class Plan:
     models: dict[str, dict]  # every model the rules can train: main ones and the LiNUS experiments'
     ablation_methods: dict[str, list[str]]
     notes: list[str]
-    bundled: dict[str, dict] = field(default_factory=dict)  # model -> the preprocessing its bundle records
+    bundled: dict[str, dict] = field(default_factory=dict)  # model -> the preprocessing its bundle (or init) records
 
     @property
     def ablation_models(self) -> set[str]:
@@ -359,8 +372,8 @@ class Plan:
         return self.models.get(method, {}).get("cohort", MAIN_COHORT)
 
     def trained(self, model: str) -> bool:
-        """Whether the run trains the model (else it comes from a bundle)."""
-        return model not in self.bundled
+        """Whether the run trains the model (else it is applied from a bundle)."""
+        return "bundle" not in self.models[model]
 
     @cache
     def preprocess_settings(self, space: str, cohort: str = MAIN_COHORT) -> dict[str, Any]:
@@ -374,7 +387,7 @@ class Plan:
                    if self.native_space(name) == space and self.method_cohort(name) == cohort}
         if len({json.dumps(preprocessing, sort_keys=True) for preprocessing in bundled.values()}) > 1:
             raise PlanError(f"models {sorted(bundled)}: their bundles were trained with different {space} "
-                            f"preprocessing ({', '.join(self.models[name]['bundle'] for name in bundled)}); "
+                            f"preprocessing ({', '.join(self.models[name].get('bundle') or self.models[name]['init'] for name in bundled)}); "
                             f"apply them in separate runs")
         # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
         return {**settings, **next(iter(bundled.values()), {}), **({"qsm": self.qsm_source(cohort)} if space == "SWI" else {})}
@@ -508,7 +521,9 @@ class Plan:
                 "t1_labels": labels.get("T1w"), "swi_labels": labels.get("SWI"),
                 "qsm": self.layout.qsm(key, "Chimap.nii.gz", self.config["qsm"]["method"]) if "SWI" in labels else None,
                 "t1": session.t1 if "T1w" in labels else None, "lookup": lookup,
-                "task": self.models.get(method, {}).get("task"), "out": self.layout.measures(method, key)}
+                "task": self.models.get(method, {}).get("task"), "out": self.layout.measures(method, key),
+                # a model's inference record holds its training-range check, flagged in the tables
+                "inference_record": self.layout.inference_record(method, key) if method in self.models else None}
 
     def measures_cases(self) -> list[dict[str, Any]]:
         """Per session of the main cohort: the reference where it is labelled, then every method of the main

@@ -49,13 +49,16 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .bundle import is_bundle, load_bundle
 from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
 from .infer import ModelInfo, default_device, label_map, native_half_precision, predict_logits
 from .io import write_json, write_text_atomic
+from .labels import task_classes
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
 from .optim import MIST
 from .progress import PROGRESS_FILE, minutes
+from .training_range import anatomy_statistics, input_statistics, training_range
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +200,14 @@ def loader_workers(requested: int | None, device: torch.device) -> int:
     return 0 if device.type == "cpu" else min(8, max((os.cpu_count() or 1) - 1, 0))
 
 
+def subjects_range(subjects: Sequence[Subject], task: str) -> dict[str, Any]:
+    """`training_range.training_range` of labelled subjects: what inference compares new sessions with."""
+    classes = task_classes(task)
+    return training_range([input_statistics(subject.image.numpy()) for subject in subjects],
+                          [anatomy_statistics(subject.labels.numpy(), subject.affine, classes) for subject in subjects],
+                          classes)
+
+
 def tiles_per_volume(shape: Sequence[int], patch_size: Sequence[int]) -> int:
     return math.prod(math.ceil(extent / size) for extent, size in zip(shape, patch_size))
 
@@ -206,7 +217,7 @@ class Trainer:
 
     def __init__(self, spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
                  val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
-                 fingerprint: str = "") -> None:
+                 fingerprint: str = "", init: str | os.PathLike | None = None) -> None:
         self.fingerprint = fingerprint
         self.settings = TrainConfig.from_dict(get_spec(spec_name), config)
         spec = get_spec(spec_name).with_options(**options)
@@ -229,8 +240,11 @@ class Trainer:
         main_loss = criterion(settings.loss, self.info.n_classes, settings.class_weights)
         self.loss = SegmentationLoss(main_loss, settings.aux_weight).to(self.device)
         self.dataset = self.make_dataset(train_subjects)
+        self.training_range = subjects_range([*train_subjects, *val_subjects], self.settings.task)
         self.history: list[dict[str, float]] = []
         self.best_score = -math.inf
+        if init is not None:
+            self.initialise(init)
         self.resume()
 
     def autocast(self) -> torch.autocast:
@@ -304,9 +318,23 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "best_score": self.best_score,
+            "training_range": self.training_range,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
+
+    def initialise(self, source: str | os.PathLike) -> None:
+        """Start from the weights of a bundle or checkpoint of the same network (fine-tuning); a resumed run
+        then replaces them with its own."""
+        state = load_bundle(source).state() if is_bundle(source) else torch.load(source, map_location="cpu",
+                                                                                 weights_only=True)
+        stored = ModelInfo.from_dict(state["info"])
+        if (stored.model, stored.task, stored.in_channels, json.dumps(stored.options, sort_keys=True)) != (
+                self.info.model, self.info.task, self.info.in_channels, json.dumps(self.info.options, sort_keys=True)):
+            raise ValueError(f"{source} holds another network ({stored.as_dict()}) than the one trained "
+                             f"({self.info.as_dict()}): it cannot initialise it")
+        self.model.load_state_dict(state["model"])
+        log.info("%s starts from the weights of %s", self.info.model, source)
 
     def resume(self) -> None:
         if not self.checkpoint_last.exists():
@@ -517,10 +545,12 @@ def input_fingerprint(settings: Any, paths: Sequence[str | os.PathLike]) -> str:
 
 def train(spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
           val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
-          stop_after_epoch: int | None = None, fingerprint: str = "") -> dict[str, Any]:
+          stop_after_epoch: int | None = None, fingerprint: str = "",
+          init: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train (or resume training) the registry model `spec_name` with builder `options` over its
-    paper setting, and return the summary (also in `out_dir`/summary.json)."""
-    trainer = Trainer(spec_name, options, train_subjects, val_subjects, out_dir, config, fingerprint)
+    paper setting, from random weights or those of `init` (a bundle or checkpoint), and return the
+    summary (also in `out_dir`/summary.json)."""
+    trainer = Trainer(spec_name, options, train_subjects, val_subjects, out_dir, config, fingerprint, init)
     return trainer.run(stop_after_epoch)
 
 
@@ -537,5 +567,7 @@ def train_from_files(model: dict[str, Any], cases: dict[str, list[dict[str, Any]
     if not subjects.get("train"):
         raise ValueError(f"no training subjects for {model['architecture']}: check the config's splits")
     paths = [path for role_cases in cases.values() for case in role_cases for path in (*case["channels"], case["labels"])]
+    paths += [model["init"]] if model.get("init") else []  # another bundle to start from: another run
     return train(model["architecture"], model.get("options", {}), subjects["train"], subjects.get("validation", []),
-                 out_dir, {"task": task, **model.get("training", {})}, fingerprint=input_fingerprint(model, paths))
+                 out_dir, {"task": task, **model.get("training", {})}, fingerprint=input_fingerprint(model, paths),
+                 init=model.get("init"))

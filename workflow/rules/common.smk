@@ -163,8 +163,10 @@ def model_inputs(model, subject):
 
 
 def training_inputs(wildcards):
-    cases = PLAN.training_plan(wildcards.model)["cases"]
-    return [path for role in cases.values() for case in role for path in (*case["channels"], case["labels"])]
+    """The training and validation files of a model, and the bundle or checkpoint it starts from (`init`)."""
+    plan = PLAN.training_plan(wildcards.model)
+    files = [path for role in plan["cases"].values() for case in role for path in (*case["channels"], case["labels"])]
+    return files + ([plan["model"]["init"]] if plan["model"].get("init") else [])
 
 
 def evaluation_table(name, extension):

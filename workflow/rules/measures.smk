@@ -41,6 +41,7 @@ rule measures:
     input:
         cases=plan_file("measures"),
         tables=plan_paths("measures", "out"),
+        records=[path for path in plan_paths("measures", "inference_record") if path],
     output:
         table=report(LAYOUT.measures_table(), caption="../report/measures.rst", category="Measures"),
         wide=report(LAYOUT.measures_wide(), caption="../report/measures.rst", category="Measures"),

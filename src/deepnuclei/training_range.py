@@ -1,0 +1,132 @@
+"""What a model was trained on, and whether a new session lies inside it.
+
+A network given an image unlike its training images does not fail loudly: it writes labels, and a QSM
+with a shading it never saw can send every nucleus into the cerebellum. So training records the range of
+its inputs and of its anatomy, the checkpoint and the bundle carry that record, and inference compares
+each session with it:
+
+- inputs: per model-input channel, the 5th, 50th and 95th percentiles of its non-zero voxels (the inputs
+  are windowed to [0, 1], so these say where the window put the tissue). A session is out of range where a
+  percentile lies beyond the training range widened by half its width (at least `INPUT_MARGIN`).
+- anatomy of the prediction: per class, its volume and the offset of its centre from the centre of all
+  labelled voxels (world mm, on the model grid). A class is out of range where it is missing though every
+  training subject had it, where its volume is under half the smallest or over twice the largest seen, or
+  where its offset lies more than `OFFSET_MARGIN_MM` beyond the farthest training offset from their mean.
+
+The margins are wide on purpose: the check is there to catch a failed segmentation (a nucleus missing,
+doubled, or where no nucleus is), not to grade a good one. Its result is a warning in the log and a flag in
+the inference record, the measures tables and the report; it never stops a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+PERCENTILES = (5, 50, 95)
+INPUT_MARGIN = 0.05  # of the [0, 1] window
+VOLUME_FACTOR = 2.0
+OFFSET_MARGIN_MM = 10.0
+
+
+def input_statistics(image: np.ndarray) -> list[dict[str, float]]:
+    """Per channel of (channels, *volume): percentiles of its non-zero voxels, and their fraction."""
+    statistics = []
+    for channel in np.asarray(image, dtype=np.float32):
+        values = channel[channel != 0]
+        record = {"nonzero_fraction": float(values.size / channel.size)}
+        percentiles = np.percentile(values, PERCENTILES) if values.size else [np.nan] * len(PERCENTILES)
+        record.update({f"p{q}": float(value) for q, value in zip(PERCENTILES, percentiles)})
+        statistics.append(record)
+    return statistics
+
+
+def anatomy_statistics(labels: np.ndarray, affine: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per class present in `labels` (task class indices, 1..len(classes)): volume (ml) and the offset of its
+    centre from the centre of all labelled voxels (world mm)."""
+    labels = np.asarray(labels)
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    foreground = np.argwhere(labels > 0)
+    if not len(foreground):
+        return {}
+    to_world = affine[:3, :3]
+    centre = foreground.mean(0)
+    statistics = {}
+    for index, name in enumerate(classes, start=1):
+        voxels = np.argwhere(labels == index)
+        if len(voxels):
+            offset = to_world @ (voxels.mean(0) - centre)
+            statistics[name] = {"volume_ml": float(len(voxels) * voxel_ml), "offset_mm": [float(v) for v in offset]}
+    return statistics
+
+
+def training_range(inputs: Sequence[list[dict[str, float]]], anatomy: Sequence[dict[str, dict[str, Any]]],
+                   classes: Sequence[str]) -> dict[str, Any]:
+    """The range of the training subjects' `input_statistics` and `anatomy_statistics` (one each per subject)."""
+    channels = [
+        {key: [float(np.nanmin([s[c][key] for s in inputs])), float(np.nanmax([s[c][key] for s in inputs]))]
+         for key in inputs[0][c]}
+        for c in range(len(inputs[0]))
+    ]
+    structures = {}
+    for name in classes:
+        seen = [subject[name] for subject in anatomy if name in subject]
+        if not seen:
+            continue
+        volumes = [record["volume_ml"] for record in seen]
+        offsets = np.array([record["offset_mm"] for record in seen])
+        mean = offsets.mean(0)
+        structures[name] = {"volume_ml": [min(volumes), max(volumes)], "always_present": len(seen) == len(anatomy),
+                            "offset_mm": [float(v) for v in mean],
+                            "offset_spread_mm": float(np.linalg.norm(offsets - mean, axis=1).max())}
+    return {"subjects": len(inputs), "inputs": channels, "anatomy": structures}
+
+
+def range_warnings(known: dict[str, Any], inputs: list[dict[str, float]],
+                   anatomy: dict[str, dict[str, Any]]) -> list[str]:
+    """Where a session's statistics lie outside `known` (a `training_range`): one line each."""
+    warnings = []
+    for channel, (seen, value) in enumerate(zip(known["inputs"], inputs)):
+        for key in (f"p{q}" for q in PERCENTILES):
+            low, high = seen[key]
+            margin = max((high - low) / 2, INPUT_MARGIN)
+            if not low - margin <= value[key] <= high + margin:
+                warnings.append(f"input channel {channel}: {key} {value[key]:.3f} outside the training range "
+                                f"[{low:.3f}, {high:.3f}]")
+    for name, seen in known["anatomy"].items():
+        if name not in anatomy:
+            if seen["always_present"]:
+                warnings.append(f"{name}: not found, though every training subject had it")
+            continue
+        volume, (smallest, largest) = anatomy[name]["volume_ml"], seen["volume_ml"]
+        if not smallest / VOLUME_FACTOR <= volume <= largest * VOLUME_FACTOR:
+            warnings.append(f"{name}: volume {volume:.2f} ml outside the training range [{smallest:.2f}, {largest:.2f}] "
+                            f"(x{VOLUME_FACTOR:g} either way)")
+        distance = float(np.linalg.norm(np.subtract(anatomy[name]["offset_mm"], seen["offset_mm"])))
+        if distance > seen["offset_spread_mm"] + OFFSET_MARGIN_MM:
+            warnings.append(f"{name}: centre {distance:.1f} mm from where training put it relative to the other "
+                            f"structures (training spread {seen['offset_spread_mm']:.1f} mm)")
+    return warnings
+
+
+def check_session(known: dict[str, Any] | None, image: np.ndarray, labels: np.ndarray, affine: np.ndarray,
+                  classes: Sequence[str]) -> dict[str, Any]:
+    """The record inference writes: whether the session is inside the training range, and why not."""
+    if not known:
+        return {"checked": False, "in_range": None, "warnings": []}
+    warnings = range_warnings(known, input_statistics(image), anatomy_statistics(labels, affine, classes))
+    return {"checked": True, "in_range": not warnings, "warnings": warnings}
+
+
+def stored_range(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
+    """The training range a checkpoint or a bundle carries (None for those made before it was recorded)."""
+    from .bundle import is_bundle, load_bundle
+
+    if is_bundle(checkpoint):
+        return load_bundle(checkpoint).manifest.get("training_range")
+    import torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True).get("training_range")
