@@ -38,13 +38,14 @@ T1_WINDOW = (0.0, 1.6)  # preprocess.t1_clip, in multiples of the head's median
 # One change each over the demo's entry (config/config.yaml, models.dbresunet). "training", "options":
 # keys over the entry's; "inputs": the channel list; "window": a narrower intensity window of one channel,
 # (suffix, low, high) in the channel's unit, applied to the stored [0, 1] inputs.
-VARIANTS: dict[str, dict[str, Any]] = {  # in the order they start
-    "demo": {},
+SINGLE_CHANGES: dict[str, dict[str, Any]] = {
     "dice-ce": {"training": {"loss": "dice_ce"}},
     "weights-equal": {"training": {"class_weights": [1.0, 1.0]}},
     "foreground-0.5": {"training": {"foreground_fraction": 0.5}},
     "qsm-window-narrow": {"window": ["Chimap", -50.0, 200.0]},
     "no-aux-loss": {"training": {"aux_weight": 0.0}},
+    "seed-1": {"training": {"seed": 1}},  # the same recipe again: how far two runs differ by chance
+    "epochs-30": {"training": {"max_epochs": 30}},  # what the demo's 15 minutes allow
     "qsm-only": {"inputs": ["Chimap"]},
     "lr-3e-3": {"training": {"lr": 3.0e-3}},
     "patch-96": {"training": {"patch_size": [96, 96, 32]}},
@@ -52,6 +53,31 @@ VARIANTS: dict[str, dict[str, Any]] = {  # in the order they start
     "rate-4": {"options": {"rate": [4, 4, 1]}},
     "t1-only": {"inputs": ["T1w"]},
     "t1-window-narrow": {"window": ["T1w", 0.4, 1.2]},
+}
+
+
+def combined(*names: str) -> dict[str, Any]:
+    """Several single changes at once (their training and option keys merged)."""
+    change: dict[str, Any] = {}
+    for name in names:
+        for key, value in SINGLE_CHANGES[name].items():
+            change[key] = {**change.get(key, {}), **value} if isinstance(value, dict) else value
+    return change
+
+
+# in the order they start: the single changes that bear on RN first, then the Dice term with others
+VARIANTS: dict[str, dict[str, Any]] = {
+    "demo": {},
+    **{name: SINGLE_CHANGES[name] for name in ("dice-ce", "weights-equal", "foreground-0.5", "qsm-window-narrow",
+                                               "no-aux-loss")},
+    **{f"dice-ce+{name}": combined("dice-ce", name) for name in ("seed-1", "weights-equal", "epochs-30",
+                                                                 "foreground-0.5")},
+    **{f"no-aux-loss+{name}": combined("no-aux-loss", name) for name in ("seed-1", "epochs-30", "dice-ce")},
+    "dice-ce+weights-equal+no-aux-loss": combined("dice-ce", "weights-equal", "no-aux-loss"),
+    "dice-ce+weights-equal+no-aux-loss+epochs-30": combined("dice-ce", "weights-equal", "no-aux-loss", "epochs-30"),
+    **{name: SINGLE_CHANGES[name] for name in ("seed-1", "qsm-only", "lr-3e-3", "patch-96", "epochs-x2", "rate-4",
+                                               "t1-only", "t1-window-narrow")},
+    **{f"dice-ce+{name}": combined("dice-ce", name) for name in ("patch-96", "epochs-x2")},
 }
 
 
