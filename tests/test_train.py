@@ -262,7 +262,8 @@ def test_fingerprint_follows_the_files_and_the_settings(tmp_path) -> None:
 
 
 def test_fine_tuning_starts_from_a_trained_model_and_inference_checks_its_training_range(tmp_path) -> None:
-    from deepnuclei.training_range import check_session, stored_range
+    from deepnuclei.infer import read_state
+    from deepnuclei.training_range import check_session
 
     subjects = blob_subjects(3, channels=1)
     config = dict(task="stn", max_epochs=20, iterations_per_epoch=10, batch_size=16, lr=1e-2, min_lr=3e-3)
@@ -278,7 +279,7 @@ def test_fine_tuning_starts_from_a_trained_model_and_inference_checks_its_traini
         train("linus", {"widths": (4, 8, 16, 32, 64)}, subjects[:2], subjects[2:], tmp_path / "other", frozen, init=source)
 
     # the checkpoint carries the range of its training subjects: a new session is compared with it
-    known = stored_range(source)
+    known = read_state(source)["training_range"]
     assert known["subjects"] == 3 and set(known["anatomy"]) == {"STN_L"}  # the blob is class 1
     assert known["anatomy"]["STN_L"]["volume_ml"][0] == pytest.approx(0.257, abs=0.01)  # 257 voxels of 1 mm
     subject, CLASSES = subjects[2], ["STN_L", "STN_R"]

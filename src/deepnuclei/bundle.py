@@ -124,7 +124,7 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     buffer = io.BytesIO()
-    torch.save({"info": state["info"], "model": state["model"]}, buffer)
+    torch.save({"info": state["info"], "model": state["model"], "training_range": state.get("training_range")}, buffer)
     weights = buffer.getvalue()
     task = model["task"]
     manifest = {
@@ -136,7 +136,7 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         "info": state["info"],
         "preprocess": {**read_json(preprocess_path), **training_grid(records)},
         "labels": [{"index": index, "name": structure} for index, structure in enumerate(task_classes(task), 1)],
-        "training_range": state.get("training_range"),  # what inference checks new sessions against
+        "training_range": state.get("training_range"),  # readable without torch; inference reads the weights' copy
         "fingerprint": {"training": state.get("fingerprint", ""), "code_version": code_version(),
                         "train_sessions": [case["subject"] for case in plan["cases"]["train"]],
                         "validation_sessions": [case["subject"] for case in plan["cases"]["validation"]],

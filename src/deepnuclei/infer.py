@@ -33,7 +33,7 @@ from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
-from .training_range import check_session, stored_range
+from .training_range import check_session
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,24 @@ def for_inference(model: nn.Module, dims: int) -> nn.Module:
     return model.to(memory_format=layout)
 
 
+def read_state(checkpoint: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What a `train` checkpoint or a bundle (`deepnuclei.bundle`) holds: `info`, `model` weights and, where
+    recorded, `training_range`."""
+    if is_bundle(checkpoint):
+        return load_bundle(checkpoint).state(device)
+    return torch.load(checkpoint, map_location=device, weights_only=True)
+
+
 def load_model(
     checkpoint: str | os.PathLike, device: torch.device | None = None
 ) -> tuple[nn.Module, ModelInfo]:
-    """The model of a `train` checkpoint or of a bundle (`deepnuclei.bundle`), ready for inference on `device`."""
+    """The model of a `train` checkpoint or of a bundle, ready for inference on `device`."""
     device = device or default_device()
-    if is_bundle(checkpoint):
-        state = load_bundle(checkpoint).state(device)
-    else:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    return model_from_state(read_state(checkpoint, device), device)
+
+
+def model_from_state(state: dict[str, Any], device: torch.device) -> tuple[nn.Module, ModelInfo]:
+    """The network a `read_state` record describes, with its weights, ready for inference on `device`."""
     info = ModelInfo.from_dict(state["info"])
     model = info.build().to(device)
     model.load_state_dict(state["model"])
@@ -252,12 +261,13 @@ def segment_files(
     label map in reference label values (`reference_values`) on the first channel's grid, or, given
     the `preprocess` record of those inputs, back on the SWI grid they were padded from; and a JSON
     record of those values and the inference time; returns that record."""
-    model, info = load_model(checkpoint, device)
-    device = next(model.parameters()).device
+    device = device or default_device()
+    state = read_state(checkpoint, device)
+    model, info = model_from_state(state, device)
     subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
     warm_up(model, info, subject.image, batch_size, mixed_precision)
     prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision)
-    range_check = check_session(stored_range(checkpoint), subject.image.numpy(), prediction.labels, subject.affine,
+    range_check = check_session(state.get("training_range"), subject.image.numpy(), prediction.labels, subject.affine,
                                 task_classes(info.task))
     for warning in range_check["warnings"]:
         log.warning("%s, %s: out of the training range: %s", info.model, Path(channel_paths[0]).name, warning)

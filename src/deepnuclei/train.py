@@ -49,9 +49,8 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .bundle import is_bundle, load_bundle
 from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
-from .infer import ModelInfo, default_device, label_map, native_half_precision, predict_logits
+from .infer import ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
 from .io import write_json, write_text_atomic
 from .labels import task_classes
 from .losses import SegmentationLoss, criterion
@@ -326,8 +325,7 @@ class Trainer:
     def initialise(self, source: str | os.PathLike) -> None:
         """Start from the weights of a bundle or checkpoint of the same network (fine-tuning); a resumed run
         then replaces them with its own."""
-        state = load_bundle(source).state() if is_bundle(source) else torch.load(source, map_location="cpu",
-                                                                                 weights_only=True)
+        state = read_state(source)
         stored = ModelInfo.from_dict(state["info"])
         if (stored.model, stored.task, stored.in_channels, json.dumps(stored.options, sort_keys=True)) != (
                 self.info.model, self.info.task, self.info.in_channels, json.dumps(self.info.options, sort_keys=True)):

@@ -20,7 +20,6 @@ the inference record, the measures tables and the report; it never stops a run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,13 +119,3 @@ def check_session(known: dict[str, Any] | None, image: np.ndarray, labels: np.nd
     warnings = range_warnings(known, input_statistics(image), anatomy_statistics(labels, affine, classes))
     return {"checked": True, "in_range": not warnings, "warnings": warnings}
 
-
-def stored_range(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
-    """The training range a checkpoint or a bundle carries (None for those made before it was recorded)."""
-    from .bundle import is_bundle, load_bundle
-
-    if is_bundle(checkpoint):
-        return load_bundle(checkpoint).manifest.get("training_range")
-    import torch
-
-    return torch.load(checkpoint, map_location="cpu", weights_only=True).get("training_range")
