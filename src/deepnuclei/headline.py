@@ -31,12 +31,12 @@ def headline(results_dir: str | Path, report: str | Path) -> str:
         table = ours(pd.read_csv(path))
         lines.append("STN Dice: " + ", ".join(f"{row.method} {row.dice:.3f}" for row in table.itertuples()))
     if (path := results / "measures" / "nuclei_wide.csv").exists():
-        wide = pd.read_csv(path)
-        outside = wide[wide.get("in_training_range", pd.Series(dtype=object)).astype(str) == "False"]
+        wide = pd.read_csv(path, dtype={"in_training_range": str, "session_id": str})
+        outside = wide[wide["in_training_range"] == "False"]
         if len(outside):
+            sessions = outside["participant_id"] + ("_" + outside["session_id"]).fillna("")
             lines.append(f"Outside their model's training range (check their labels; range_warnings in {path}): "
-                         + ", ".join(f"{row.method} on {row.participant_id}" + (f"_{row.session_id}" if isinstance(row.session_id, str)
-                                                                   else "") for row in outside.itertuples()))
+                         + ", ".join(f"{method} on {session}" for method, session in zip(outside["method"], sessions)))
     if (path := results / "qsm" / "qsm_metrics.csv").exists():
         means = pd.read_csv(path).groupby("method")[["nrmse_percent", "max_abs_error_ppb"]].mean()
         lines.append("QSM against the truth: " + ", ".join(

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 PERCENTILES = (5, 50, 95)
 INPUT_MARGIN = 0.05  # of the [0, 1] window
@@ -45,21 +46,19 @@ def input_statistics(image: np.ndarray) -> list[dict[str, float]]:
 
 def anatomy_statistics(labels: np.ndarray, affine: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per class present in `labels` (task class indices, 1..len(classes)): volume (ml) and the offset of its
-    centre from the centre of all labelled voxels (world mm)."""
+    centre from the centre of all labelled voxels (world mm). One pass over the map for all classes."""
     labels = np.asarray(labels)
-    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
-    foreground = np.argwhere(labels > 0)
-    if not len(foreground):
+    counts = np.bincount(labels.ravel(), minlength=len(classes) + 1)
+    if not counts[1:].any():
         return {}
-    to_world = affine[:3, :3]
-    centre = foreground.mean(0)
-    statistics = {}
-    for index, name in enumerate(classes, start=1):
-        voxels = np.argwhere(labels == index)
-        if len(voxels):
-            offset = to_world @ (voxels.mean(0) - centre)
-            statistics[name] = {"volume_ml": float(len(voxels) * voxel_ml), "offset_mm": [float(v) for v in offset]}
-    return statistics
+    present = [index for index in range(1, len(classes) + 1) if counts[index]]
+    labelled = labels > 0
+    centres = np.array(ndimage.center_of_mass(labelled, labels, present))  # voxel indices
+    everything = np.array(ndimage.center_of_mass(labelled))
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    return {classes[index - 1]: {"volume_ml": float(counts[index] * voxel_ml),
+                                 "offset_mm": [float(v) for v in affine[:3, :3] @ (centre - everything)]}
+            for index, centre in zip(present, centres)}
 
 
 def training_range(inputs: Sequence[list[dict[str, float]]], anatomy: Sequence[dict[str, dict[str, Any]]],
