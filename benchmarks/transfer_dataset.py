@@ -62,7 +62,6 @@ from deepnuclei.labels import match_structure
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261203
-B0_TESLA = 3.0
 ECHO_TIMES_MS = (5.0, 11.0, 17.0, 23.0)
 REPETITION_TIME_S = 0.035
 FLIP_ANGLE_DEG = 15.0
@@ -106,6 +105,7 @@ class Acquisition:
     t1_centre_mm: tuple[float, float, float] = (0.0, -18.0, 8.0)  # scanner mm
     t1_snr: float = 50.0  # white matter over the noise's standard deviation
     t1_bias: float = 0.08  # std of the log bias field's coefficients
+    b0_tesla: float = 3.0  # R2* scales with it from the head model's 3 T values (as qsm_cases)
     swi_voxel_mm: tuple[float, float, float] = (0.8, 0.8, 2.0)
     swi_inplane: tuple[int, int] = (260, 300)  # 208 x 240 mm
     slices: int = 56  # 2 mm slices: a 112 mm slab
@@ -295,7 +295,7 @@ def make_swi(model: qsm_cases.HeadModel, pose: np.ndarray, tilt_deg: float, acqu
     posed = replace(model, chi=sample(model.chi, model.affine, model.affine, model.chi.shape, unpose),
                     brain=sample(model.brain.astype(np.uint8), model.affine, model.affine, model.chi.shape, unpose,
                                  order=0).astype(bool))
-    field = qsm_cases.shimmed_field(posed, qsm_cases.Case("transfer", b0_tesla=B0_TESLA))
+    field = qsm_cases.shimmed_field(posed, qsm_cases.Case("transfer", b0_tesla=acquisition.b0_tesla))
     del posed
     grids = swi_grids(model, pose, tilt_deg, acquisition)
     fine = grids.fine_shape
@@ -304,7 +304,9 @@ def make_swi(model: qsm_cases.HeadModel, pose: np.ndarray, tilt_deg: float, acqu
         return sample(volume, model.affine, grids.fine_affine, fine, unpose, order=order)
 
     field = sample(field, model.affine, grids.fine_affine, fine)  # already in the scanner
-    m0, r1, r2star = on_fine(model.m0), on_fine(model.r1), on_fine(model.r2star_3t)
+    r2star_b0 = model.r2star_3t * np.where(model.chi == qsm_cases.AIR_CHI_PPM, 1.0, acquisition.b0_tesla / 3.0)
+    m0, r1, r2star = on_fine(model.m0), on_fine(model.r1), on_fine(r2star_b0.astype(np.float32))
+    del r2star_b0
     brain = on_fine(model.brain.astype(np.uint8), order=0).astype(bool)
     # slab excitation: flat over the slab, falling off to zero across the margins (no wrap along the slices)
     margin = acquisition.margin_slices * fine[2] / grids.full_shape[2]  # simulated slices, each side
@@ -312,7 +314,7 @@ def make_swi(model: qsm_cases.HeadModel, pose: np.ndarray, tilt_deg: float, acqu
     offset = qf.generate_phase_offset(m0, brain, fine)
     magnitudes, phases = [], []
     for te_ms in acquisition.echo_times_ms:
-        signal = qf.generate_signal(field, B0=B0_TESLA, TR=REPETITION_TIME_S, TE=te_ms / 1000,
+        signal = qf.generate_signal(field, B0=acquisition.b0_tesla, TR=REPETITION_TIME_S, TE=te_ms / 1000,
                                     flip_angle=FLIP_ANGLE_DEG, phase_offset=offset, R1=r1, R2star=r2star, M0=m0)
         signal = qf.add_noise(qf.crop_kspace(signal, grids.full_shape), peak_snr=acquisition.peak_snr, rng=rng)
         signal = signal[grids.box]
@@ -346,13 +348,13 @@ def write_participant(bids: Path, participant: str, model: qsm_cases.HeadModel, 
     t1, t1_affine, t1_labels, t1_scale = make_t1(model, head, t1_pose, acquisition, rng)
     _save(t1, t1_affine, anat / f"{name}_T1w.nii.gz", slope=T1_SLOPE)
     _json(anat / f"{name}_T1w.json", {
-        "MagneticFieldStrength": B0_TESLA, "Manufacturer": "simulated (ICBM 2009a template T1, posed)",
+        "MagneticFieldStrength": acquisition.b0_tesla, "Manufacturer": "simulated (ICBM 2009a template T1, posed)",
         "MRAcquisitionType": "3D", "SeriesDescription": "T1w, template contrast"})
     swi = make_swi(model, swi_pose, tilt_deg, acquisition, rng)
     scale = acquisition.magnitude_max / float(swi["magnitudes"][0].max())
     for echo, (te_ms, magnitude, phase) in enumerate(zip(acquisition.echo_times_ms, swi["magnitudes"], swi["phases"]),
                                                      start=1):
-        sidecar = {"EchoTime": te_ms / 1000, "EchoNumber": echo, "MagneticFieldStrength": B0_TESLA,
+        sidecar = {"EchoTime": te_ms / 1000, "EchoNumber": echo, "MagneticFieldStrength": acquisition.b0_tesla,
                    "RepetitionTime": REPETITION_TIME_S, "FlipAngle": FLIP_ANGLE_DEG,
                    "MRAcquisitionType": "3D", "SliceThickness": acquisition.swi_voxel_mm[2],
                    "Manufacturer": "simulated (qsm-forward)"}
@@ -392,7 +394,7 @@ def _descriptions(bids: Path, participants: Sequence[str], seed: int, labels: bo
         "BIDSVersion": "1.9.0", "DatasetType": "raw", "License": "simulated data", "GeneratedBy": generated})
     (bids / "README").write_text(
         "Simulated by benchmarks/transfer_dataset.py of deepnuclei: T1w (ICBM 2009a template contrast, "
-        f"{acquisition.t1_voxel_mm} mm) and 4-echo 3 T GRE ({' x '.join(map(str, acquisition.swi_voxel_mm))} mm "
+        f"{acquisition.t1_voxel_mm} mm) and {len(acquisition.echo_times_ms)}-echo {acquisition.b0_tesla:g} T GRE ({' x '.join(map(str, acquisition.swi_voxel_mm))} mm "
         "oblique slab) per participant, each session in its own head pose. derivatives/labels: reference labels "
         "on the T1 grid (dseg.tsv names them); derivatives/truth: the truth on the GRE grid and the poses.\n")
     existing = set()
@@ -539,11 +541,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--swi-labels", action="store_true",
                         help="reference labels on the GRE grid too (by default only on the T1's)")
     parser.add_argument("--t1-voxel-mm", type=float, default=Acquisition.t1_voxel_mm)
-    parser.add_argument("--slices", type=int, default=Acquisition.slices, help="2 mm slices of the GRE slab")
+    parser.add_argument("--slices", type=int, default=Acquisition.slices, help="slices of the GRE slab")
+    parser.add_argument("--b0-tesla", type=float, default=Acquisition.b0_tesla)
+    parser.add_argument("--swi-voxel-mm", type=float, nargs=3, default=Acquisition.swi_voxel_mm,
+                        help="GRE voxel (the slice a whole number of mm)")
+    parser.add_argument("--tilt-deg", type=float, nargs=2, default=Acquisition.tilt_deg, help="slab tilt range")
+    parser.add_argument("--echo-times-ms", type=float, nargs="+", default=Acquisition.echo_times_ms)
     parser.add_argument("--phase-units", choices=("scanner", "rad"), default=Acquisition.phase_units)
     parser.add_argument("--no-qc", action="store_true")
     args = parser.parse_args(argv)
-    acquisition = Acquisition(t1_voxel_mm=args.t1_voxel_mm, slices=args.slices, phase_units=args.phase_units)
+    acquisition = Acquisition(t1_voxel_mm=args.t1_voxel_mm, slices=args.slices, phase_units=args.phase_units,
+                              b0_tesla=args.b0_tesla, swi_voxel_mm=tuple(args.swi_voxel_mm),
+                              tilt_deg=tuple(args.tilt_deg), echo_times_ms=tuple(args.echo_times_ms))
     bids = make_dataset(args.out, [p.removeprefix("sub-") for p in args.participants], args.seed,
                         not args.no_labels, acquisition, qc=not args.no_qc, swi_labels=args.swi_labels)
     print(f"wrote {bids}")

@@ -174,3 +174,19 @@ def test_load_subject_reads_channels_and_remaps_labels(tmp_path) -> None:
     save_volume(tmp_path / "small.nii.gz", np.zeros((6, 7, 7)), affine)
     with pytest.raises(InputError, match="small.nii.gz"):
         load_subject("01", [paths[0], tmp_path / "small.nii.gz"], None, "stn")
+
+
+def test_intensity_augmentation_changes_each_channel_on_its_own_and_leaves_the_labels() -> None:
+    """Scale, shift, shading and blur: images differ from sample to sample, channels independently, labels not."""
+    augmentation = Augmentation(intensity_scale=0.3, intensity_shift=0.1, bias_field=0.3, blur_sigma=1.0)
+    augmenter = Augmenter(augmentation, ["image", "label"], "stn", (0, 1, 2))
+    image = torch.full((2, 12, 12, 12), 0.5)
+    label = (torch.rand(1, 12, 12, 12) > 0.5).float()
+    means = []
+    for seed in range(8):
+        sample = augmenter({"image": image.clone(), "label": label.clone()}, np.random.default_rng(seed), 0)
+        torch.testing.assert_close(sample["label"], label)
+        means.append(sample["image"].mean(dim=(1, 2, 3)))
+    means = torch.stack(means)
+    assert means.std(dim=0).min() > 0.02  # each channel varies between samples
+    assert not torch.allclose(means[:, 0], means[:, 1], atol=1e-3)  # and not in step with the other

@@ -9,7 +9,7 @@ from scipy import ndimage
 from skimage.restoration import unwrap_phase
 
 from deepnuclei.demo.anatomy import PUBLISHED_VOLUME_RANGE_MM3
-from deepnuclei.demo.cohort import bids_paths, generate_subject, truth_paths
+from deepnuclei.demo.cohort import bids_paths, generate_subject, subject_settings, truth_paths
 from deepnuclei.io import apply_affine, read_json, read_volume
 from deepnuclei.labels import STRUCTURES
 from deepnuclei.qsm.forward import field_to_phase
@@ -115,3 +115,35 @@ def test_images_show_the_perturbed_nuclei_not_the_template(demo_subject):
 
 def test_qc_picture_is_written(demo_subject):
     assert demo_subject["qc"].stat().st_size > 20_000
+
+
+def test_a_varied_cohort_draws_each_subjects_acquisition_within_its_ranges_and_keeps_the_slab(tiny_settings):
+    vary = {"b0_tesla": {"choices": [1.5, 7.0]}, "swi_inplane_mm": {"range": [0.8, 1.6]},
+            "swi_slice_mm": {"choices": [1.0, 3.0]}, "swi_snr": {"range": [30.0, 60.0]}, "t1_head": {"choices": [True]}}
+    settings = tiny_settings(vary=vary)
+    extent = np.array(settings["swi_shape"]) * np.array(settings["swi_voxel_mm"])
+    drawn = [subject_settings(settings, f"{n:02d}") for n in range(1, 13)]
+    assert subject_settings(settings, "03") == drawn[2]  # the seed decides
+    assert subject_settings(tiny_settings(), "03") == tiny_settings()  # nothing to vary: the settings as given
+    assert {s["b0_tesla"] for s in drawn} == {1.5, 7.0} and all(s["t1_head"] for s in drawn)
+    for subject in drawn:
+        voxel = np.array(subject["swi_voxel_mm"])
+        assert voxel[0] == voxel[1] and 0.8 <= voxel[0] <= 1.6 and voxel[2] in (1.0, 3.0) and 30 <= subject["swi_snr"] <= 60
+        np.testing.assert_allclose(np.array(subject["swi_shape"]) * voxel, extent, atol=voxel.max())
+        assert subject["swi_oversample"] == [1, 1, int(voxel[2])]  # simulated on 1 mm slices
+        # the same phase per ppm at every field: echo times scale by 3 T / B0
+        np.testing.assert_allclose(np.array(subject["echo_times_s"]) * subject["b0_tesla"],
+                                   np.array(settings["echo_times_s"]) * 3.0)
+
+
+def test_a_t1_with_a_head_shows_a_bright_scalp_where_the_skull_stripped_one_is_dark(template, tiny_settings, tmp_path):
+    images = {}
+    for name, head in (("head", True), ("stripped", False)):
+        settings = tiny_settings(vary={"t1_head": {"choices": [head]}, "b0_tesla": {"choices": [7.0]}})
+        record = generate_subject(template, "01", settings, tmp_path / name / "bids", tmp_path / name / "truth")
+        images[name], _ = read_volume(bids_paths(tmp_path / name / "bids", "01", 3)["t1"])
+    assert record["acquisition"]["b0_tesla"] == 7.0 and record["drawn"] == {"t1_head": False, "b0_tesla": 7.0}
+    labels, _ = read_volume(truth_paths(tmp_path / "head" / "truth", "01")["labels_t1"], dtype=np.uint8)
+    assert (images["head"][labels > 0] == images["stripped"][labels > 0]).mean() > 0.9  # the brain alike
+    outside = images["stripped"] < 0.1 * 600  # white matter is near 600
+    assert (images["head"][outside] > 0.8 * 600).mean() > 0.05  # the scalp

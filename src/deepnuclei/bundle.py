@@ -153,10 +153,22 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     return write_bytes_atomic(out, archive.getvalue())
 
 
+PRETRAINED = "pretrained:"  # `pretrained:<model>` names a bundle shipped in the package (deepnuclei/pretrained/)
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def bundle_path(source: str | os.PathLike) -> Path:
+    """The file a bundle setting names: a path, or `pretrained:<model>` for the package's own."""
+    text = str(source)
+    if text.startswith(PRETRAINED):
+        return PRETRAINED_DIR / f"{text.removeprefix(PRETRAINED)}.zip"
+    return Path(source)
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """A bundle, checked: a zip with a manifest of a format this version reads and weights whose SHA-256
     matches the manifest's; anything else is an `InputError` naming the file."""
-    path = Path(path)
+    path = bundle_path(path)
     if not path.is_file():
         raise InputError(path, "no such model bundle")
     try:
@@ -181,7 +193,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
-    return Path(path).suffix == ".zip"
+    return str(path).startswith(PRETRAINED) or Path(path).suffix == ".zip"
 
 
 def summary(path: str | os.PathLike) -> str:

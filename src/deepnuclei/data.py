@@ -30,7 +30,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data import get_track_meta, set_track_meta
-from monai.transforms import Compose, Rand2DElasticd, RandAffined, RandGaussianNoised
+from monai.transforms import (
+    Compose,
+    Rand2DElasticd,
+    RandAffined,
+    RandBiasFieldd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
 from torch.utils.data import Dataset
 
 from .io import InputError, read_volume
@@ -187,7 +196,12 @@ class Augmentation:
     mirror the left-right axis. Rotation is about `rotation_axis` (3D; in-plane for slices),
     uniform in ± `rotate_degrees`; scaling uniform in 1 ± `scale`; elastic deformation (2D only) of
     control-point `elastic_spacing` pixels and up to `elastic_magnitude`; Gaussian noise of standard
-    deviation `noise_std` on the images. The spatial and noise transforms each fire with `probability`.
+    deviation `noise_std` on the images. For inputs from scanners and QSM methods other than the training
+    data's (the model-input scale, [0, 1] over the intensity window): each channel scaled by 1 ±
+    `intensity_scale` and shifted by ± `intensity_shift` (a susceptibility scale and offset, a T1 gain), a
+    smooth multiplicative field (`bias_field`: the largest coefficient of a degree-3 polynomial of its log,
+    a shading) and Gaussian blur of up to `blur_sigma` voxels (a coarser acquisition). The spatial, noise
+    and intensity transforms each fire with `probability`.
     """
 
     flip_axes: tuple[int, ...] = ()
@@ -197,6 +211,10 @@ class Augmentation:
     elastic_magnitude: float = 0.0
     elastic_spacing: float = 20.0
     noise_std: float = 0.0
+    intensity_scale: float = 0.0
+    intensity_shift: float = 0.0
+    bias_field: float = 0.0
+    blur_sigma: float = 0.0
     probability: float = 1.0
 
     @property
@@ -262,11 +280,19 @@ class Augmenter:
         self.augmentation = augmentation
         self.volume_axes = tuple(volume_axes)
         self.mirror = mirror_permutation(task)
+        image_keys = [key for key in keys if key in IMAGE_KEYS]
+        chance, blur = augmentation.probability, (0.0, augmentation.blur_sigma)
         transforms = [spatial_transform(len(volume_axes), augmentation, keys, spatial_size)]
         if augmentation.noise_std > 0:
-            image_keys = [key for key in keys if key in IMAGE_KEYS]
-            noise = RandGaussianNoised(image_keys, prob=augmentation.probability, std=augmentation.noise_std)
-            transforms.append(noise)
+            transforms.append(RandGaussianNoised(image_keys, prob=chance, std=augmentation.noise_std))
+        if augmentation.intensity_scale > 0:
+            transforms.append(RandScaleIntensityd(image_keys, augmentation.intensity_scale, chance, channel_wise=True))
+        if augmentation.intensity_shift > 0:
+            transforms.append(RandShiftIntensityd(image_keys, augmentation.intensity_shift, prob=chance, channel_wise=True))
+        if augmentation.bias_field > 0:
+            transforms.append(RandBiasFieldd(image_keys, coeff_range=(0.0, augmentation.bias_field), prob=chance))
+        if augmentation.blur_sigma > 0:
+            transforms.append(RandGaussianSmoothd(image_keys, sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=chance))
         self.monai = Compose([transform for transform in transforms if transform is not None])
 
     def __call__(self, sample: dict[str, torch.Tensor], rng: np.random.Generator,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import is_bundle, load_bundle
+from .bundle import bundle_path, is_bundle, load_bundle
 from .io import write_text_atomic
 from .labels import check_task, lookup_structures
 from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
@@ -301,7 +301,7 @@ def resolve_bundles(models: Mapping[str, dict]) -> tuple[dict[str, dict], dict[s
         if source is None or not is_bundle(source):
             resolved[name] = model
             continue
-        bundle = load_bundle(source)
+        bundle, source = load_bundle(source), bundle_path(source)
         if "bundle" in model:
             resolved[name] = {**bundle.model, "bundle": str(source)}
         else:

@@ -35,6 +35,7 @@ NUCLEUS_PROTON_DENSITY = 0.80
 AIR_CHI_PPM = 9.4  # air relative to tissue (water)
 # layers around the brain (mm from its surface): CSF, skull, scalp; beyond is air
 CSF_RIM_MM, SKULL_MM, SCALP_MM = 2.0, 8.0, 12.0
+HEAD_T1_LEVELS = (0.25, 0.08, 1.1)  # T1w of the CSF rim, skull and scalp (fat) relative to white matter
 # air cavities (template mm: centre, radius) that make the background field: frontal and sphenoid
 # sinuses and the two ear canals. Spheres, so their field is analytic and exactly harmonic in the brain.
 AIR_CAVITIES = (((0.0, 84.0, -2.0), 12.0), ((0.0, 14.0, -48.0), 12.0), ((75.0, -20.0, -38.0), 7.0),
@@ -102,15 +103,23 @@ def nucleus_values(table: dict[str, float]) -> np.ndarray:
 
 
 def simulate_t1(rng: np.random.Generator, template: Template, anatomy: SubjectAnatomy, pose: Pose, grid: Grid,
-                bias_amplitude: float, snr: float) -> tuple[np.ndarray, np.ndarray]:
-    """T1w image (float, WM ~ 600) with bias field and Rician noise, and its true label map."""
+                bias_amplitude: float, snr: float, gain: float = 1.0, head: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """T1w image (float, WM ~ 600 x `gain`) with bias field and Rician noise, and its true label map.
+
+    The template is skull-stripped; `head` paints a CSF rim, skull, scalp and neck around the brain, as an
+    unstripped T1 shows them (scalp fat bright, skull and CSF dark)."""
     points = template_points(anatomy, pose, grid)
     intensity = sample_template(template.t1, template, points)
     nuclei = sample_nuclei(template, anatomy, points)
     darkening = nuclei.membership(anatomy.edge_width_mm) * (1 - nucleus_values(NUCLEUS_T1_RATIO)[nuclei.index])
     image = intensity * (1 - darkening) * T1_WHITE_MATTER_LEVEL / template.tissue_levels[2]
-    image = image.reshape(grid.shape) * np.exp(smooth_random_field(rng, grid, bias_amplitude))
-    sigma = T1_WHITE_MATTER_LEVEL / snr
+    if head:
+        distance = sample_template(template.distance_outside_brain, template, points, outside=1e3)
+        outside = np.select([distance < CSF_RIM_MM, distance < SKULL_MM, head_mask(points, distance)],
+                            HEAD_T1_LEVELS, 0.0) * T1_WHITE_MATTER_LEVEL
+        image = np.where(distance < 0.5, image, outside)
+    image = gain * image.reshape(grid.shape) * np.exp(smooth_random_field(rng, grid, bias_amplitude))
+    sigma = gain * T1_WHITE_MATTER_LEVEL / snr
     noisy = np.abs(image + sigma * rng.standard_normal(grid.shape) + 1j * sigma * rng.standard_normal(grid.shape))
     return noisy.astype(np.float32), nuclei.labels().reshape(grid.shape)
 

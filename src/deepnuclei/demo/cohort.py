@@ -73,6 +73,41 @@ def truth_paths(truth_dir: Path, subject: str) -> dict[str, Path]:
     }
 
 
+VARY_STREAM = 7  # the seed stream of the per-subject settings: the anatomy's and noise's draws stay as without `vary`
+DERIVED_SETTINGS = ("swi_inplane_mm", "swi_slice_mm", "echo_time_scale")  # `vary` keys that set other settings
+REFERENCE_B0_TESLA = 3.0  # echo times are given for 3 T; at another field they scale by 3 T / B0
+
+
+def subject_settings(settings: dict, subject: str) -> dict:
+    """The settings one subject is simulated with: `vary` (setting -> {range: [low, high]} drawn uniformly,
+    or {choices: [...]}) draws some of them per subject, for a training cohort of varied acquisitions.
+
+    Besides any setting by its own name, `vary` knows `swi_inplane_mm` and `swi_slice_mm` (the SWI voxel:
+    the slab keeps its extent in mm, and is simulated on at most 1 mm slices) and `echo_time_scale` (on top
+    of echo times scaled by 3 T / `b0_tesla`, so that a field gives a like phase). The drawn values are
+    returned in `drawn`, which the truth record keeps."""
+    vary = settings.get("vary") or {}
+    if not vary:
+        return settings
+    rng = np.random.default_rng([settings["seed"], subject_number(subject), VARY_STREAM])
+    drawn = {}
+    for key, spec in vary.items():
+        choices = spec.get("choices")
+        drawn[key] = choices[rng.integers(len(choices))] if choices else float(rng.uniform(*spec["range"]))
+    subject_settings = {**settings, **{k: v for k, v in drawn.items() if k not in DERIVED_SETTINGS}, "drawn": drawn}
+    voxel = np.array(settings["swi_voxel_mm"], float)
+    new_voxel = np.array([drawn.get("swi_inplane_mm", voxel[0]), drawn.get("swi_inplane_mm", voxel[1]),
+                          drawn.get("swi_slice_mm", voxel[2])])
+    extent_mm = np.array(settings["swi_shape"]) * voxel
+    subject_settings["swi_voxel_mm"] = new_voxel.tolist()
+    subject_settings["swi_shape"] = np.ceil(extent_mm / new_voxel).astype(int).tolist()
+    subject_settings["swi_oversample"] = [1, 1, int(np.ceil(new_voxel[2] - 1e-6))]
+    time_scale = REFERENCE_B0_TESLA / subject_settings["b0_tesla"] * drawn.get("echo_time_scale", 1.0)
+    if "b0_tesla" in drawn or "echo_time_scale" in drawn:
+        subject_settings["echo_times_s"] = [t * time_scale for t in settings["echo_times_s"]]
+    return subject_settings
+
+
 def swi_to_t1_matrix(t1_pose: Pose, swi_pose: Pose) -> np.ndarray:
     """4x4 RAS matrix taking an SWI-session world point to the T1-session world point of the same anatomy."""
     matrix = np.eye(4)
@@ -108,6 +143,7 @@ def sidecar(settings: dict, echo: int, part: str) -> dict:
 def generate_subject(template: Template, subject: str, settings: dict, bids_dir: Path, truth_dir: Path,
                      qc_png: Path | None = None) -> dict:
     """Simulate and write one subject; returns the truth record also written to its JSON."""
+    settings = subject_settings(settings, subject)
     rng = np.random.default_rng([settings["seed"], subject_number(subject)])
     anatomy = random_anatomy(rng, template, settings)
     t1_pose = random_pose(rng, settings["pose_rotation_deg"], settings["pose_translation_mm"])
@@ -120,7 +156,8 @@ def generate_subject(template: Template, subject: str, settings: dict, bids_dir:
     slab_rotation = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
     swi_grid = grid_around(swi_pose.to_world(swi_centre), slab_rotation, settings["swi_voxel_mm"], settings["swi_shape"])
 
-    t1_image, t1_labels = simulate_t1(rng, template, anatomy, t1_pose, t1_grid, settings["bias_amplitude"], settings["t1_snr"])
+    t1_image, t1_labels = simulate_t1(rng, template, anatomy, t1_pose, t1_grid, settings["bias_amplitude"],
+                                      settings["t1_snr"], settings.get("t1_gain", 1.0), bool(settings.get("t1_head", False)))
     swi = simulate_swi(rng, template, anatomy, swi_pose, swi_grid, settings)
 
     paths, truth = bids_paths(bids_dir, subject, len(settings["echo_times_s"])), truth_paths(truth_dir, subject)
@@ -149,6 +186,10 @@ def generate_subject(template: Template, subject: str, settings: dict, bids_dir:
         "swi_world_to_t1_world_ras": swi_to_t1.tolist(),
         "nucleus_shift_mm": {s.name: anatomy.nuclei[s].shift.tolist() for s in STRUCTURES},
         "nucleus_scale": {s.name: anatomy.nuclei[s].scale for s in STRUCTURES},
+        "acquisition": {key: settings[key] for key in ("b0_tesla", "echo_times_s", "swi_voxel_mm", "swi_shape",
+                                                       "swi_tilt_deg", "swi_snr", "t1_snr", "bias_amplitude",
+                                                       "background_scale")},
+        "drawn": settings.get("drawn", {}),
     }
     write_json(truth["json"], record)
     if qc_png is not None:
