@@ -239,8 +239,12 @@ def check_bundles_applied(root: Path, snakemake) -> None:
     shutil.copytree(bids, unlabelled, ignore=shutil.ignore_patterns("derivatives"))
     for model in ("linus", "linus-t1", "dbresunet"):
         assert load_bundle(root / "results" / "bundles" / f"{model}.zip").manifest["name"] == model
+    this_runs_bundles = root / "this_runs_bundles.yaml"  # instead of the package's, apply.yaml's default
+    this_runs_bundles.write_text("models:\n" + "".join(f"  {model}: {{bundle: results/bundles/{model}.zip}}\n"
+                                                       for model in ("linus", "dbresunet")))
     run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
-                    str(ROOT / "config" / "apply.yaml"), "--config", f"bids_dir={unlabelled}", cwd=root)
+                    str(ROOT / "config" / "apply.yaml"), str(this_runs_bundles), "--config", f"bids_dir={unlabelled}",
+                    cwd=root)
     assert run.returncode == 0, run.stderr[-3000:]
     applied, trained_run = root / "results-apply", root / "results"
     assert not (applied / "models").exists() and not (applied / "evaluation" / "overlap.csv").exists()
@@ -267,3 +271,21 @@ def check_bundles_applied(root: Path, snakemake) -> None:
     assert checked >= 3
     group = pd.read_csv(applied / "measures" / "nuclei.tsv", sep="\t", dtype={"participant_id": str})
     assert {"atlas", "linus", "dbresunet"} <= set(group["method"]) and "reference" not in set(group["method"])
+
+
+def test_apply_uses_the_models_that_ship_in_the_package_and_they_know_what_they_were_trained_on():
+    """config/apply.yaml names `pretrained:<model>`: bundles inside the package, checked, with their training range
+    and the voxel every input is resampled to."""
+    import yaml
+
+    from deepnuclei.bundle import PRETRAINED_DIR, bundle_path
+
+    apply = yaml.safe_load((ROOT / "config" / "apply.yaml").read_text())
+    for name, entry in apply["models"].items():
+        assert entry["bundle"] == f"pretrained:{name}"
+        path = bundle_path(entry["bundle"])
+        assert path == PRETRAINED_DIR / f"{name}.zip" and path.is_file()
+        bundle = load_bundle(entry["bundle"])
+        assert bundle.preprocess["voxel_mm"] == [1.0, 1.0, 2.0]
+        assert len(bundle.manifest["training_range"]["inputs"]) == len(bundle.model["inputs"])  # per channel
+    assert load_bundle("pretrained:linus").model["inputs"] == ["Chimap", "T1w"]
