@@ -1,6 +1,6 @@
 """What a bundle's preprocessing is worth on a dataset acquired otherwise than its training data.
 
-After `make bench-transfer` (the demo's bundles applied to benchmarks/transfer_dataset.py's labelled dataset),
+After `make bench-heldout` (bundles applied to benchmarks/transfer_dataset.py's labelled sets, results-heldout/<set>),
 this segments each test session again from the same QSM and registered T1 in three ways and scores each
 against the session's reference labels on the SWI grid:
 
@@ -10,7 +10,7 @@ against the session's reference labels on the SWI grid:
 - `native grid`: the bundle's scale-free T1 window, the dataset's own grid;
 - `bundle`: the bundle's preprocessing as the workflow applies it (resampled to the trained voxel size).
 
-    .venv/bin/python benchmarks/bench_bundle_grid.py --results results-transfer --bundles results/bundles/linus.zip results/bundles/dbresunet.zip
+    .venv/bin/python benchmarks/bench_bundle_grid.py --results results-heldout/3t-oblique --bundles results/bundles/linus.zip results/bundles/dbresunet.zip
 
 Writes `<results>/benchmarks/bundle_grid.md` (mean Dice per model and way, and per structure).
 """
@@ -62,7 +62,7 @@ def score(bundle_path: Path, layout: Layout, key: str, moved: bool, qsm_method: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results-transfer"))
+    parser.add_argument("--results", type=Path, default=Path("results-heldout/3t-oblique"))
     parser.add_argument("--bundles", type=Path, nargs="+", required=True)
     parser.add_argument("--qsm-method", default="sharptv")
     options = parser.parse_args()

@@ -27,9 +27,9 @@ code of its own). Each participant gets, seeded by (seed, participant):
   with the true T1 -> GRE transform), which the workflow does not read; `--swi-labels` also puts the GRE
   grid's labels into derivatives/labels, so that scoring there skips the T1 -> GRE registration.
 
-`--no-labels` writes the same images without derivatives/labels. `make bench-transfer` makes the labelled
-dataset and applies the demo's bundles to it with config/apply.yaml, which scores every labelled participant
-(docs/bundles.md).
+`--no-labels` writes the same images without derivatives/labels. `make bench-heldout`
+(benchmarks/bench_heldout.py) makes three labelled sets with it (3 T and 7 T, oblique and thick slabs) and
+applies bundles to them with config/apply.yaml, which scores every labelled participant (docs/pretrained.md).
 
     .venv/bin/python benchmarks/transfer_dataset.py --out resources/transfer --participants t01 t02
     .venv/bin/python benchmarks/transfer_dataset.py --out resources/transfer_nolabels --participants a01 --no-labels

@@ -190,3 +190,17 @@ def test_intensity_augmentation_changes_each_channel_on_its_own_and_leaves_the_l
     means = torch.stack(means)
     assert means.std(dim=0).min() > 0.02  # each channel varies between samples
     assert not torch.allclose(means[:, 0], means[:, 1], atol=1e-3)  # and not in step with the other
+
+
+def test_spots_are_smooth_local_bumps_of_the_amplitude_asked_for() -> None:
+    """Each sample gets 1 to 3 Gaussian spots per channel, at most the amplitude each, most of the image untouched."""
+    augmenter = Augmenter(Augmentation(spots=0.4), ["image", "label"], "stn", (0, 1, 2))
+    image, label = torch.zeros(2, 48, 48, 24), torch.zeros(1, 48, 48, 24)
+    for seed in range(6):
+        sample = augmenter({"image": image.clone(), "label": label.clone()}, np.random.default_rng(seed), 0)
+        added = sample["image"]
+        assert torch.equal(sample["label"], label)
+        assert 0 < added.abs().max() <= 3 * 0.4 + 1e-6
+        assert (added.abs() > 0.05).float().mean() < 0.1  # spots, not a shading
+        gradient = (added[:, 1:] - added[:, :-1]).abs().max()
+        assert gradient < 0.4 / 1.5  # smooth: sd at least 1.5 voxels
