@@ -289,3 +289,16 @@ def test_apply_uses_the_models_that_ship_in_the_package_and_they_know_what_they_
         assert bundle.preprocess["voxel_mm"] == [1.0, 1.0, 2.0]
         assert len(bundle.manifest["training_range"]["inputs"]) == len(bundle.model["inputs"])  # per channel
     assert load_bundle("pretrained:linus").model["inputs"] == ["Chimap", "T1w"]
+
+
+def test_the_pretrained_run_writes_nothing_where_the_demo_lives():
+    """config/pretrained.yaml simulates its own cohort: its dataset, template and truth under its own root, its
+    results in its own folder, so `make pretrained` and `make demo` never overwrite each other."""
+    import yaml
+
+    demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    pretrained = yaml.safe_load((ROOT / "config" / "pretrained.yaml").read_text())
+    root = Path(pretrained["demo"]["root"])
+    assert root != Path(demo["demo"]["root"])
+    assert Path(pretrained["bids_dir"]).is_relative_to(root)
+    assert pretrained["results_dir"] != demo["results_dir"]
