@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -211,7 +212,10 @@ def test_config_starts_from_the_papers_recipes() -> None:
     db = TrainConfig.from_dict(get_spec("dbresunet"), {"max_epochs": 5, "augmentation": {"rotate_degrees": 10}})
     assert (db.lr, db.betas, db.weight_decay) == (3e-4, (0.9, 0.99), 3e-5)
     assert (db.loss, db.class_weights, db.aux_weight) == ("ce", (0.1, 0.4), 1.0)
-    assert (db.schedule, db.plateau_factor, db.stop_lr) == ("plateau", 0.1, 1e-6)
+    assert (db.schedule, db.stop_lr) == ("plateau", 1e-6)
+    # "by a factor of √0.1": five reductions from 3e-4 before the stop below 1e-6 (0.1 would give three)
+    assert db.plateau_factor == pytest.approx(0.3162, abs=1e-4)
+    assert math.ceil(math.log(db.stop_lr / db.lr) / math.log(db.plateau_factor)) == 5
     assert (db.batch_size, db.max_epochs) == (4, 5)
     assert db.augmentation.flip_axes == (0, 1, 2) and db.augmentation.rotate_degrees == 10
     with pytest.raises(ValueError, match="unknown training settings"):

@@ -380,9 +380,10 @@ class Plan:
         """The model-input settings of a space: the config's section (with the cohort's overrides), and where
         bundled models read that space, their bundles' preprocessing (matrix, windows, voxel size and
         orientation), which must then agree."""
-        settings = dict(self.config[PREPROCESS_SECTIONS[space]])
-        if space == "SWI" and cohort != MAIN_COHORT:
-            settings.update(self.config["cohorts"][cohort].get("preprocess", {}))
+        section = PREPROCESS_SECTIONS[space]
+        settings = dict(self.config[section])
+        if cohort != MAIN_COHORT:  # a cohort's own grid, e.g. a 0.3 mm T1 (config/paper.yaml's PD25)
+            settings.update(self.config["cohorts"][cohort].get(section, {}))
         bundled = {name: preprocessing for name, preprocessing in self.bundled.items()
                    if self.native_space(name) == space and self.method_cohort(name) == cohort}
         if len({json.dumps(preprocessing, sort_keys=True) for preprocessing in bundled.values()}) > 1:
@@ -561,16 +562,19 @@ class Plan:
         return methods
 
     def experiment_cohorts(self) -> dict[str, dict[str, Any]]:
-        """Per cohort of the experiments: its first test session's T1 and model input (Table VI reads the
-        image dimensions and spacing from them) and its number of sessions."""
-        cohorts = dict.fromkeys(self.method_cohort(method) for method in self.experiment_methods())
+        """Per cohort of the experiments: its first test session's T1 and the model input of its first
+        experiment model there (Table VI reads the image dimensions and spacing from them: the QSM on the
+        SWI grid, or the T1 on its own) and its number of sessions."""
+        first_model = {}
+        for method in self.experiment_methods():
+            first_model.setdefault(self.method_cohort(method), method)
         described = {}
-        for cohort in cohorts:
+        for cohort, method in first_model.items():
             tested = self.role_sessions("test", cohort)
             if not tested:
                 raise PlanError(f"cohort {cohort}: no test session for the LiNUS experiments")
             described[cohort] = {"subjects": len(self.cohort_sessions(cohort)), "t1": self.sessions[tested[0]].t1,
-                                 "model_input": self.layout.preprocessed(tested[0], "Chimap.nii.gz")}
+                                 "model_input": self.model_inputs(method, tested[0])[0]}
         return described
 
     def experiments_plan(self) -> dict[str, Any]:

@@ -6,13 +6,15 @@ of them. The recipe follows the paper whose table a model is trained for, read f
 cosine annealing 1e-3 -> 1e-4, rotation / scaling / elastic / noise augmentation), its 3D baselines
 V-Net and U-Net3D included, since the LiNUS paper compared every Table II model in its own setting;
 DB-ResUNet's for the 7 nuclei (weighted cross-entropy 0.1 / 0.4 plus λg = 1 times the auxiliary loss,
-Adam 3e-4 with betas (0.9, 0.99) and weight decay 3e-5, batch 4, learning rate × 0.1 on a
+Adam 3e-4 with betas (0.9, 0.99) and weight decay 3e-5, batch 4, learning rate × √0.1 on a
 validation-loss plateau, stop below 1e-6, flips on three axes and in-plane rotation ± 30°).
 
-Two readings of the papers: the DB-ResUNet text prints its plateau factor as "√ ... by a factor of 0.1",
-a glyph of its typesetting on a line of its own; we read the factor as 0.1 (not √0.1 ≈ 0.32). The LiNUS
-paper gives no batch size or elastic deformation for its 3D baselines: a 3D model on LiNUS's recipe takes
-`PATCH_ADAPTATION` (DB-ResUNet's batch of 4 patches, no elastic deformation) over it.
+Two readings of the papers: the DB-ResUNet text reduces the learning rate "by a factor of √0.1"; its text
+layer puts the "√" on a line of its own before "by a factor of 0.1" (pdftotext's rendering of the radical),
+so we read the factor as √0.1 ≈ 0.316: five reductions from 3e-4 before the stop below 1e-6, where 0.1 would
+give three (`plateau_factor: 0.1` switches to that reading). The LiNUS paper gives no batch size or elastic
+deformation for its 3D baselines: a 3D model on LiNUS's recipe takes `PATCH_ADAPTATION` (DB-ResUNet's batch
+of 4 patches, no elastic deformation) over it. docs/reproduce.md lists every such assumption.
 
 Every epoch writes `checkpoint_last.pt` atomically (model, optimizer, scheduler, scaler, RNG
 states, history, best score) and, when validation Dice improves, `checkpoint_best.pt`; a rerun
@@ -73,7 +75,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "dbresunet": dict(
         # no epoch count in the paper: it stops when the learning rate falls below 1e-6
         task="nuclei7", max_epochs=1000, batch_size=4, loss="ce", class_weights=(0.1, 0.4), aux_weight=1.0,
-        lr=3e-4, betas=(0.9, 0.99), weight_decay=3e-5, schedule="plateau", plateau_factor=0.1, stop_lr=1e-6,
+        lr=3e-4, betas=(0.9, 0.99), weight_decay=3e-5, schedule="plateau", plateau_factor=math.sqrt(0.1),
+        stop_lr=1e-6,
         # rotation in the slab's plane: the model inputs are (x, y, z) volumes, z the slab axis
         augmentation=dict(flip_axes=(0, 1, 2), rotate_degrees=30.0, rotation_axis=2),
     ),
