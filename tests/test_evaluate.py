@@ -47,6 +47,20 @@ def test_centres_as_voxel_indices_of_the_whole_grid():
     assert row["com_error_mm"] == pytest.approx(2.0)
 
 
+def test_the_papers_distance_is_between_rounded_indices():
+    """LiNUS Tables IV and V: the distance between the centres rounded to voxel indices, in mm of the grid
+    (here 2 mm along i), beside the distance between the unrounded centres."""
+    affine = np.diag([2.0, 1.0, 1.0, 1.0])
+    reference = np.zeros((40, 40, 40), dtype=np.uint8)
+    reference[10:13, 20:23, 30:33] = STRUCTURE_BY_NAME["STN_L"].label  # centre (11, 21, 31)
+    prediction = np.roll(reference, 2, axis=0)
+    prediction[15, 21, 31] = STRUCTURE_BY_NAME["STN_L"].label  # centre i = (27 * 13 + 15) / 28 = 13.07
+    row = {r["structure"]: r for r in score_labels(prediction, reference, affine, names=["STN_L"])}["STN_L"]
+    assert row["com_i"] == pytest.approx(13 + 2 / 28)
+    assert row["com_error_mm"] == pytest.approx(2 * (2 + 2 / 28))
+    assert row["com_index_error_mm"] == pytest.approx(2 * 2.0)
+
+
 def test_largest_component_per_label():
     labels = np.zeros((10, 10, 10), dtype=np.uint8)
     labels[0:3, 0:3, 0:3] = 1

@@ -108,15 +108,25 @@ def test_our_rows_stand_beside_the_papers():
 
 
 def test_localization_in_the_papers_voxel_form():
-    """LiNUS Tables IV and V: centres as voxel indices of the T1 grid, for the models scored there only."""
-    overlap = overlap_rows(subjects=("01",), methods=("t1net", "swinet"))
+    """LiNUS Tables IV and V: centres as voxel indices of the T1 grid, for the models scored there only, the
+    distance between the rounded indices (the paper's convention, scored by evaluate), and per method the
+    mean over both sides: the paper's 28 cases give the text's 1.699 mm."""
+    overlap = overlap_rows(subjects=("01", "02"), methods=("t1net", "swinet"))
     overlap = overlap.assign(space=np.where(overlap["method"] == "t1net", "T1w", "SWI"),
-                             **{f"com_{a}": 10.4 for a in "ijk"}, **{f"reference_com_{a}": 11.6 for a in "ijk"})
+                             **{f"com_{a}": 10.4 for a in "ijk"}, **{f"reference_com_{a}": 11.6 for a in "ijk"},
+                             com_index_error_mm=np.sqrt(12.0))  # (10, 10, 10) to (12, 12, 12) on 1 mm voxels
+    overlap.loc[(overlap["subject"] == "02") & (overlap["structure"] == "STN_R"), "com_index_error_mm"] = 0.0
     table = localization_voxels(overlap)
-    ours = table[table["method"] == "t1net"].set_index("structure")
+    ours = table[table["method"] == "t1net"].set_index(["structure", "subject"])
     assert set(table["method"]) == {"t1net", "paper: LiNUS"}
-    assert ours.loc["STN_L", ["predicted_i", "reference_k"]].tolist() == [10.0, 12.0]
-    assert len(table[table["method"] == "paper: LiNUS"]) == len(paper_localization())
+    assert ours.loc[("STN_L", "01"), ["predicted_i", "reference_k"]].tolist() == [10.0, 12.0]
+    assert ours.loc[("STN_L", "01"), "distance_mm"] == pytest.approx(np.sqrt(12.0))
+    assert ours.loc[("STN_L+STN_R", "mean"), "distance_mm"] == pytest.approx(3 * np.sqrt(12.0) / 4)
+    theirs = table[table["method"] == "paper: LiNUS"]
+    assert len(theirs) == len(paper_localization()) + 1
+    assert theirs.iloc[-1]["structure"] == "STN_L+STN_R"
+    assert theirs.iloc[-1]["distance_mm"] == pytest.approx(1.699, abs=0.0005)
+    assert list(table["method"]).index("paper: LiNUS") > list(table["method"]).index("t1net")
 
 
 def test_localization_table_mean_and_sd():

@@ -194,22 +194,35 @@ def localization_table(overlap: pd.DataFrame, structures: Sequence[str] | None =
     return table.rename_axis(columns=None).reset_index()
 
 
+POOLED = "STN_L+STN_R"  # the localization tables' pooled rows: the LiNUS text's mean over both sides (1.699 mm)
+
+
 def localization_voxels(overlap: pd.DataFrame, structures: Sequence[str] = ("STN_L", "STN_R")) -> pd.DataFrame:
     """LiNUS Tables IV and V in their form: per method scored on the T1 grid, structure and subject, the
     predicted and reference centres of mass as voxel indices of that grid (rounded, as the paper prints
-    them) and their distance in mm; then the paper's cases."""
+    them) and the distance in mm between those rounded indices, as the paper's 28 distances are
+    (`evaluate.rounded_index_distance`); then the paper's cases. Each method closes with a pooled row
+    (structure `STN_L+STN_R`, subject `mean`): the mean distance over both sides, the text's 1.699 mm."""
     columns = ["method", "structure", "subject", *(f"predicted_{axis}" for axis in "ijk"),
                *(f"reference_{axis}" for axis in "ijk"), "distance_mm"]
     scored = overlap[overlap["structure"].isin(structures)]
     scored = scored[scored["space"] == "T1w"] if "space" in scored else scored.iloc[:0]
+    # overlap tables written before the rounded distance was scored have no such column: NaN, not a guess
+    rounded_distance = scored["com_index_error_mm"] if "com_index_error_mm" in scored else np.nan
     ours = pd.DataFrame({"method": scored["method"], "structure": scored["structure"],
                          "subject": scored["subject"].astype(str),
                          **{f"predicted_{axis}": scored[f"com_{axis}"].round() for axis in "ijk"},
                          **{f"reference_{axis}": scored[f"reference_com_{axis}"].round() for axis in "ijk"},
-                         "distance_mm": scored["com_error_mm"]}) if not scored.empty else pd.DataFrame(columns=columns)
+                         "distance_mm": rounded_distance}) if not scored.empty else pd.DataFrame(columns=columns)
     theirs = paper_localization().query("structure in @structures").assign(
         method=_paper_label("LiNUS", ""), subject=lambda rows: rows["case"].astype(str))
-    table = pd.concat([ours.sort_values(["method", "structure", "subject"]), theirs], ignore_index=True)
+    blocks = []
+    for table in (ours.sort_values(["method", "structure", "subject"]), theirs):
+        for method, rows in table.groupby("method", sort=False):
+            pooled = pd.DataFrame([{"method": method, "structure": POOLED, "subject": "mean",
+                                    "distance_mm": rows["distance_mm"].astype(float).mean()}])
+            blocks += [rows, pooled]
+    table = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=columns)
     return table.reindex(columns=[*columns, "source"])
 
 
