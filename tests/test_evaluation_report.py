@@ -178,6 +178,15 @@ def test_efficiency_reads_the_benchmarks_and_the_inference_records(tmp_path):
     assert efficiency.loc["linus", "job_seconds"] == pytest.approx(3.0)
     assert efficiency.loc["linus", "job_seconds_sd"] == pytest.approx(np.sqrt(2.0))
     assert efficiency.loc["linus", "network_seconds"] == pytest.approx(0.75)
+    assert efficiency.loc["linus", "network_seconds_sd"] == pytest.approx(np.sqrt(0.125))  # of 0.5 and 1.0
+    # DB-ResUNet Table II's mean ± SD, both sides: each SD column after its mean, in seconds
+    paper = efficiency.loc["paper: DB-ResUNet, DB-ResUNet Table II"]
+    assert (paper["inference_time_gpu"], paper["inference_time_gpu_sd"]) == pytest.approx((1.293, 0.056))
+    assert (paper["inference_time_cpu"], paper["inference_time_cpu_sd"]) == pytest.approx((1863.16, 7.54))
+    assert efficiency.loc["paper: MRICloud, DB-ResUNet Table II", "inference_time_cpu_sd"] == pytest.approx(1800.0)
+    columns = list(efficiency.columns)
+    assert columns.index("inference_time_cpu_sd") == columns.index("inference_time_cpu") + 1
+    assert columns.index("network_seconds_sd") == columns.index("network_seconds") + 1
     assert np.isnan(efficiency.loc["atlas", "parameters"])
     # the papers' times in seconds: MRICloud's 1.6 h, the LiNUS paper's registration method's 15 min
     assert efficiency.loc["paper: MRICloud, DB-ResUNet Table II", "inference_time_cpu"] == pytest.approx(5760.0)

@@ -132,12 +132,14 @@ def _paper_label(method: str, condition: str) -> str:
 
 
 def paper_wide(sources: Sequence[str], metrics: Sequence[str], structures: Sequence[str] | None = None,
-               by_structure: bool = False) -> pd.DataFrame:
+               by_structure: bool = False, with_sd: bool = False) -> pd.DataFrame:
     """The papers' values of `metrics` from `sources` (times in seconds), a row per reported method and
     condition (labelled "paper: <method> (<condition>)", with the source where several are asked for),
-    with its paper_method and condition; a column per metric, or with `by_structure` per structure."""
+    with its paper_method and condition; a column per metric, or with `by_structure` per structure. With
+    `with_sd`, each column the papers give a ± SD for is followed by `<column>_sd`."""
     reported = paper_results().query("source in @sources and metric in @metrics")
-    reported = reported.assign(value=reported["value"] * reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0))
+    scale = reported["unit"].map(SECONDS_PER_UNIT).fillna(1.0)
+    reported = reported.assign(value=reported["value"] * scale, sd=reported["sd"] * scale)
     if structures is not None:
         reported = reported[reported["structure"].isin([*structures, ""])]
     several = len(sources) > 1
@@ -145,9 +147,12 @@ def paper_wide(sources: Sequence[str], metrics: Sequence[str], structures: Seque
         paper_method=reported["method"],
         method=[_paper_label(f"{m}, {s}" if several else m, c)
                 for m, s, c in zip(reported["method"], reported["source"], reported["condition"])])
-    columns = "structure" if by_structure else "metric"
-    wide = reported.pivot_table(index=["method", "paper_method", "condition"], columns=columns, values="value",
-                                sort=False)
+    columns, index = "structure" if by_structure else "metric", ["method", "paper_method", "condition"]
+    wide = reported.pivot_table(index=index, columns=columns, values="value", sort=False)
+    if with_sd and reported["sd"].notna().any():
+        spread = reported.pivot_table(index=index, columns=columns, values="sd", sort=False).add_suffix("_sd")
+        wide = wide.join(spread)[[name for column in wide.columns
+                                  for name in (column, f"{column}_sd") if name in wide.columns or name in spread]]
     return wide.reset_index().rename_axis(columns=None)
 
 
@@ -275,17 +280,18 @@ def paper_times(theirs: pd.DataFrame) -> pd.DataFrame:
 
 
 def efficiency_table(timings: pd.DataFrame, models: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
-    """Parameters, float32 model bytes and seconds per subject (the jobs' wall time, mean and sd; the
-    network alone, mean) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III)
-    each after ours beside it."""
+    """Parameters, float32 model bytes and seconds per subject (the jobs' wall time and the network alone,
+    each mean and sd) per method, then the papers' rows (DB-ResUNet Table II, LiNUS Tables II and III, with
+    DB-ResUNet's ± SD of its times as `<column>_sd`) each after ours beside it."""
     per_method = timings.groupby("method").agg(
         job_seconds=("job_seconds", "mean"), job_seconds_sd=("job_seconds", "std"),
-        network_seconds=("network_seconds", "mean"), device=("device", "first"), subjects=("subject", "count"),
-        parameters=("parameters", "first"))
+        network_seconds=("network_seconds", "mean"), network_seconds_sd=("network_seconds", "std"),
+        device=("device", "first"), subjects=("subject", "count"), parameters=("parameters", "first"))
     per_method.insert(0, "parameters", per_method.pop("parameters").astype("float"))
     per_method.insert(1, "model_size", 4 * per_method["parameters"])
     ours = per_method.rename_axis("method").reset_index()
-    theirs = paper_times(paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS))
+    theirs = paper_times(paper_wide(("DB-ResUNet Table II", "LiNUS Table II", "LiNUS Table III"), EFFICIENCY_METRICS,
+                                    with_sd=True))  # DB-ResUNet Table II's times are mean ± SD
     return beside(ours, theirs, models)
 
 
