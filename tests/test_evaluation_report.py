@@ -12,8 +12,9 @@ from deepnuclei.figures import (
 )
 from deepnuclei.models import get_spec, parameters_of
 from deepnuclei.tables import (
-    dice_table, efficiency_table, localization_table, localization_voxels, method_summary, paper_localization,
-    paper_results, stn_table, timing_table, write_evaluation_tables, write_table,
+    demographics_table, dice_table, efficiency_table, localization_table, localization_voxels, method_summary,
+    paper_demographics, paper_localization, paper_results, read_participants, stn_table, timing_table,
+    write_evaluation_tables, write_table,
 )
 
 
@@ -49,6 +50,47 @@ def test_paper_numbers_are_transcribed_consistently():
     offsets = cases[[f"predicted_{a}" for a in "ijk"]].to_numpy() - cases[[f"reference_{a}" for a in "ijk"]].to_numpy()
     assert cases["distance_mm"].to_numpy() == pytest.approx(np.linalg.norm(offsets, axis=1), abs=0.005)  # 1 mm grid
     assert cases["distance_mm"].mean() == pytest.approx(1.699, abs=0.0005)  # the text's mean over both sides
+
+
+def test_paper_demographics_are_transcribed_consistently():
+    """LiNUS Table I: its printed "Variance" row is each column's SD (education: SD 3.02, variance 9.2), and its
+    means and SDs match the 14 patients it lists but for age (55.3 +- 7.0 from the listed ages, printed 54.9 +-
+    7.7), disease duration (9.6, printed 9.7) and UPDRS-III (31.7, printed 32.3)."""
+    table = paper_demographics().set_index("participant_id")
+    patients = table.loc[[f"DBS{number:02d}" for number in range(1, 15)]].drop(columns=["source", "sex"]).astype(float)
+    printed = table.loc[["mean", "sd"]].drop(columns=["source", "sex"]).astype(float)
+    differing = {"age": (55.29, 6.99), "disease_duration_years": (9.57, 4.01), "updrs_iii": (31.71, 13.24)}
+    for column in patients:
+        mean, sd = patients[column].mean(), patients[column].std()
+        if column in differing:
+            assert (mean, sd) == pytest.approx(differing[column], abs=0.005), column
+        else:
+            assert (mean, sd) == pytest.approx(tuple(printed[column]), abs=0.05), column
+    assert (table["sex"] == "F").sum() == 4 and (table["sex"] == "M").sum() == 10
+
+
+def test_demographics_per_cohort_beside_the_papers_table_i(tmp_path):
+    """Our participants per cohort from participants.tsv (ages, sex spelled either way, groups, other numeric
+    columns; "n/a" missing; a participant it does not list counts only in `participants`), then TT14's row."""
+    tsv = tmp_path / "participants.tsv"
+    tsv.write_text("participant_id\tage\tsex\tgroup\tmmse\n"
+                   "sub-01\t50\tM\tPD\t27\nsub-02\t60\tfemale\tPD\tn/a\nsub-03\t70\tmale\tHC\t29\n"
+                   "sub-hr01\t40\tF\tHC\t30\n")
+    table = demographics_table(read_participants(tsv), {"main": ["01", "02", "03", "04"], "hires": ["hr01"]})
+    table = table.set_index("dataset")
+    main = table.loc["ours: main"]
+    assert (main["participants"], main["listed"]) == (4, 3)
+    assert (main["age_mean"], main["age_sd"], main["age_min"], main["age_max"]) == pytest.approx((60, 10, 50, 70))
+    assert (main["sex_M"], main["sex_F"], main["group_PD"], main["group_HC"]) == (2, 1, 2, 1)
+    assert (main["mmse_mean"], main["mmse_sd"]) == pytest.approx((28.0, np.sqrt(2.0)))
+    assert (table.loc["ours: hires", "age_mean"], table.loc["ours: hires", "sex_F"]) == (40, 1)
+    paper = table.loc["paper: TT14"]
+    assert (paper["participants"], paper["age_mean"], paper["age_sd"]) == (14, 54.9, 7.7)
+    assert (paper["sex_M"], paper["sex_F"], paper["age_min"], paper["age_max"]) == (10, 4, 46, 67)
+    assert (paper["mmse_mean"], paper["pdq39_sd"]) == (27.7, 26.7)
+    assert list(table.columns[:6]) == ["participants", "listed", "age_mean", "age_sd", "age_min", "age_max"]
+    no_file = demographics_table(read_participants(tmp_path / "absent.tsv"), {"main": ["01", "02"]}).set_index("dataset")
+    assert (no_file.loc["ours: main", "participants"], no_file.loc["ours: main", "listed"]) == (2, 0)
 
 
 def test_dice_table_averages_sides_per_subject_and_adds_the_papers_rows():
@@ -158,7 +200,7 @@ def test_method_summary_and_table_files(tmp_path):
     assert pd.read_csv(csv).set_index("method").loc["paper: DB-ResUNet (QSM+T1 WI)", "GP"] == 0.840
     assert "| paper: DB-ResUNet (QSM+T1 WI) |" in markdown.read_text()
     assert "\\caption{Mean Dice}" in latex.read_text() and "0.840" in latex.read_text()
-    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 8 * 3  # CSV, Markdown, LaTeX each
+    assert len(write_evaluation_tables(overlap, tmp_path / "all")) == 9 * 3  # CSV, Markdown, LaTeX each
     ablations = {"rate": ["atlas", "net"]}
     assert (tmp_path / "all" / "ablation_rate.csv") in write_evaluation_tables(overlap, tmp_path / "all", ablations=ablations)
 

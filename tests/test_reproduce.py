@@ -40,6 +40,9 @@ def papers_dataset(bids: Path) -> Path:
     for number in range(1, 9):
         write_session(bids, f"hr{number:02d}", echoes=0, labels=("T1w",))
     (bids / "derivatives" / "labels" / "dseg.tsv").write_text(dseg_tsv())
+    (bids / "participants.tsv").write_text("participant_id\tage\tsex\n" + "".join(
+        f"sub-{label}\t{50 + index % 20}\t{'MF'[index % 2]}\n"
+        for index, label in enumerate([f"{n:02d}" for n in range(1, 44)] + [f"hr{n:02d}" for n in range(1, 9)])))
     return bids
 
 
@@ -167,3 +170,12 @@ def test_paper_plan_reads_each_cohort_on_its_own_grid(paper_plan):
     assert sorted(cohorts) == ["hires", "main"]
     assert all("space-T1w" in cohort["model_input"] and cohort["model_input"].endswith("T1w.nii.gz")
                for cohort in cohorts.values())
+
+
+def test_table_i_reads_each_cohorts_participants(paper_plan, reproduce_plan):
+    """LiNUS Table I's form: the dataset's participants.tsv and the participants of each cohort."""
+    participants = paper_plan.evaluation_plan()["participants"]
+    assert participants["tsv"] == str(Path(paper_plan.config["bids_dir"]) / "participants.tsv")
+    assert participants["cohorts"] == {"main": [f"{n:02d}" for n in range(1, 44)],
+                                       "hires": [f"hr{n:02d}" for n in range(1, 9)]}
+    assert reproduce_plan.evaluation_plan()["participants"]["tsv"].endswith("resources/demo/bids/participants.tsv")

@@ -193,7 +193,8 @@ def evaluation_tables(args: argparse.Namespace) -> None:
 
     plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], plan["ablations"], plan["models"])
+    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], plan["ablations"], plan["models"],
+                                      plan.get("participants"))
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -470,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("evaluation-tables", evaluation_tables, "the papers' tables from the overlap table and the benchmarks")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
     sub.add_argument("--plan", required=True, help="plan file evaluation.json: {timings: [{method, subject, "
-                                                   "benchmark, record}], models: {...}, ablations: {rate, inputs}}")
+                                                   "benchmark, record}], models: {...}, ablations: {rate, inputs}, "
+                                                   "participants: {tsv, cohorts}}")
     sub.add_argument("--out-dir", required=True)
 
     sub = command("linus-tables", linus_tables, "the LiNUS paper's Tables VI-IX and 2D vs 2.5D on our cohorts")

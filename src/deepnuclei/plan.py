@@ -606,9 +606,16 @@ class Plan:
                  "dseg": self.truth(key, "space-SWI_dseg.nii.gz"), "truth_mask": self.truth(key, "space-SWI_mask.nii.gz")}
                 for key in self.with_swi(cohort) for method in self.config["qsm"]["evaluate"]]
 
+    def participants_tsv(self) -> str | None:
+        """The dataset's participants.tsv (the demo writes one), None where a real dataset has none."""
+        path = Path(self.config["bids_dir"]) / "participants.tsv"
+        return str(path) if self.config["demo"]["enabled"] or path.is_file() else None
+
     def evaluation_plan(self) -> dict[str, Any]:
+        cohorts = {cohort: sorted({self.sessions[key].participant for key in self.cohort_sessions(cohort)})
+                   for cohort in dict.fromkeys(session.cohort for session in self.sessions.values())}
         return {"timings": self.timing_cases(self.evaluated_methods()), "models": self.main_models,
-                "ablations": self.ablation_methods}
+                "ablations": self.ablation_methods, "participants": {"tsv": self.participants_tsv(), "cohorts": cohorts}}
 
     def session_record(self, key: str) -> dict[str, Any]:
         """What the plan decided for one session, as `dataset.json` lists it."""

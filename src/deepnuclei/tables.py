@@ -2,9 +2,11 @@
 method and structure) and set beside the numbers the two papers report.
 
 The papers' numbers ship in `data_files/`: `paper_results.csv` (one reported value a row: source, dataset,
-method, condition, structure, metric, value, sd, unit, note) and `paper_stn_localization.csv` (LiNUS Tables
+method, condition, structure, metric, value, sd, unit, note), `paper_stn_localization.csv` (LiNUS Tables
 IV and V: predicted and reference STN centres as voxel indices i, j, k of the 1 mm TT14 grid, and their
-distance in mm).
+distance in mm) and `paper_demographics.csv` (LiNUS Table I: TT14's 14 patients, then the rows it prints as
+"Mean" and "Variance", here `mean` and `sd`: its "Variance" is a standard deviation, e.g. 3.0 for the
+education years whose SD is 3.02 and variance 9.2).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def paper_results() -> pd.DataFrame:
 def paper_localization() -> pd.DataFrame:
     """LiNUS's per-case STN centre-of-mass errors (Tables IV and V)."""
     return data_file("paper_stn_localization.csv")
+
+
+def paper_demographics() -> pd.DataFrame:
+    """LiNUS Table I: TT14's patients (participant_id DBS01 ...) and its printed `mean` and `sd` rows."""
+    return data_file("paper_demographics.csv")
 
 
 def nucleus_of(structure: str) -> str:
@@ -231,6 +238,52 @@ def localization_voxels(overlap: pd.DataFrame, structures: Sequence[str] = ("STN
     return table.reindex(columns=[*columns, "source"])
 
 
+SEXES = {"m": "M", "male": "M", "f": "F", "female": "F"}  # BIDS participants.tsv spells sex either way
+
+
+def demographics_row(participants: pd.DataFrame) -> dict[str, Any]:
+    """Counts and summaries of a participants table: how many, age (mean, sd, range), sex and `group`
+    counts where it has those columns, and the mean and sd of every other numeric column."""
+    row: dict[str, Any] = {"participants": len(participants)}
+    numeric = participants.drop(columns=["participant_id", "sex", "group"], errors="ignore").apply(
+        pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
+    if "age" in numeric:
+        row.update(age_min=numeric["age"].min(), age_max=numeric["age"].max())
+    for column in numeric:
+        row.update({f"{column}_mean": numeric[column].mean(), f"{column}_sd": numeric[column].std()})
+    for column, prefix in (("sex", "sex_"), ("group", "group_")):
+        if column in participants:
+            values = participants[column].dropna().astype(str)
+            values = values.map(lambda value: SEXES.get(value.lower(), value)) if column == "sex" else values
+            row.update(values.value_counts().sort_index().add_prefix(prefix).to_dict())
+    return row
+
+
+def demographics_table(participants: pd.DataFrame | None, cohorts: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """LiNUS Table I's form for our data: per cohort, its participants' count, age, sex and group counts
+    (from the dataset's participants.tsv, where it has them; participants it does not list count in
+    `participants` only), then the paper's TT14 row: its printed mean and "Variance" (an SD) of each column,
+    its counts and age range from the 14 patients it lists (whose ages give 55.3 ± 7.0, not the printed
+    54.9 ± 7.7)."""
+    rows = []
+    for cohort, members in cohorts.items():
+        listed = (participants[participants["participant_id"].str.removeprefix("sub-").isin([str(m) for m in members])]
+                  if participants is not None else pd.DataFrame({"participant_id": []}))
+        rows.append({"dataset": f"ours: {cohort}", **demographics_row(listed), "participants": len(members),
+                     "listed": len(listed)})
+    paper = paper_demographics().drop(columns="source")
+    patients, printed = paper[paper["participant_id"].str.startswith("DBS")], paper.set_index("participant_id")
+    counted = demographics_row(patients)
+    summaries = {f"{column}_{statistic}": printed.loc[statistic, column]
+                 for column in printed.columns if column != "sex" for statistic in ("mean", "sd")}
+    rows.append({"dataset": _paper_label("TT14", ""), **counted, **summaries, "listed": len(patients)})
+    table = pd.DataFrame(rows)
+    first = ["dataset", "participants", "listed", "age_mean", "age_sd", "age_min", "age_max"]
+    counts = sorted(column for column in table if column.startswith(("sex_", "group_")))
+    rest = [column for column in table if column not in first and column not in counts]
+    return table.reindex(columns=[*first, *counts, *rest])
+
+
 def method_summary(overlap: pd.DataFrame, metrics: Sequence[str] = ("dice", "precision", "recall")) -> pd.DataFrame:
     """Mean and sd of each metric per structure and method, structures in scored order, with n subjects,
     the 95 % interval of the mean Dice where Dice is asked for, and the misses."""
@@ -328,16 +381,29 @@ def write_table(table: pd.DataFrame, out_stem: str | os.PathLike, caption: str, 
 ABLATION_SOURCES = {"rate": "DB-ResUNet Table III", "inputs": "DB-ResUNet Table IV"}
 
 
+def read_participants(path: str | os.PathLike | None) -> pd.DataFrame | None:
+    """A BIDS participants.tsv (labels as written, "n/a" missing); None without one."""
+    if path is None or not Path(path).is_file():
+        return None
+    return pd.read_csv(path, sep="\t", dtype={"participant_id": str}, na_values=["n/a"], keep_default_na=False)
+
+
 def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
                             ablations: dict[str, Sequence[str]] | None = None,
-                            models: Mapping[str, Mapping] | None = None) -> list[Path]:
+                            models: Mapping[str, Mapping] | None = None,
+                            participants: Mapping[str, Any] | None = None) -> list[Path]:
     """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
     their inference records feed the efficiency tables; `ablations` names
     the methods of each ablation ("rate", "inputs"), the reference model included; `models` (the config's
-    entries) places our rows beside the papers' (`paper_identity`)."""
+    entries) places our rows beside the papers' (`paper_identity`); `participants` ({tsv: the dataset's
+    participants.tsv or None, cohorts: {cohort: participant labels}}) feeds LiNUS Table I's form."""
     out_dir = Path(out_dir)
     efficiency = efficiency_table(timing_table(timing_cases), models)
+    participants = participants or {"tsv": None, "cohorts": {}}
     tables = {
+        "demographics": (demographics_table(read_participants(participants["tsv"]), participants["cohorts"]),
+                         "Participants per cohort: count (listed: in participants.tsv), age, sex and group counts, "
+                         "mean and sd of its other numeric columns; paper row: LiNUS Table I (TT14)"),
         "dice_nuclei": (dice_table(overlap, models=models),
                         "Mean Dice per nucleus (left and right averaged per subject) with the half-width of its 95 % "
                         "confidence interval, subjects and misses (structures not found, Dice 0); paper rows: "

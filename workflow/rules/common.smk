@@ -188,8 +188,8 @@ def overlay_figure(subject):
     return str(RESULTS / "qc" / "segmentations" / f"sub-{subject}_segmentations.png")
 
 
-EVALUATION_TABLES = ["dice_nuclei", "dice_stn", "stn_methods", "efficiency", "localization_stn", "localization_stn_voxels",
-                     "localization_all",
+EVALUATION_TABLES = ["demographics", "dice_nuclei", "dice_stn", "stn_methods", "efficiency", "localization_stn",
+                     "localization_stn_voxels", "localization_all",
                      "summary"] + [f"ablation_{kind}" for kind in PLAN.ablation_methods]
 EXPERIMENT_TABLES = {"resolution": "linus_resolution", "targets": "linus_targets", "optimizers": "linus_optimizers",
                      "slices": "linus_2d_vs_25d"}  # config list -> table

@@ -59,6 +59,7 @@ rule evaluation_tables:
         plan=plan_file("evaluation"),
         benchmarks=[case["benchmark"] for case in PLAN_CONTENTS["evaluation"]["timings"]],
         records=[case["record"] for case in PLAN_CONTENTS["evaluation"]["timings"] if "record" in case],
+        participants=PLAN_CONTENTS["evaluation"]["participants"]["tsv"] or [],  # LiNUS Table I's form
     output:
         [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "tex")],
         [report(evaluation_table(name, "md"), caption="../report/tables.rst", category="Evaluation",
