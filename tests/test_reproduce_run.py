@@ -70,9 +70,22 @@ def check_every_paper_row(results: Path) -> None:
     voxels = pd.read_csv(evaluation / "localization_stn_voxels.csv", dtype={"subject": str})
     assert set(voxels["method"]) == {"linus-t1", "paper: LiNUS"}
     labels = read_volume(results / "labels" / "sub-02" / "sub-02_space-T1w_dseg.nii.gz")[0]
-    for structure, row in voxels[voxels["method"] == "linus-t1"].set_index("structure").iterrows():
+    ours = voxels[(voxels["method"] == "linus-t1") & (voxels["structure"] != "STN_L+STN_R")]
+    for structure, row in ours.set_index("structure").iterrows():
         centre = np.argwhere(labels == STRUCTURE_BY_NAME[structure].label).mean(axis=0)
         assert row[["reference_i", "reference_j", "reference_k"]].tolist() == np.round(centre).tolist()
+        offset = row[[f"predicted_{a}" for a in "ijk"]].to_numpy(float) - row[[f"reference_{a}" for a in "ijk"]].to_numpy(float)
+        if not np.isnan(offset).any():  # the paper's convention: between the rounded indices, 2 mm voxels here
+            assert row["distance_mm"] == pytest.approx(2.0 * np.linalg.norm(offset))
+    pooled = voxels[voxels["structure"] == "STN_L+STN_R"].set_index("method")["distance_mm"]
+    assert pooled["paper: LiNUS"] == pytest.approx(1.699, abs=0.0005)
+    assert pooled["linus-t1"] == pytest.approx(ours["distance_mm"].mean(), nan_ok=True)
+    efficiency = pd.read_csv(evaluation / "efficiency.csv").set_index("method")
+    assert efficiency.loc["paper: DB-ResUNet, DB-ResUNet Table II", "inference_time_gpu_sd"] == pytest.approx(0.056)
+    assert {"job_seconds_sd", "network_seconds_sd"} <= set(efficiency.columns)  # NaN here: one test subject
+    demographics = pd.read_csv(evaluation / "demographics.csv").set_index("dataset")
+    assert demographics.loc["ours: main", ["participants", "listed"]].tolist() == [2, 2]  # the demo's participants.tsv
+    assert demographics.loc["paper: TT14", ["participants", "age_mean", "sex_M"]].tolist() == [14, 54.9, 10]
 
 
 def check_linus_experiments(evaluation: Path) -> None:
