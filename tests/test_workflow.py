@@ -194,9 +194,9 @@ def test_paper_config_restores_the_papers_models():
             "dbresunet"} <= set(models)
     assert models["linus"]["inputs"] == ["T1w"]  # the LiNUS paper's input
     assert models["dbresunet"]["options"]["fc_width"] == 512 and models["dbresunet"]["training"]["patch_size"] is None
-    for name, model in models.items():  # every demo shortcut undone: exactly the paper's recipe
-        spec = get_spec(model["architecture"])
-        assert TrainConfig.from_dict(spec, model.get("training", {})) == TrainConfig.from_dict(spec, {}), name
+    for name, model in models.items():  # every demo shortcut undone: exactly the recipe of its task's paper
+        spec, task = get_spec(model["architecture"]), {"task": model["task"]}
+        assert TrainConfig.from_dict(spec, {**task, **model.get("training", {})}) == TrainConfig.from_dict(spec, task), name
 
 
 def test_schema_lists_every_training_setting():
