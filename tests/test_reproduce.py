@@ -15,7 +15,7 @@ from deepnuclei.labels import dseg_tsv
 from deepnuclei.models import get_spec
 from deepnuclei.models.dbresunet import PAPER_RATE
 from deepnuclei.plan import make_plan, model_space
-from deepnuclei.tables import PAPER_RATE as TABLES_PAPER_RATE, paper_identity, paper_results
+from deepnuclei.tables import PAPER_NAMES, PAPER_RATE as TABLES_PAPER_RATE, paper_identity, paper_results
 from deepnuclei.train import TrainConfig
 from test_plan import write_session
 from test_workflow import merged
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("DB-ResUNet Table I", "DB-ResUNet Table II", "DB-ResUNet Table III", "DB-ResUNet Table IV",
           "LiNUS Table II", "LiNUS Table III", "LiNUS Table VII", "LiNUS Table VIII", "LiNUS Table IX")
 CONFIGS = ("reproduce", "paper")
+PAPER_NAMES_BACK = {paper: ours for ours, paper in PAPER_NAMES.items()}  # "UNet3d" -> unet3d_linus
 
 
 def shipped_config(name: str) -> dict:
@@ -179,3 +180,24 @@ def test_table_i_reads_each_cohorts_participants(paper_plan, reproduce_plan):
     assert participants["cohorts"] == {"main": [f"{n:02d}" for n in range(1, 44)],
                                        "hires": [f"hr{n:02d}" for n in range(1, 9)]}
     assert reproduce_plan.evaluation_plan()["participants"]["tsv"].endswith("resources/demo/bids/participants.tsv")
+
+
+def test_paper_plan_with_a_tt14_cohort_of_its_own(tmp_path):
+    """The assumptions table's switch: LiNUS Table II's models on a T1-only cohort named `tt14` (as the paper's
+    14 patients) instead of the main cohort's T1; each row still has its model, Table VII's TT14 row included."""
+    config = shipped_config("paper")
+    bids = papers_dataset(tmp_path / "bids")
+    for number in range(1, 15):
+        write_session(bids, f"tt{number:02d}", echoes=0, labels=("T1w",))
+    config = merged(config, {"bids_dir": str(bids), "results_dir": str(tmp_path / "results"), "cohorts": {
+        "tt14": {"prefix": "tt", "n_subjects": 14, "splits": {"train": 8, "validation": 2, "test": 4}}}})
+    table_ii = ("linus", "unet2d", "fcn", "deeplabv3", "lraspp", "vnet", "unet3d_linus")
+    for name in table_ii:
+        config["models"][name]["cohort"] = "tt14"
+    plan = make_plan(config)
+    assert plan.scored("vnet") == ["tt11", "tt12", "tt13", "tt14"]
+    for source in ("LiNUS Table II", "LiNUS Table VII"):
+        for paper_method, condition, beside in rows_and_methods_beside(plan, source):
+            if paper_method != "Traditional method":
+                ours = {"PD25": ["linus-hr"], "TT14": ["linus"]}.get(condition, [PAPER_NAMES_BACK[paper_method]])
+                assert sorted(beside) == ours, (source, paper_method, condition)

@@ -39,7 +39,7 @@ ATLAS_METHODS = ("atlas", "atlas-jlf")
 REGISTRATION_METHODS = ("MRICloud", "Traditional method")
 INPUT_NAMES = {"Chimap": "QSM", "T1w": "T1 WI"}  # in the papers' order: "QSM+T1 WI"
 PAPER_RATE = 2  # DB-ResUNet's global branch, downsampled 2x in-plane unless options.rate says otherwise
-PAPER_COHORTS = {MAIN_COHORT: "TT14"}  # LiNUS Table VII: its 1 mm dataset; any further cohort stands for PD25
+LINUS_DATASETS = ("TT14", "PD25")  # LiNUS Table VII's: its 1 mm patients and the 0.3 mm atlas
 PAPER_TASKS = {"stn": "STN", "gpi": "GPi"}
 PAPER_OPTIMIZERS = {"adam": "Adam", "mist": "MI-ST"}
 CONFIDENCE = 0.95
@@ -88,6 +88,13 @@ def misses(overlap: pd.DataFrame) -> pd.Series:
     return with_misses(overlap).groupby("method")["missed"].sum().astype(int).rename("misses")
 
 
+def linus_dataset(cohort: str) -> str:
+    """The LiNUS dataset a cohort stands for: the one it is named after (a cohort `tt14` or `pd25`), else TT14
+    for the main cohort and PD25 for any other."""
+    named = {name.lower(): name for name in LINUS_DATASETS}
+    return named.get(cohort.lower(), "TT14" if cohort == MAIN_COHORT else "PD25")
+
+
 def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str]]:
     """The paper methods our `method` (a config model entry, None for an atlas method) may stand beside,
     and the conditions it meets. A paper row's condition is the one thing it changes: a DB-ResUNet variant
@@ -99,7 +106,7 @@ def paper_identity(method: str, model: Mapping[str, Any] | None) -> tuple[tuple[
     inputs = "+".join(name for key, name in INPUT_NAMES.items() if key in model["inputs"])
     rate = (model.get("options") or {}).get("rate", [PAPER_RATE])[0]
     optimizer = (model.get("training") or {}).get("optimizer", "adam")
-    conditions = {"", PAPER_TASKS.get(model["task"], ""), PAPER_COHORTS.get(model.get("cohort", MAIN_COHORT), "PD25"),
+    conditions = {"", PAPER_TASKS.get(model["task"], ""), linus_dataset(model.get("cohort", MAIN_COHORT)),
                   f"optimizer {PAPER_OPTIMIZERS[optimizer]}"}
     if rate == PAPER_RATE:
         conditions |= {inputs, f"input {inputs}"}
