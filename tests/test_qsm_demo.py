@@ -17,7 +17,8 @@ MAX_NRMSE_PERCENT = 50.0
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (DEMO / "truth" / "sub-01").exists(), reason="demo cohort not generated"),
+    pytest.mark.skipif(not ((DEMO / "truth" / "sub-01").exists() and (DEMO / "bids" / "sub-01").exists()),
+                       reason="demo cohort not generated"),
 ]
 
 

@@ -77,6 +77,8 @@ def _number(sidecar: Mapping[str, Any], key: str, path: str | os.PathLike, unit:
 def echo_parameters(sidecar_paths: Sequence[str | os.PathLike]) -> tuple[list[float], float]:
     """Echo times (s) and field strength (T) from BIDS sidecars. BIDS gives EchoTime in seconds: a value
     of 0.2 or more (milliseconds, most likely) is refused."""
+    if not sidecar_paths:
+        raise ValueError("no echo sidecars given: a GRE session needs at least one echo's JSON")
     echo_times, strengths = [], []
     for path in sidecar_paths:
         sidecar = read_json(path)
