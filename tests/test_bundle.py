@@ -161,6 +161,8 @@ def test_a_model_fine_tuned_from_a_bundle_is_trained_on_the_bundles_network_and_
     assert entry["init"] == str(path) and entry["options"] == {"widths": [4, 8, 8, 8, 8]}
     assert entry["training"]["max_epochs"] == 2  # the run's training keys over the bundle's recipe
     assert plan_files(plan)["preprocess_SWI"]["matrix"] == [24, 24, 12]  # the inputs it was trained on
+    with pytest.raises(PlanError, match=f"ablations.model 'linus' is fine-tuned from {path}, and ablation variants"):
+        make_plan({**config, "ablations": {"model": "linus", "rates": [[1, 1, 1]], "inputs": []}})
     config["models"]["linus"]["inputs"] = ["T1w"]
     with pytest.raises(PlanError, match=f"models.linus: init bundle {path} was trained with other \\['inputs'\\]"):
         make_plan(config)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from deepnuclei.evaluate import scored_structures
+from deepnuclei.headline import headline
 from deepnuclei.figures import (
     bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels, write_evaluation_figures,
 )
@@ -300,3 +301,11 @@ def test_susceptibility_axes_state_how_the_qsm_was_referenced():
     assert axes.get_xlabel() == "reference susceptibility (ppb, ventricular CSF = 0)"
     assert bland_altman(overlap, "susceptibility", "net").axes[0].get_ylabel().endswith("(ppb, whole-brain mean = 0)")
     assert scatter_panels(overlap, "volume", "net").axes[0].get_xlabel() == "reference volume (mm³)"
+
+
+def test_the_headline_says_which_models_were_fine_tuned(tmp_path):
+    for model, init in (("dbresunet", "/pkg/pretrained/dbresunet.zip"), ("linus", None)):
+        (tmp_path / "models" / model).mkdir(parents=True)
+        (tmp_path / "models" / model / "summary.json").write_text(json.dumps({"model": model, "init": init}))
+    shown = headline(tmp_path, "report.html").splitlines()
+    assert "Fine-tuned, not trained from scratch: dbresunet from /pkg/pretrained/dbresunet.zip" in shown

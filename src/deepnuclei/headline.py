@@ -4,6 +4,7 @@ the headline numbers read from the tables the run wrote. Each part is left out w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,11 @@ def headline(results_dir: str | Path, report: str | Path) -> str:
         lines += [f"  {row.method:{width}s}  {row[list(NUCLEI7)].mean():.3f}   "
                   f"({' '.join(f'{row[n]:.2f}' for n in NUCLEI7)}; {row.subjects:.0f} test subjects, "
                   f"{row.misses:.0f} structures missed)" for _, row in table.iterrows()]
+    tuned = {path.parent.name: init for path in sorted((results / "models").glob("*/summary.json"))
+             if (init := json.loads(path.read_text()).get("init"))}
+    if tuned:
+        lines.append("Fine-tuned, not trained from scratch: " + ", ".join(
+            f"{model} from {init}" for model, init in tuned.items()))
     if (path := results / "evaluation" / "stn_methods.csv").exists():
         table = ours(pd.read_csv(path))
         lines.append("STN Dice: " + ", ".join(f"{row.method} {row.dice:.3f}" for row in table.itertuples()))

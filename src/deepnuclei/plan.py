@@ -277,6 +277,10 @@ def ablation_variants(config: Mapping) -> tuple[dict[str, dict], dict[str, list[
     if "bundle" in base:
         raise PlanError(f"ablations.model '{name}' comes from a bundle, and ablation variants are trained: set "
                         f"ablations.rates and ablations.inputs to [] (config/apply.yaml does)")
+    if base.get("init"):  # a variant is another network than the one the bundle holds
+        raise PlanError(f"ablations.model '{name}' is fine-tuned from {base['init']}, and ablation variants are other "
+                        f"networks: set models.{name}.init to null to train them all from scratch "
+                        f"(config/reproduce.yaml does)")
     rates = {f"{name}-rate{'x'.join(map(str, rate))}": {**base, "options": {**base.get("options", {}), "rate": rate}}
              for rate in ablations["rates"]}
     inputs = {f"{name}-in-{'-'.join(channels)}": {**base, "inputs": channels} for channels in ablations["inputs"]}

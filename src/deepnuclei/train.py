@@ -245,6 +245,7 @@ class Trainer:
         self.training_range = subjects_range([*train_subjects, *val_subjects], self.settings.task)
         self.history: list[dict[str, float]] = []
         self.best_score = -math.inf
+        self.init = None if init is None else str(init)  # the bundle or checkpoint it was fine-tuned from
         if init is not None:
             self.initialise(init)
         self.resume()
@@ -514,6 +515,7 @@ class Trainer:
             "best_epoch": int(best.epoch),
             "best_val_dice": None if math.isnan(best.val_dice) else float(best.val_dice),
             "stop_reason": stop_reason,
+            "init": self.init,
             "train_seconds": float(table.seconds.sum()),
             "checkpoint_best": str(self.checkpoint_best),
             "checkpoint_last": str(self.checkpoint_last),
