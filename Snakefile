@@ -16,6 +16,9 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"  # the report's front page: the run's data and its fine-tuned models
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/qsm.smk"
