@@ -15,6 +15,7 @@ is simulated, so its plan is made from the config with the same file names.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -259,6 +260,22 @@ def select_participants(sessions: list[Session], include: Sequence[str | int], e
     excluded = matching(exclude, known)[0]
     return [session for session in sessions
             if (not include or session.participant in included) and session.participant not in excluded]
+
+
+def listed_without_images(config: Mapping, found: Sequence[Session], include: Sequence[str | int],
+                          exclude: Sequence[str | int]) -> list[str]:
+    """Notes on the participants that participants.tsv lists (within the participant filters) and that have no
+    session with images: a scan withheld or a folder misnamed would otherwise shrink the cohort unseen."""
+    tsv = Path(config["bids_dir"]) / "participants.tsv"
+    if not tsv.is_file():
+        return []
+    with tsv.open(newline="") as handle:
+        listed = {row["participant_id"].removeprefix("sub-") for row in csv.DictReader(handle, delimiter="\t")
+                  if row.get("participant_id")}
+    if include:
+        listed = matching(include, listed)[0]
+    missing = listed - matching(exclude, listed)[0] - {session.participant for session in found}
+    return [f"sub-{participant}: listed in {tsv} but has no T1w or SWI images, left out" for participant in sorted(missing)]
 
 
 # ---- models --------------------------------------------------------------------------------------
@@ -650,9 +667,10 @@ def split_subjects(
     return {role: list(subjects[low:high]) for role, low, high in zip(roles, bounds, bounds[1:])}
 
 
-def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int], cohort: str) -> dict[str, str]:
+def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int | str], cohort: str) -> dict[str, str]:
     """Roles by participant, in participant order: the labelled ones fill train / validation / test as the
-    counts say (all of a participant's labelled sessions share its role); everything else is `apply`."""
+    counts say (`test: all`: every one left; all of a participant's labelled sessions share its role);
+    everything else is `apply`."""
     labelled = sorted({session.participant for session in sessions.values() if session.labelled})
     roles = {key: "apply" for key in sessions}
     if not labelled:
@@ -661,7 +679,7 @@ def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int], coh
     if len(labelled) <= needed:
         raise PlanError(f"cohort {cohort}: splits of {splits['train']} training and {splits['validation']} validation "
                         f"participants need more than {needed} labelled participants, found {len(labelled)}")
-    test = min(splits["test"], len(labelled) - needed)
+    test = len(labelled) - needed if splits["test"] == "all" else min(splits["test"], len(labelled) - needed)
     by_participant = {participant: role for role, members in
                       split_subjects(labelled, splits["train"], splits["validation"], test).items()
                       for participant in members}
@@ -712,6 +730,7 @@ def make_plan(config: Mapping) -> Plan:
     else:
         # bids2table's own filter takes labels as written; numbers are matched after indexing
         found, notes = bids_sessions(config, [] if any(isinstance(label, int) for label in include) else include)
+        notes += listed_without_images(config, found, include, exclude)
     found = select_participants(found, include, exclude)
     if not found:
         raise PlanError(f"{config['bids_dir']}: no sessions with T1w or SWI images (after participant_label / "
@@ -722,7 +741,7 @@ def make_plan(config: Mapping) -> Plan:
         splits = config["splits"] if cohort == MAIN_COHORT else config["cohorts"][cohort]["splits"]
         cohort_roles = assign_roles({k: s for k, s in sessions.items() if s.cohort == cohort}, splits, cohort)
         tested = len({sessions[key].participant for key, role in cohort_roles.items() if role == "test"})
-        if 0 < tested < splits["test"]:
+        if splits["test"] != "all" and 0 < tested < splits["test"]:
             notes.append(f"cohort {cohort}: splits.test asks for {splits['test']} test participants and "
                          f"{tested} labelled ones remain after training and validation: tested on {tested}")
         roles.update(cohort_roles)

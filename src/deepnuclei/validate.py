@@ -30,6 +30,16 @@ def check_image(path: PathLike) -> np.ndarray:
     return data
 
 
+def check_magnitude(path: PathLike) -> None:
+    """A magnitude has no negative values: a real or imaginary part given as magnitude (an easy mistake with
+    a scanner's complex export) would otherwise weight the QSM fit and drive registration as is."""
+    data = check_image(path)
+    negative = int(np.sum(data < 0))
+    if negative:
+        raise InputError(path, f"{negative} voxels are negative (min {data.min():.4g}): a magnitude image has none "
+                               f"(a real or imaginary part given as magnitude?)")
+
+
 def check_labels(path: PathLike, lookup: Mapping[int, str], table: str,
                  outside_view: Collection[str] = ()) -> dict[str, int]:
     """Voxel counts per structure of a label map. Every value must be in the lookup table `table`, and
@@ -92,8 +102,10 @@ def validate_subject(
     echo_times, b0_tesla = echo_parameters(sidecars) if magnitudes else ([], None)
     swi_affine = shared_affine([*magnitudes, *phases, *([labels["SWI"]] if "SWI" in labels else [])]) if magnitudes else None
     t1_affine = shared_affine([t1, *([labels["T1w"]] if "T1w" in labels else [])]) if t1 is not None else None
-    for path in ([t1] if t1 is not None else []) + list(magnitudes):
-        check_image(path)
+    if t1 is not None:
+        check_image(t1)
+    for path in magnitudes:
+        check_magnitude(path)
     notes = checked_phases(phases)
     table = str(lookup) if lookup is not None else PACKAGE_LOOKUP
     names = {s.label: (s.name,) for s in STRUCTURES} if lookup is None else read_dseg_names(lookup)
