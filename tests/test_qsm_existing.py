@@ -120,3 +120,16 @@ def test_maps_in_the_dataset_are_noted_when_reconstructing(tmp_path):
                           f"not used: qsm.input is reconstruct (auto or existing uses them)"]
     auto = make_plan(config_for(bids, tmp_path, qsm={"input": "auto"}, methods=["atlas"]))
     assert auto.sessions["01"].chimap.endswith("sub-01_Chimap.nii.gz") and auto.notes == []
+
+
+def test_a_bundled_model_reading_existing_maps_is_noted(tmp_path):
+    bids = tmp_path / "bids"
+    for participant in ("01", "02"):
+        write_session(bids, participant)
+    touch(bids / "sub-01" / "anat" / "sub-01_Chimap.nii.gz")
+    plan = make_plan(config_for(bids, tmp_path, qsm={"input": "auto"}, models={"dbresunet": {"bundle": "pretrained:dbresunet"}},
+                                methods=["dbresunet"], splits={"train": 0, "validation": 0, "test": "all"},
+                                ablations={"rates": [], "inputs": []}))
+    assert [note.split(": ", 1)[1] for note in plan.notes] == [
+        "model dbresunet was trained on this workflow's QSM and reads existing maps (qsm.input) in 1 of its sessions: "
+        "another reconstruction can shift its input"]

@@ -746,7 +746,7 @@ def check_models(plan: Plan, config: Mapping) -> None:
             existing = [key for key in plan.segmented(name) if plan.sessions[key].chimap]
             if "Chimap" in plan.models[name]["inputs"] and existing:
                 plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on this workflow's QSM and "
-                                  f"reads the existing maps of {len(existing)} sessions (qsm.input): another "
+                                  f"reads existing maps (qsm.input) in {len(existing)} of its sessions: another "
                                   f"reconstruction can shift its input")
             if not any(plan.can_segment(name, key) for key in plan.cohort_sessions(plan.method_cohort(name))):
                 needs = ("a T1w" if plan.native_space(name) == "T1w"
