@@ -505,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
     sub.add_argument("--methods", nargs="*", default=[], help="models to plot against the reference")
-    sub.add_argument("--qsm-reference", default="mask", help="the QSM's qsm.reference, stated on the axes")
+    sub.add_argument("--qsm-reference", default="mask",
+                     help="the QSM's qsm.reference (existing: existing maps'), stated on the axes")
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--workers", type=int, default=1, help="processes drawing the methods' figures")
 

@@ -447,6 +447,13 @@ class Plan:
     def qsm_map(self, key: str) -> str:
         return self.layout.qsm(key, "Chimap.nii.gz", self.qsm_method(key))
 
+    def qsm_reference(self) -> str:
+        """The susceptibility reference the evaluation figures state: the reconstruction's (qsm.methods), or
+        `existing` where a scored session reads an existing map (referenced as its tool chose)."""
+        if any(self.sessions[case["subject"]].chimap for case in self.overlap_cases("overlap")):
+            return EXISTING_QSM
+        return self.config["qsm"]["methods"][self.config["qsm"]["method"]].get("reference", "mask")  # QSMParams' default
+
     def qsm_source(self, cohort: str = MAIN_COHORT) -> dict[str, Any]:
         """The QSM that SWI-space models read: `qsm.method` and its settings (with the cohort's overrides)."""
         method = self.config["qsm"]["method"]
