@@ -105,6 +105,12 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def as_real_part(path: Path) -> None:
+    """A magnitude replaced by the real part of its complex signal: about half the voxels negative."""
+    magnitude = voxels(path)
+    resave(path, magnitude * np.cos(np.arange(magnitude.size).reshape(magnitude.shape)))
+
+
 def to_16_bit(path: Path) -> None:
     """Phase as unsigned 16-bit scanner integers: no range the pipeline knows how to rescale."""
     resave(path, np.round((voxels(path) + np.pi) / (2 * np.pi) * 65535), dtype=np.uint16)
@@ -136,6 +142,9 @@ CORPUS = [
     Case("all-zero-image", "t1", lambda p: resave(p, np.zeros(T1_SHAPE)), "all voxels are zero$"),
     Case("4d-where-3d-expected", "phase2", as_4d, r"expected a 3D image, got shape \(16, 16, 8, 2\)"),
     Case("truncated-gzip", "mag2", truncate, "image data cannot be read"),
+    Case("real-part-as-magnitude", "mag1", as_real_part,
+         r"^\d+ voxels are negative \(min -[\d.]+\): a magnitude image has none \(a real or imaginary part given "
+         r"as magnitude\?\)$"),
     Case("label-outside-lookup", "labels_SWI", lambda p: set_voxels(p, (-1, -1, -1), 99, np.uint8),
          r"label values \[99\] are not in the lookup table .*dseg\.tsv$"),
     Case("empty-structure", "labels_T1w", lambda p: resave(p, np.where(voxels(p) == STN_L, 0, voxels(p)), dtype=np.uint8),

@@ -5,6 +5,7 @@ numbered two ways; a dataset with no labels at all. The images are tiny demo sub
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,51 @@ def test_a_dataset_with_no_labels_runs_its_atlas_and_refuses_to_train(tiny_cohor
                                 f"sub-{key}_space-T1w_dseg.nii.gz", dtype=np.uint8)
         assert {structure.label for structure in STRUCTURES} <= set(np.unique(labels))
     assert not (tmp_path / "results" / "evaluation").exists()
+
+
+def test_existing_qsm_maps_in_ppm_and_ppb_run_without_phase(tiny_cohort, tmp_path):
+    """QSMxT's layout: the maps in <bids_dir>/derivatives/qsmxt, one in ppm (no sidecar: the unit read from its
+    values), one in ppb (its sidecar says so); no phase anywhere. The QSM the workflow reads is the given map in
+    ppm, and the measures read it. A map in another unit stops the run at its validation, naming it."""
+    bids = tmp_path / "bids"
+    qsmxt = bids / "derivatives" / "qsmxt"
+    truths = {}
+    for subject, unit in (("01", "ppm"), ("02", "ppb")):
+        for phase in copy_session(tiny_cohort, subject, bids, subject, None).glob("*_part-phase_*"):
+            phase.unlink()
+        truths[subject], affine = read_volume(tiny_cohort["truth"] / f"sub-{subject}" / f"sub-{subject}_space-SWI_Chimap.nii.gz")
+        chimap = save_volume(qsmxt / f"sub-{subject}" / "anat" / f"sub-{subject}_Chimap.nii.gz",
+                             truths[subject] * (1000 if unit == "ppb" else 1), affine, np.float32)
+        if unit == "ppb":
+            chimap.with_name(f"sub-{subject}_Chimap.json").write_text(json.dumps({"Units": "ppb"}))
+    config = write_config(tmp_path / "existing.yaml", bids_dir=str(bids), methods=["atlas"],
+                          qsm={"input": "existing", "existing_dir": str(qsmxt)})
+    run(tmp_path, config)
+
+    results = tmp_path / "results"
+    for subject, unit in (("01", "ppm"), ("02", "ppb")):
+        stem = results / "qsm" / f"sub-{subject}" / f"sub-{subject}_space-SWI_desc-existing_Chimap"
+        np.testing.assert_allclose(read_volume(f"{stem}.nii.gz")[0], truths[subject], rtol=1e-6, atol=1e-9)
+        record = read_json(f"{stem}.json")
+        assert (record["Units"], record["SourceUnits"]) == ("ppm", unit)
+        assert (results / "qc" / "qsm" / f"sub-{subject}_desc-existing_qsm.png").exists()
+    assert not (results / "logs" / "qsm_sharptv").exists()  # nothing reconstructed
+    table = pd.read_csv(results / "measures" / "nuclei.tsv", sep="\t", na_values=["n/a"], keep_default_na=False)
+    row = table[(table["participant_id"] == "sub-02") & (table["method"] == "atlas") & (table["structure"] == "THA_L")]
+    labels, _ = read_volume(results / "segmentations" / "atlas" / "sub-02" / "sub-02_space-SWI_dseg.nii.gz")
+    thalamus = truths["02"][labels == STRUCTURE_BY_NAME["THA_L"].label].astype(float)
+    assert row["chi_mean_ppb"].iloc[0] == pytest.approx(1000 * thalamus.mean(), abs=1e-3)
+
+    # a map in neither unit (its 99th percentile of |chi| made 5): refused before anything else starts
+    wrong = tmp_path / "wrong"
+    chimap = qsmxt / "sub-02" / "anat" / "sub-02_Chimap.nii.gz"
+    chimap.with_name("sub-02_Chimap.json").unlink()
+    inside = truths["02"][truths["02"] != 0]
+    save_volume(chimap, truths["02"] * 5 / np.percentile(np.abs(inside), 99), affine, np.float32)
+    wrong.mkdir()
+    refused = snakemake("--cores", "2", "--configfile", str(TINY), str(config), "--",
+                        "results/qsm/sub-02/sub-02_space-SWI_desc-existing_Chimap.nii.gz", cwd=wrong)
+    assert refused.returncode != 0
+    log = (wrong / "results" / "logs" / "validate_inputs" / "sub-02.log").read_text()
+    assert f"bad input: {chimap}: the 99th percentile of |chi| over the brain is 5: neither ppm nor ppb" in log
+    assert {path.parent.name for path in (wrong / "results" / "logs").glob("*/*.log")} == {"validate_inputs"}

@@ -293,9 +293,11 @@ def test_bland_altman_bias_and_dice_boxplot_medians():
 
 def test_susceptibility_axes_state_how_the_qsm_was_referenced():
     from deepnuclei.figures import QSM_REFERENCES
+    from deepnuclei.plan import EXISTING_QSM
     from deepnuclei.qsm.pipeline import REFERENCES
 
-    assert set(QSM_REFERENCES) == set(REFERENCES)  # every reference the pipeline offers has its words
+    # every reference the pipeline offers has its words, and existing maps (qsm.input) theirs
+    assert set(QSM_REFERENCES) == {*REFERENCES, EXISTING_QSM}
     overlap = overlap_rows()
     axes = scatter_panels(overlap, "susceptibility", "net", qsm_reference="csf").axes[0]
     assert axes.get_xlabel() == "reference susceptibility (ppb, ventricular CSF = 0)"

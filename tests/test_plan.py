@@ -243,6 +243,33 @@ def test_a_short_test_split_is_said_not_silent(tmp_path):
     assert any("splits.test asks for 19 test participants" in note and "tested on 17" in note for note in plan.notes)
 
 
+def test_splits_test_all_tests_every_labelled_participant_without_a_note(tmp_path):
+    """config/apply.yaml's `splits.test: all` (it asked for 100000, and every apply run noted that it tested fewer)."""
+    bids = tmp_path / "bids"
+    for participant in ("01", "02", "03"):
+        write_session(bids, participant, labels=("SWI",))
+    write_session(bids, "04")
+    splits = yaml.safe_load((ROOT / "config" / "apply.yaml").read_text())["splits"]
+    assert splits["test"] == "all"
+    plan = make_plan(config_for(bids, tmp_path, splits=splits, methods=["atlas"]))
+    assert plan.role_sessions("test") == ["01", "02", "03"] and plan.roles["04"] == "apply"
+    assert plan.notes == []
+
+
+def test_a_participant_listed_without_images_is_noted_in_one_line(tmp_path):
+    bids = tmp_path / "bids"
+    for participant in ("01", "02"):
+        write_session(bids, participant, labels=("SWI",))
+    (bids / "sub-04" / "anat").mkdir(parents=True)  # a folder without images
+    tsv = bids / "participants.tsv"
+    tsv.write_text("participant_id\tage\n" + "".join(f"sub-0{number}\t{20 + number}\n" for number in range(1, 5)))
+    plan = make_plan(config_for(bids, tmp_path))
+    assert plan.notes == [f"sub-0{number}: listed in {tsv} but has no T1w or SWI images, left out" for number in (3, 4)]
+    assert plan.dataset_record()["notes"] == plan.notes
+    excluded = make_plan(config_for(bids, tmp_path, exclude_participant_label=["03"]))  # the filters apply
+    assert excluded.notes == [f"sub-04: listed in {tsv} but has no T1w or SWI images, left out"]
+
+
 def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     """config/paper.yaml on 500 participants with 2 sessions each (the paper's 43 labelled): every session
     is segmented by every configured method and no job's shell command carries a case list (8 KB at most)."""

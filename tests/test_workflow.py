@@ -40,7 +40,8 @@ def snakemake(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *arguments], cwd=cwd, env=environment, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("overlay", [None, "config/paper.yaml", "config/reproduce.yaml", "tests/config/tiny.yaml"])
+@pytest.mark.parametrize("overlay", [None, "config/paper.yaml", "config/reproduce.yaml", "config/apply.yaml",
+                                     "tests/config/tiny.yaml"])
 def test_shipped_configs_satisfy_the_schema(overlay):
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

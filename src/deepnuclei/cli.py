@@ -49,10 +49,14 @@ def validate_inputs(args: argparse.Namespace) -> None:
 
     labels = {space: path for space, path in (("SWI", args.swi_labels), ("T1w", args.t1_labels)) if path}
     record = validate_subject(args.t1 or None, args.magnitudes, args.phases, args.sidecars, labels, args.lookup or None,
-                              args.outside_view, args.ignore_labels)
+                              args.outside_view, args.ignore_labels, args.chimap or None)
     write_json(args.out, record)
     for note in record["notes"]:
         log.warning("%s", note)
+    if record["existing_qsm"]:
+        existing = record["existing_qsm"]
+        log.info("%s: existing QSM map in %s (from %s), reference: %s", existing["source"], existing["unit"],
+                 existing["unit_from"], existing["reference"])
     log.info("inputs valid: %d echoes, labels checked in %s", len(record["echo_times_s"]),
              ", ".join(record["label_voxels"]) or "no space")
 
@@ -87,6 +91,15 @@ def qsm(args: argparse.Namespace) -> None:
     result = run_qsm(args.magnitudes, args.phases, args.sidecars, args.out_chi, args.out_mask, args.out_field,
                      args.qc, QSMParams.from_config(json.loads(args.settings)), out_record=args.out_record)
     log.info("QSM step times (s): %s", {step: round(seconds, 2) for step, seconds in result["timings_s"].items()})
+
+
+def existing_qsm(args: argparse.Namespace) -> None:
+    from .io import read_json
+    from .qsm.existing import import_existing_qsm
+
+    checked = read_json(args.validated)["existing_qsm"]
+    import_existing_qsm(checked, args.magnitudes, args.out_chi, args.out_record, args.qc)
+    log.info("%s (%s) written in ppm: %s", checked["source"], checked["unit"], args.out_chi)
 
 
 def qsm_metrics(args: argparse.Namespace) -> None:
@@ -350,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="structures of dseg.tsv outside a partial field of view: their labels may be absent")
     sub.add_argument("--ignore-labels", nargs="*", default=[], metavar="NAME",
                      help="dseg.tsv names that are no structure of deepnuclei (config labels.ignore)")
+    sub.add_argument("--chimap", nargs="?", help="an existing QSM map used instead of the phase (config qsm.input)")
     sub.add_argument("--out", required=True, help="JSON record of what was checked")
 
     sub = command("relabel", relabel, "renumber a dataset's label map to the package's values by structure name")
@@ -384,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-field", required=True)
     sub.add_argument("--qc", required=True)
     sub.add_argument("--out-record", required=True, help="JSON: units, reference, settings, step times, QC measures")
+
+    sub = command("existing-qsm", existing_qsm, "an existing QSM map (its unit as validate-inputs found it) in ppm")
+    sub.add_argument("--validated", required=True, help="validate-inputs' record of the session (existing_qsm)")
+    sub.add_argument("--magnitudes", nargs="+", required=True, help="the SWI magnitudes on its grid (QC picture)")
+    sub.add_argument("--out-chi", required=True)
+    sub.add_argument("--out-record", required=True, help="JSON: units, reference, source and its unit")
+    sub.add_argument("--qc", required=True)
 
     sub = command("qsm-metrics", qsm_metrics, "QSM challenge metrics against the demo's true susceptibility")
     sub.add_argument("--cases", required=True, help="plan file: JSON list of {subject, method, chi, mask, truth, dseg, truth_mask}")
@@ -484,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("evaluation-figures", evaluation_figures, "scatter, Bland-Altman and Dice box plots (PNG + SVG)")
     sub.add_argument("--overlap", required=True, help="overlap.csv from `deepnuclei overlap`")
     sub.add_argument("--methods", nargs="*", default=[], help="models to plot against the reference")
-    sub.add_argument("--qsm-reference", default="mask", help="the QSM's qsm.reference, stated on the axes")
+    sub.add_argument("--qsm-reference", default="mask",
+                     help="the QSM's qsm.reference (existing: existing maps'), stated on the axes")
     sub.add_argument("--out-dir", required=True)
     sub.add_argument("--workers", type=int, default=1, help="processes drawing the methods' figures")
 

@@ -72,7 +72,7 @@ def _panels(count: int, title: str) -> tuple[Figure, list[Axes]]:
 # How the QSM was referenced (qsm.reference), said beside every susceptibility axis: the reference shifts
 # all of a subject's values by one constant.
 QSM_REFERENCES = {"mask": "whole-brain mean = 0", "csf": "ventricular CSF = 0", "region": "given region = 0",
-                  "none": "not referenced"}
+                  "none": "not referenced", "existing": "existing maps: their tools' reference"}
 
 
 def quantity_label(quantity: str, qsm_reference: str) -> str:

@@ -15,6 +15,7 @@ is simulated, so its plan is made from the config with the same file names.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 ROLES = ("train", "validation", "test", "apply")
 SWI_SUFFIXES = ("T2starw", "MEGRE")  # qsm-forward and QSMxT name multi-echo GRE T2starw; BIDS 1.8+ MEGRE
 IMAGE_EXTENSIONS = (".nii.gz", ".nii")
-INPUT_KINDS = ("T1w", "swi", "labels")  # the config's bids_filters keys
+INPUT_KINDS = ("T1w", "swi", "labels", "Chimap")  # the config's bids_filters keys
+EXISTING_QSM = "existing"  # the `desc` of a session's QSM taken from an existing map (qsm.input), not reconstructed
 PREPROCESS_SECTIONS = {"SWI": "preprocess", "T1w": "preprocess_t1w"}  # each space's model-input settings
 
 
@@ -60,6 +62,7 @@ class Session:
     sidecars: list[str] = field(default_factory=list)  # of the phase images, in echo order
     labels: dict[str, str] = field(default_factory=dict)  # space -> the dataset's label map
     lookup: str | None = None  # the dataset's dseg.tsv for those labels; None: the package's numbering
+    chimap: str | None = None  # an existing QSM map used instead of reconstructing one from the phase (qsm.input)
 
     @property
     def has_swi(self) -> bool:
@@ -182,6 +185,20 @@ def sidecar_of(image: str) -> str:
     return image + ".json"
 
 
+def existing_qsm_maps(config: Mapping, images: Sequence[Image], participants: Sequence[str]) -> dict[tuple[str, str], list[Image]]:
+    """The `_Chimap` images by session where `qsm.input` uses them: the dataset's own (`images`), or those of
+    the derivative folder `qsm.existing_dir` (QSMxT writes <bids_dir>/derivatives/qsmxt)."""
+    qsm = config["qsm"]
+    if qsm["input"] == "reconstruct":
+        return {}
+    folder = qsm["existing_dir"]
+    if folder is not None and not Path(folder).is_dir():
+        raise PlanError(f"{folder}: the folder of existing QSM maps (config qsm.existing_dir) does not exist")
+    found = images if folder is None else index_images(Path(folder), participants)
+    return by_session(image for image in filtered(found, config["bids_filters"].get("Chimap") or {})
+                      if image["suffix"] == "Chimap")
+
+
 def by_session(images: Iterable[Image]) -> dict[tuple[str, str], list[Image]]:
     grouped: dict[tuple[str, str], list[Image]] = {}
     for image in images:
@@ -201,6 +218,7 @@ def bids_sessions(config: Mapping, participants: Sequence[str]) -> tuple[list[Se
     label_images = by_session(image for image in filtered(index_images(labels_dir, participants), filters["labels"])
                               if image["suffix"] == "dseg")
     top_lookup = labels_dir / "dseg.tsv"
+    chimaps = existing_qsm_maps(config, images, participants)
     sessions, notes = [], []
     for (participant, session), rows in sorted(by_session(images).items()):
         key = session_key(participant, session)
@@ -211,17 +229,26 @@ def bids_sessions(config: Mapping, participants: Sequence[str]) -> tuple[list[Se
         found.t1 = t1[0]["path"] if t1 else None
         swi = filtered((row for row in rows if row["suffix"] in SWI_SUFFIXES and row.get("part") in ("mag", "phase")),
                        filters["swi"])
+        chimap = one_series(chimaps.get((participant, session), []), "existing QSM maps (_Chimap)", folder, "Chimap")
+        found.chimap = chimap[0]["path"] if chimap else None
         if swi:
             one_series(swi, "SWI series", folder, "swi", varying=("echo", "part"))
             echoes = {part: {int(row.get("echo", 1)): row["path"] for row in swi if row["part"] == part}
                       for part in ("mag", "phase")}
-            if sorted(echoes["mag"]) != sorted(echoes["phase"]):
+            if found.chimap is None and sorted(echoes["mag"]) != sorted(echoes["phase"]):
                 raise PlanError(f"{folder}: SWI magnitude echoes {sorted(echoes['mag'])} and phase echoes "
                                 f"{sorted(echoes['phase'])} differ")
             found.echoes = sorted(echoes["mag"])
             found.magnitudes = [echoes["mag"][echo] for echo in found.echoes]
-            found.phases = [echoes["phase"][echo] for echo in found.echoes]
-            found.sidecars = [sidecar_of(path) for path in found.phases]
+            if found.chimap is None:  # an existing map replaces the phase: it is neither read nor checked
+                found.phases = [echoes["phase"][echo] for echo in found.echoes]
+                found.sidecars = [sidecar_of(path) for path in found.phases]
+        if found.chimap and not found.has_swi:
+            raise PlanError(f"{found.chimap}: an existing QSM map needs the SWI magnitude of its session (its grid, to "
+                            f"which the T1 is registered), and {folder} has none")
+        if config["qsm"]["input"] == "existing" and found.has_swi and not found.chimap:
+            raise PlanError(f"{folder}: no existing QSM map (_Chimap) in {config['qsm']['existing_dir'] or bids} and "
+                            f"qsm.input is existing: add one, or set qsm.input: auto to reconstruct it from the phase")
         if not (found.has_t1 or found.has_swi):
             notes.append(f"sub-{key}: no T1w and no SWI images, left out")
             continue
@@ -235,6 +262,10 @@ def bids_sessions(config: Mapping, participants: Sequence[str]) -> tuple[list[Se
             beside = Path(sidecar_of(path)).with_suffix(".tsv")
             found.lookup = str(beside) if beside.exists() else str(top_lookup) if top_lookup.exists() else None
         sessions.append(found)
+    unused = [image["path"] for image in images if image["suffix"] == "Chimap"]
+    if unused and config["qsm"]["input"] == "reconstruct":
+        notes.append(f"{len(unused)} existing QSM maps (_Chimap, e.g. {unused[0]}) are not used: qsm.input is "
+                     f"reconstruct (auto or existing uses them)")
     return sessions, notes
 
 
@@ -259,6 +290,22 @@ def select_participants(sessions: list[Session], include: Sequence[str | int], e
     excluded = matching(exclude, known)[0]
     return [session for session in sessions
             if (not include or session.participant in included) and session.participant not in excluded]
+
+
+def listed_without_images(config: Mapping, found: Sequence[Session], include: Sequence[str | int],
+                          exclude: Sequence[str | int]) -> list[str]:
+    """Notes on the participants that participants.tsv lists (within the participant filters) and that have no
+    session with images: a scan withheld or a folder misnamed would otherwise shrink the cohort unseen."""
+    tsv = Path(config["bids_dir"]) / "participants.tsv"
+    if not tsv.is_file():
+        return []
+    with tsv.open(newline="") as handle:
+        listed = {row["participant_id"].removeprefix("sub-") for row in csv.DictReader(handle, delimiter="\t")
+                  if row.get("participant_id")}
+    if include:
+        listed = matching(include, listed)[0]
+    missing = listed - matching(exclude, listed)[0] - {session.participant for session in found}
+    return [f"sub-{participant}: listed in {tsv} but has no T1w or SWI images, left out" for participant in sorted(missing)]
 
 
 # ---- models --------------------------------------------------------------------------------------
@@ -397,6 +444,20 @@ class Plan:
         # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
         return {**settings, **next(iter(bundled.values()), {}), **({"qsm": self.qsm_source(cohort)} if space == "SWI" else {})}
 
+    def qsm_method(self, key: str) -> str:
+        """The `desc` of the QSM a session's SWI-grid steps read: `existing` for its own map, else qsm.method."""
+        return EXISTING_QSM if self.sessions[key].chimap else self.config["qsm"]["method"]
+
+    def qsm_map(self, key: str) -> str:
+        return self.layout.qsm(key, "Chimap.nii.gz", self.qsm_method(key))
+
+    def qsm_reference(self) -> str:
+        """The susceptibility reference the evaluation figures state: the reconstruction's (qsm.methods), or
+        `existing` where a scored session reads an existing map (referenced as its tool chose)."""
+        if any(self.sessions[case["subject"]].chimap for case in self.overlap_cases("overlap")):
+            return EXISTING_QSM
+        return self.config["qsm"]["methods"][self.config["qsm"]["method"]].get("reference", "mask")  # QSMParams' default
+
     def qsm_source(self, cohort: str = MAIN_COHORT) -> dict[str, Any]:
         """The QSM that SWI-space models read: `qsm.method` and its settings (with the cohort's overrides)."""
         method = self.config["qsm"]["method"]
@@ -485,7 +546,7 @@ class Plan:
         return {"subject": key, "method": method, "space": space,
                 "prediction": self.layout.segmentation(method, key, space),
                 "reference": self.reference_labels(key, space),
-                "qsm": self.layout.qsm(key, "Chimap.nii.gz", self.config["qsm"]["method"]) if space == "SWI" else None,
+                "qsm": self.qsm_map(key) if space == "SWI" else None,
                 "task": self.models.get(method, {}).get("task"),
                 "out": self.layout.overlap_case(method, key)}
 
@@ -524,7 +585,7 @@ class Plan:
                   else self.layout.segmentations_lookup())
         return {"subject": key, "participant": session.participant, "session": session.session, "method": method,
                 "t1_labels": labels.get("T1w"), "swi_labels": labels.get("SWI"),
-                "qsm": self.layout.qsm(key, "Chimap.nii.gz", self.config["qsm"]["method"]) if "SWI" in labels else None,
+                "qsm": self.qsm_map(key) if "SWI" in labels else None,
                 "t1": session.t1 if "T1w" in labels else None, "lookup": lookup,
                 "task": self.models.get(method, {}).get("task"), "out": self.layout.measures(method, key),
                 # a model's inference record holds its training-range check, flagged in the tables
@@ -654,9 +715,10 @@ def split_subjects(
     return {role: list(subjects[low:high]) for role, low, high in zip(roles, bounds, bounds[1:])}
 
 
-def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int], cohort: str) -> dict[str, str]:
+def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int | str], cohort: str) -> dict[str, str]:
     """Roles by participant, in participant order: the labelled ones fill train / validation / test as the
-    counts say (all of a participant's labelled sessions share its role); everything else is `apply`."""
+    counts say (`test: all`: every one left; all of a participant's labelled sessions share its role);
+    everything else is `apply`."""
     labelled = sorted({session.participant for session in sessions.values() if session.labelled})
     roles = {key: "apply" for key in sessions}
     if not labelled:
@@ -665,7 +727,7 @@ def assign_roles(sessions: Mapping[str, Session], splits: Mapping[str, int], coh
     if len(labelled) <= needed:
         raise PlanError(f"cohort {cohort}: splits of {splits['train']} training and {splits['validation']} validation "
                         f"participants need more than {needed} labelled participants, found {len(labelled)}")
-    test = min(splits["test"], len(labelled) - needed)
+    test = len(labelled) - needed if splits["test"] == "all" else min(splits["test"], len(labelled) - needed)
     by_participant = {participant: role for role, members in
                       split_subjects(labelled, splits["train"], splits["validation"], test).items()
                       for participant in members}
@@ -692,6 +754,11 @@ def check_models(plan: Plan, config: Mapping) -> None:
             if "Chimap" in plan.models[name]["inputs"] and trained_on and trained_on != plan.qsm_source():
                 plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on QSM {trained_on}, this run "
                                   f"makes {plan.qsm_source()}: set qsm.method and qsm.methods alike for the inputs it knows")
+            existing = [key for key in plan.segmented(name) if plan.sessions[key].chimap]
+            if "Chimap" in plan.models[name]["inputs"] and existing:
+                plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on this workflow's QSM and "
+                                  f"reads existing maps (qsm.input) in {len(existing)} of its sessions: another "
+                                  f"reconstruction can shift its input")
             if not any(plan.can_segment(name, key) for key in plan.cohort_sessions(plan.method_cohort(name))):
                 needs = ("a T1w" if plan.native_space(name) == "T1w"
                          else f"both SWI echoes and a T1w (it reads {', '.join(plan.models[name]['inputs'])} on the SWI grid)")
@@ -711,11 +778,14 @@ def check_models(plan: Plan, config: Mapping) -> None:
 def make_plan(config: Mapping) -> Plan:
     """Read the dataset (or the demo's config) once and decide everything."""
     include, exclude = label_list(config.get("participant_label")), label_list(config.get("exclude_participant_label"))
+    if EXISTING_QSM in config["qsm"]["methods"]:
+        raise PlanError(f"qsm.methods.{EXISTING_QSM}: the name is the desc of existing QSM maps (qsm.input); choose another")
     if config["demo"]["enabled"]:
         found, notes = demo_sessions(config), []
     else:
         # bids2table's own filter takes labels as written; numbers are matched after indexing
         found, notes = bids_sessions(config, [] if any(isinstance(label, int) for label in include) else include)
+        notes += listed_without_images(config, found, include, exclude)
     found = select_participants(found, include, exclude)
     if not found:
         raise PlanError(f"{config['bids_dir']}: no sessions with T1w or SWI images (after participant_label / "
@@ -726,7 +796,7 @@ def make_plan(config: Mapping) -> Plan:
         splits = config["splits"] if cohort == MAIN_COHORT else config["cohorts"][cohort]["splits"]
         cohort_roles = assign_roles({k: s for k, s in sessions.items() if s.cohort == cohort}, splits, cohort)
         tested = len({sessions[key].participant for key, role in cohort_roles.items() if role == "test"})
-        if 0 < tested < splits["test"]:
+        if splits["test"] != "all" and 0 < tested < splits["test"]:
             notes.append(f"cohort {cohort}: splits.test asks for {splits['test']} test participants and "
                          f"{tested} labelled ones remain after training and validation: tested on {tested}")
         roles.update(cohort_roles)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .io import InputError, read_volume, voxel_sizes
 from .labels import STRUCTURES, dataset_mapping, dataset_structures, read_dseg_names
+from .qsm.existing import check_existing_qsm
 from .qsm.inputs import echo_parameters, phase_in_radians, shared_affine
 
 PathLike = str | os.PathLike
@@ -28,6 +29,16 @@ def check_image(path: PathLike) -> np.ndarray:
     if not np.any(data):
         raise InputError(path, "all voxels are zero")
     return data
+
+
+def check_magnitude(path: PathLike) -> None:
+    """A magnitude has no negative values: a real or imaginary part given as magnitude (an easy mistake with
+    a scanner's complex export) would otherwise weight the QSM fit and drive registration as is."""
+    data = check_image(path)
+    negative = int(np.sum(data < 0))
+    if negative:
+        raise InputError(path, f"{negative} voxels are negative (min {data.min():.4g}): a magnitude image has none "
+                               f"(a real or imaginary part given as magnitude?)")
 
 
 def check_labels(path: PathLike, lookup: Mapping[int, str], table: str,
@@ -68,16 +79,21 @@ def validate_subject(
     lookup: PathLike | None = None,
     outside_view: Collection[str] = (),
     ignore: Collection[str] = (),
+    chimap: PathLike | None = None,
 ) -> dict[str, Any]:
     """Check a subject's T1, SWI echoes (magnitude, phase and phase sidecar per echo, in echo order) and
     reference labels (by space: "SWI" on the magnitude grid, "T1w" on the T1 grid) against the dataset's
     `lookup` table (its dseg.tsv; None: the package's table); structures `outside_view` may be absent.
-    A session may have a T1 only (`magnitudes` empty) or SWI only (`t1` None).
+    A session may have a T1 only (`magnitudes` empty) or SWI only (`t1` None). A session with an existing
+    QSM map (`chimap`, on the magnitudes' grid) has no phases: the map's unit is checked instead
+    (`deepnuclei.qsm.existing`) and recorded as `existing_qsm`.
     Every name in the table must match a package structure (`labels.dataset_mapping`) or be listed in
     `ignore` (structures deepnuclei does not segment, which may then also be absent).
     Raises `InputError` at the first problem; returns what was found, with the package structures the
     labels hold. Cheap checks come first: sidecars, then headers, then voxels."""
-    if not len(magnitudes) == len(phases) == len(sidecars):
+    if chimap is not None and (phases or sidecars or not magnitudes):
+        raise ValueError("a session with an existing QSM map has its SWI magnitudes (their grid) and no phases")
+    if chimap is None and not len(magnitudes) == len(phases) == len(sidecars):
         raise ValueError(f"need one magnitude, phase and sidecar per echo; got {len(magnitudes)} magnitude, "
                          f"{len(phases)} phase and {len(sidecars)} sidecar files")
     if t1 is None and not magnitudes:
@@ -89,12 +105,16 @@ def validate_subject(
     for space, present in (("SWI", bool(magnitudes)), ("T1w", t1 is not None)):
         if space in labels and not present:
             raise InputError(labels[space], f"labels on the {space} grid of a session without {space} images")
-    echo_times, b0_tesla = echo_parameters(sidecars) if magnitudes else ([], None)
-    swi_affine = shared_affine([*magnitudes, *phases, *([labels["SWI"]] if "SWI" in labels else [])]) if magnitudes else None
+    echo_times, b0_tesla = echo_parameters(sidecars) if sidecars else ([], None)
+    swi_images = [*magnitudes, *phases, *([chimap] if chimap else []), *([labels["SWI"]] if "SWI" in labels else [])]
+    swi_affine = shared_affine(swi_images) if magnitudes else None
     t1_affine = shared_affine([t1, *([labels["T1w"]] if "T1w" in labels else [])]) if t1 is not None else None
-    for path in ([t1] if t1 is not None else []) + list(magnitudes):
-        check_image(path)
+    if t1 is not None:
+        check_image(t1)
+    for path in magnitudes:
+        check_magnitude(path)
     notes = checked_phases(phases)
+    existing_qsm = check_existing_qsm(chimap) if chimap is not None else None
     table = str(lookup) if lookup is not None else PACKAGE_LOOKUP
     names = {s.label: (s.name,) for s in STRUCTURES} if lookup is None else read_dseg_names(lookup)
     structures = {value: label_names[0] for value, label_names in names.items()}  # abbreviation where given
@@ -110,5 +130,6 @@ def validate_subject(
         "structures": dataset_structures(mapping),
         "label_voxels": {space: check_labels(path, structures, table, [*outside_view, *ignored])
                          for space, path in labels.items()},
+        "existing_qsm": existing_qsm,
         "notes": notes,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deepnuclei.io import InputError
 from deepnuclei.layout import SESSION_KEY, SPACES
-from deepnuclei.plan import MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
+from deepnuclei.plan import EXISTING_QSM, MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])
 RESULTS = Path(config["results_dir"])
@@ -69,17 +69,19 @@ def session(wildcards):
 
 
 def validation_inputs(subject, labels):
-    """The files of a session that validate_inputs checks: SWI and T1 where it has them, and (`labels`)
-    its reference labels and their lookup, checked against those images' grids."""
+    """The files of a session that validate_inputs checks: SWI (or its existing QSM map) and T1 where it has
+    them, and (`labels`) its reference labels and their lookup, checked against those images' grids."""
     found = SESSIONS[subject]
     return {"t1": found.t1 or [], "magnitudes": found.magnitudes, "phases": found.phases, "sidecars": found.sidecars,
+            "chimap": found.chimap or [],
             "swi_labels": found.labels.get("SWI", []) if labels else [],
             "t1_labels": found.labels.get("T1w", []) if labels else [],
             "lookup": found.lookup if labels and found.labelled and found.lookup else []}
 
 
-def qsm_output(subject, suffix, method=QSM["method"]):
-    return LAYOUT.qsm(subject, suffix, method)
+def qsm_output(subject, suffix, method=None):
+    """A QSM file of a session: of `method`, by default the one its SWI-grid steps read (the plan's)."""
+    return LAYOUT.qsm(subject, suffix, method or PLAN.qsm_method(subject))
 
 
 def registration_transform(subject, method=REGISTRATION["method"]):
@@ -145,7 +147,8 @@ def grid_image(subject, space):
     return SESSIONS[subject].t1 if space == "T1w" else swi_magnitudes(subject)[0]
 
 
-def qsm_qc(subject, method=QSM["method"]):
+def qsm_qc(subject, method=None):
+    method = method or PLAN.qsm_method(subject)
     return str(RESULTS / "qc" / "qsm" / f"sub-{subject}_desc-{method}_qsm.png")
 
 

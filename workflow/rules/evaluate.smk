@@ -85,7 +85,7 @@ rule evaluation_figures:
                 subcategory="Figures") for stem in figure_stems()],
     params:
         methods=PLAN.evaluated_methods(),
-        qsm_reference=QSM["methods"][QSM["method"]].get("reference", "mask"),  # QSMParams' default
+        qsm_reference=PLAN.qsm_reference(),
         out_dir=EVALUATION / "figures",
     threads: 4  # a process per method's figures (Snakemake gives at most --cores)
     log:

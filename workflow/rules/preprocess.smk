@@ -7,7 +7,7 @@
 
 rule preprocess_swi:
     input:
-        qsm=qsm_output("{subject}", "Chimap.nii.gz"),
+        qsm=lambda wildcards: qsm_output(wildcards.subject, "Chimap.nii.gz"),
         t1=t1_in_swi("{subject}"),
         settings=lambda wildcards: LAYOUT.preprocess_plan("SWI", SESSIONS[wildcards.subject].cohort),
     output:

@@ -1,5 +1,5 @@
 # Input checks, then QSM from the SWI magnitude and phase: mask, unwrapping, echo fit, background removal,
-# dipole inversion.
+# dipole inversion; or a session's existing QSM map (qsm.input) in our unit.
 
 
 # Cheap checks of a session's files (deepnuclei.validate), in two jobs: its images (QSM, registration and
@@ -29,7 +29,7 @@ for checked in ("inputs", "labels"):
             "deepnuclei validate-inputs --t1 {input.t1} --magnitudes {input.magnitudes} --phases {input.phases}"
             " --sidecars {input.sidecars} --swi-labels {input.swi_labels} --t1-labels {input.t1_labels}"
             " --lookup {input.lookup} --outside-view {params.outside_view} --ignore-labels {params.ignore}"
-            " --out {output} > {log} 2>&1"
+            " --chimap {input.chimap} --out {output} > {log} 2>&1"
 
 
 rule qsm:
@@ -45,7 +45,7 @@ rule qsm:
         record=qsm_output("{subject}", "Chimap.json", "{method}"),
         qc=report(qsm_qc("{subject}", "{method}"), caption="../report/qsm_qc.rst", category="QSM"),
     wildcard_constraints:
-        method="[A-Za-z0-9]+",
+        method="|".join(QSM["methods"]),
     params:
         settings=lambda wildcards: as_json(qsm_settings(wildcards.subject, wildcards.method)),
     threads: QSM["threads"]
@@ -64,6 +64,27 @@ rule qsm:
         "deepnuclei qsm --magnitudes {input.magnitudes} --phases {input.phases} --sidecars {input.sidecars}"
         " --settings '{params.settings}' --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
         " --out-field {output.field} --qc {output.qc} --out-record {output.record} > {log} 2>&1"
+
+
+rule qsm_existing:
+    """A session's existing QSM map in ppm, its unit as validate_inputs found it; non-finite voxels zero."""
+    input:
+        magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
+        validated=validation_record("{subject}"),
+    output:
+        chi=qsm_output("{subject}", "Chimap.nii.gz", EXISTING_QSM),
+        record=qsm_output("{subject}", "Chimap.json", EXISTING_QSM),
+        qc=report(qsm_qc("{subject}", EXISTING_QSM), caption="../report/qsm_qc.rst", category="QSM"),
+    priority: PREPARATION_PRIORITY
+    log:
+        log_path("qsm_existing", "{subject}"),
+    benchmark:
+        benchmark_path("qsm_existing", "{subject}")
+    conda:
+        "../../envs/qsm.yaml"
+    shell:
+        "deepnuclei existing-qsm --validated {input.validated} --magnitudes {input.magnitudes} --out-chi {output.chi}"
+        " --out-record {output.record} --qc {output.qc} > {log} 2>&1"
 
 
 rule qsm_metrics:
