@@ -58,6 +58,12 @@ def test_a_bad_config_stops_at_once_naming_the_key(tmp_path):
     assert "many" in run.stderr + run.stdout
 
 
+def test_lint_finds_nothing(tmp_path):
+    """`snakemake --lint` (`make lint`) stays clean: it exits 1 on any finding, and prints them."""
+    run = snakemake("--lint", "--configfile", str(TINY), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_dry_run_plans_the_demo(tmp_path):
     run = snakemake("-n", "--configfile", str(TINY), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
