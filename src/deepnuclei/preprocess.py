@@ -27,6 +27,7 @@ from .grids import identity, resample, resample_labels
 from .io import InputError, load_nifti, read_json, read_volume, save_volume, voxel_sizes, write_json
 
 T1_CLIP_UNITS = ("value", "percentile", "median")
+T1_CLIP_UNIT = "median"  # where settings name none (config.yaml's preprocess.t1_clip_unit): see t1_window
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def prepare_inputs(qsm_path: str | os.PathLike | None, t1_path: str | os.PathLik
         qsm_ppm = None if qsm_ppm is None else resample_to(qsm_ppm, image_affine, grid)
         affine = grid.affine
     padding = Padding.centred(t1.shape, settings["matrix"])
-    windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
+    windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", T1_CLIP_UNIT))}
     model_affine = padding.padded_affine(affine)
     if qsm_ppm is not None:
         windows["qsm_window_ppm"] = qsm_window_ppm(settings["qsm_clip_ppb"])

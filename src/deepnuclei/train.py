@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
-from .infer import ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
+from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
 from .io import write_json, write_text_atomic
 from .labels import task_classes
 from .losses import SegmentationLoss, criterion
@@ -111,7 +111,7 @@ class TrainConfig:
     plateau_patience: int = 10
     stop_lr: float = 0.0  # stop once the learning rate falls below this
     augmentation: Augmentation = field(default_factory=Augmentation)
-    overlap: float = 0.25  # validation: sliding-window overlap (3D)
+    overlap: float = WINDOW_OVERLAP  # validation: sliding-window overlap (3D), as inference's
     validate_every: int = 1  # epochs between validations (and after the last epoch); a plateau counts validations
     inference_batch_size: int | None = None  # validation: slices or windows per forward pass
     amp: bool = True  # mixed precision where the device has it natively (`half_precision`)

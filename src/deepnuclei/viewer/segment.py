@@ -24,7 +24,7 @@ from torch import nn
 
 from ..bundle import load_bundle
 from ..evaluate import centre_of_mass
-from ..infer import ModelInfo, load_model, predict, reference_values, warm_up
+from ..infer import WINDOW_OVERLAP, ModelInfo, load_model, predict, reference_values, warm_up
 from ..io import InputError, nifti_image, read_json
 from ..labels import task_classes
 
@@ -162,7 +162,7 @@ def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, infere
     if not loaded.warm:
         warm_up(loaded.model, loaded.info, image, batch_size, None)
         loaded.warm = True
-    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", 0.25), batch_size, largest)
+    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", WINDOW_OVERLAP), batch_size, largest)
     values = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)
     labels = values[prediction.labels]
     return Segmentation(labels, affine, measure(labels, affine, loaded.info.task),
