@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..io import save_volume, write_json, write_text_atomic
+from ..io import save_volume, voxel_volume_mm3, write_json, write_text_atomic
 from ..labels import STRUCTURES, dseg_tsv
 from ..qc import Panel, three_view_figure
+from ..registration import write_transform
 from .acquisition import Grid, Pose, grid_around, random_pose, simulate_swi, simulate_t1
 from .anatomy import random_anatomy
 from .template import Template
@@ -121,14 +122,11 @@ def write_itk_transform(path: Path, swi_to_t1_ras: np.ndarray) -> None:
     transform = sitk.Euler3DTransform()
     transform.SetMatrix((LPS @ swi_to_t1_ras[:3, :3] @ LPS).ravel().tolist())
     transform.SetTranslation((LPS @ swi_to_t1_ras[:3, 3]).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}")
-    sitk.WriteTransform(transform, str(temporary))
-    temporary.replace(path)
+    write_transform(path, transform)
 
 
 def structure_volumes(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    voxel_volume = float(abs(np.linalg.det(affine[:3, :3])))
+    voxel_volume = voxel_volume_mm3(affine)
     counts = np.bincount(labels.ravel(), minlength=len(STRUCTURES) + 1)
     return {s.name: float(counts[s.label] * voxel_volume) for s in STRUCTURES}
 
