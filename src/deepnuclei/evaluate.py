@@ -25,7 +25,6 @@ from scipy.spatial import cKDTree
 
 from .io import InputError, apply_affine, read_volume, same_grid, voxel_volume_mm3, write_text_atomic
 from .labels import ALL_STRUCTURES, MAX_LABEL, PARTS, STRUCTURE_BY_NAME, STRUCTURES, TASKS, covers
-from .metrics import dice
 
 CROP_MARGIN_VOXELS = 1  # every border voxel lies in the union's bounding box; one more keeps erosion exact
 HAUSDORFF_PERCENTILE = 95
@@ -52,6 +51,13 @@ def scored_names(structures: Collection[str] | None = None, task: str | None = N
 
 
 CLEANED_SUFFIX = "+lcc"
+
+
+def dice(overlap: np.ndarray | float, sizes: np.ndarray | float) -> np.ndarray:
+    """Dice, 2 |A ∩ B| / (|A| + |B|), from the voxels two masks share and the sum of their voxel counts (scalars
+    or arrays, one Dice each); NaN where both masks are empty."""
+    with np.errstate(invalid="ignore"):  # 0 / 0
+        return 2 * np.asarray(overlap, dtype=float) / np.asarray(sizes, dtype=float)
 
 
 def overlap(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:

@@ -138,7 +138,7 @@ def voxel_volume_mm3(affine: np.ndarray) -> float:
 
 def same_affine(affine: np.ndarray, other: np.ndarray) -> bool:
     """Whether two affines place voxels alike: within `GRID_TOLERANCE_MM`."""
-    return np.allclose(affine, other, atol=GRID_TOLERANCE_MM)
+    return bool(np.allclose(affine, other, atol=GRID_TOLERANCE_MM))
 
 
 def same_grid(shape: Sequence[int], affine: np.ndarray, other_shape: Sequence[int], other_affine: np.ndarray) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from qsm_ci import qsm_eval
 
+from .evaluate import dice
 from .io import InputError, load_nifti, read_volume, same_affine
 from .labels import STRUCTURES
 
@@ -93,17 +94,7 @@ def qsm_metrics_from_files(
     return qsm_metrics(estimate, _on_grid(truth_path, estimate.shape), mask, labels)
 
 
-# ---- segmentations ---------------------------------------------------------------------------------
-
-
-def dice(overlap: np.ndarray | float, sizes: np.ndarray | float) -> np.ndarray:
-    """Dice, 2 |A ∩ B| / (|A| + |B|), from the voxels two masks share and the sum of their voxel counts (scalars
-    or arrays, one Dice each); NaN where both masks are empty."""
-    with np.errstate(invalid="ignore"):  # 0 / 0
-        return 2 * np.asarray(overlap, dtype=float) / np.asarray(sizes, dtype=float)
-
-
-# ---- segmentations: 3D consistency
+# ---- segmentations: 3D consistency -----------------------------------------------------------------
 
 
 def consecutive_slice_dice(mask: np.ndarray, axis: int) -> float:

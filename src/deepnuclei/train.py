@@ -51,11 +51,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
+from .evaluate import dice
 from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
 from .io import write_atomic, write_json, write_text_atomic
 from .labels import task_classes
 from .losses import SegmentationLoss, criterion
-from .metrics import dice
 from .models import ModelSpec, count_parameters, get_spec
 from .optim import MIST
 from .progress import PROGRESS_FILE, minutes

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..io import save_volume, voxel_volume_mm3, write_json, write_text_atomic
+from ..io import save_volume, voxel_volume_mm3, write_atomic, write_json, write_text_atomic
 from ..labels import STRUCTURES, dseg_tsv
 from ..qc import Panel, three_view_figure
-from ..registration import write_transform
 from .acquisition import Grid, Pose, grid_around, random_pose, simulate_swi, simulate_t1
 from .anatomy import random_anatomy
 from .template import Template
@@ -122,7 +122,7 @@ def write_itk_transform(path: Path, swi_to_t1_ras: np.ndarray) -> None:
     transform = sitk.Euler3DTransform()
     transform.SetMatrix((LPS @ swi_to_t1_ras[:3, :3] @ LPS).ravel().tolist())
     transform.SetTranslation((LPS @ swi_to_t1_ras[:3, 3]).tolist())
-    write_transform(path, transform)
+    write_atomic(path, partial(sitk.WriteTransform, transform))
 
 
 def structure_volumes(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
