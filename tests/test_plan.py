@@ -243,6 +243,7 @@ def test_a_short_test_split_is_said_not_silent(tmp_path):
     assert any("splits.test asks for 19 test participants" in note and "tested on 17" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # plans 1,000 sessions: minutes
 def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     """config/paper.yaml on 500 participants with 2 sessions each (the paper's 43 labelled): every session
     is segmented by every configured method and no job's shell command carries a case list (8 KB at most)."""
