@@ -220,16 +220,6 @@ def measures_case(wildcards):
     return PLAN.measures_case(wildcards.method, wildcards.subject)
 
 
-def overlay_labels(subject):
-    """Name -> label map for `deepnuclei overlays` on the session's SWI grid (T1 grid without SWI): the
-    reference first, then every method that segmented it."""
-    space = "SWI" if SESSIONS[subject].has_swi else "T1w"
-    methods = [method for method in PLAN.evaluated_methods() if subject in PLAN.segmented(method)
-               and space in PLAN.output_spaces(method, subject)]
-    return {"reference": PLAN.reference_labels(subject, space),
-            **{method: segmentation(method, subject, space) for method in methods}}
-
-
 def qc_labels(subject, space):
     """Name -> label map on one of the session's grids: the reference where labelled, then every method that
     segmented the session."""
@@ -238,6 +228,11 @@ def qc_labels(subject, space):
         if subject in PLAN.segmented(method) and space in PLAN.output_spaces(method, subject):
             labels[method] = segmentation(method, subject, space)
     return labels
+
+
+def overlay_labels(subject):
+    """`qc_labels` on the grid of the session's overlay picture: its SWI grid (T1 grid without SWI)."""
+    return qc_labels(subject, "SWI" if SESSIONS[subject].has_swi else "T1w")
 
 
 def qc_option(subject, space):
