@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 endif
 CORES ?= all
 
-.PHONY: demo reproduce test test-reproduce report lint bench-qsm bench-heldout pretrained clean-results
+.PHONY: demo reproduce test test-fast test-reproduce report lint bench-qsm bench-heldout pretrained clean-results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ reproduce: $(VENV)/.installed
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# The unit tests alone, while working: no Snakemake run (those tests are marked slow); loadfile keeps a file's
+# session fixtures on one worker
+test-fast: $(VENV)/.installed
+	OMP_NUM_THREADS=1 PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # The `reproduce` target end to end on the tiny cohort (tests/test_reproduce_run.py, about 8 minutes)
 test-reproduce: $(VENV)/.installed

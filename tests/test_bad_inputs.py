@@ -240,6 +240,7 @@ def dataset(tmp_path) -> tuple[Path, dict[str, Path]]:
 HEAVY_TARGETS = ["results/registration/sub-02/sub-02_space-SWI_T1w.nii.gz", "results/qc/qsm/sub-02_desc-sharptv_qsm.png"]
 
 
+@pytest.mark.slow  # a Snakemake run (its validation jobs)
 def test_a_bad_file_stops_the_workflow_before_qsm_and_registration(dataset, tmp_path):
     config, files = dataset
     to_16_bit(files["phase1"])

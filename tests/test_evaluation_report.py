@@ -254,6 +254,7 @@ def test_scatter_points_equal_the_table_values(tmp_path):
     assert (tmp_path / "scatter.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # draws every figure twice: a minute or more
 def test_figures_drawn_in_parallel_are_those_drawn_in_one_process(tmp_path):
     overlap = overlap_rows(methods=("atlas", "net", "other"))
     one = write_evaluation_figures(overlap, ["net", "other"], tmp_path / "one")

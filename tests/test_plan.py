@@ -270,6 +270,7 @@ def test_a_participant_listed_without_images_is_noted_in_one_line(tmp_path):
     assert excluded.notes == [f"sub-04: listed in {tsv} but has no T1w or SWI images, left out"]
 
 
+@pytest.mark.slow  # plans 1,000 sessions: minutes
 def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     """config/paper.yaml on 500 participants with 2 sessions each (the paper's 43 labelled): every session
     is segmented by every configured method and no job's shell command carries a case list (8 KB at most)."""

@@ -40,6 +40,7 @@ def echoes(folder: Path):
     return (*load_echoes(magnitudes, phases), echo_times, b0, nib.load(magnitudes[0]).affine)
 
 
+@pytest.mark.slow  # the simulated case (qsm-forward) takes a minute
 def test_default_method_meets_its_error_bars(case, tmp_path):
     row = bench_qsm_accuracy.score(case, "default", QSMParams(), tmp_path)
     errors = {nucleus: round(row[f"{nucleus}_ppb"], 1) for nucleus in bench_qsm_accuracy.NUCLEI}
@@ -49,6 +50,7 @@ def test_default_method_meets_its_error_bars(case, tmp_path):
     assert (tmp_path / case.name / f"{case.name}_desc-default_qc.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # the simulated case (qsm-forward) takes a minute
 def test_case_is_a_head_in_air_with_the_nuclei_labelled(case):
     magnitudes, phases, echo_times, b0, affine = echoes(case)
     assert b0 == 3.0 and len(echo_times) == 3
@@ -71,6 +73,7 @@ def test_oblique_case_puts_b0_off_the_slice_axis(tmp_path):
     assert np.degrees(np.arccos(abs(direction[2]))) == pytest.approx(20.0, abs=0.1)
 
 
+@pytest.mark.slow  # the simulated case (qsm-forward) takes a minute
 def test_brain_mask_leaves_the_scalp_out_and_csf_reference_finds_the_ventricles(case):
     magnitudes, _, echo_times, _, affine = echoes(case)
     voxel = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))

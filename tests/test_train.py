@@ -57,6 +57,7 @@ def foreground_dice(checkpoint: Path, subject: Subject) -> float:
     return 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())
 
 
+@pytest.mark.slow  # trains to a result: a minute or more
 def test_linus_learns_a_bright_blob_and_writes_its_outputs(tmp_path) -> None:
     subjects = blob_subjects(3, channels=1)
     config = dict(task="stn", max_epochs=20, iterations_per_epoch=10, batch_size=16, lr=1e-2, min_lr=3e-3)
@@ -83,6 +84,7 @@ def on_cpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # for child processes
 
 
+@pytest.mark.slow  # trains to a result: a minute or more
 def test_dbresunet_learns_a_bright_blob(tmp_path, on_cpu) -> None:
     """On the CPU: 160 steps are too few for one bar across CUDA's non-deterministic runs (best Dice from
     0.47 to 0.94 on an H100 over seeds, in float16 and float32)."""
@@ -144,6 +146,7 @@ def assert_same_state(first: dict, second: dict) -> None:
     assert [row["train_loss"] for row in first["history"]] == [row["train_loss"] for row in second["history"]]
 
 
+@pytest.mark.slow  # trains in a process it kills
 def test_killed_run_resumes_where_it_stopped_with_the_same_state(tmp_path, on_cpu) -> None:
     killed = tmp_path / "killed"
     script = CHILD.format(tests=str(Path(__file__).parent), out=str(killed))
@@ -265,6 +268,7 @@ def test_fingerprint_follows_the_files_and_the_settings(tmp_path) -> None:
     assert input_fingerprint({"lr": 1e-3}, [image]) != before
 
 
+@pytest.mark.slow  # trains to a result: a minute or more
 def test_fine_tuning_starts_from_a_trained_model_and_inference_checks_its_training_range(tmp_path) -> None:
     from deepnuclei.infer import read_state
     from deepnuclei.training_range import check_session

@@ -16,9 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from deepnuclei.atlas import AtlasParams
+from deepnuclei.infer import WINDOW_OVERLAP
 from deepnuclei.io import read_json, read_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME
 from deepnuclei.models import get_spec
+from deepnuclei.preprocess import T1_CLIP_UNIT
 from deepnuclei.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +60,12 @@ def test_a_bad_config_stops_at_once_naming_the_key(tmp_path):
     assert run.returncode != 0
     assert "n_subjects" in run.stderr + run.stdout
     assert "many" in run.stderr + run.stdout
+
+
+def test_lint_finds_nothing(tmp_path):
+    """`snakemake --lint` (`make lint`) stays clean: it exits 1 on any finding, and prints them."""
+    run = snakemake("--lint", "--configfile", str(TINY), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_dry_run_plans_the_demo(tmp_path):
@@ -198,6 +207,14 @@ def test_paper_config_restores_the_papers_models():
     for name, model in models.items():  # every demo shortcut undone: exactly the recipe of its task's paper
         spec, task = get_spec(model["architecture"]), {"task": model["task"]}
         assert TrainConfig.from_dict(spec, {**task, **model.get("training", {})}) == TrainConfig.from_dict(spec, task), name
+
+
+def test_code_defaults_are_config_yaml_values():
+    """A setting the code falls back on is config.yaml's: a run that leaves it out runs as the demo does."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert AtlasParams.from_config(config["atlas"]) == AtlasParams()
+    assert config["preprocess"]["t1_clip_unit"] == config["preprocess_t1w"]["t1_clip_unit"] == T1_CLIP_UNIT
+    assert config["inference"]["overlap"] == WINDOW_OVERLAP
 
 
 def test_schema_lists_every_training_setting():

@@ -38,7 +38,7 @@ class AtlasParams:
     aff_smoothing_sigmas: tuple[float, ...] = (3, 2)
     reg_iterations: tuple[int, ...] = (40, 20, 0)  # SyN iterations at shrink 4, 2, 1
     syn_metric: str = "CC"
-    syn_sampling: int = 2  # CC: neighbourhood radius (voxels); mattes: histogram bins
+    syn_sampling: int = 1  # CC: neighbourhood radius (voxels); mattes: histogram bins
     crop_margin_mm: float = 10.0  # SyN runs in the box of the affinely moved labels widened by this
     seed: int = 1
     jlf_beta: float = 4.0

@@ -44,7 +44,7 @@ from monai.transforms import (
 )
 from torch.utils.data import Dataset
 
-from .io import InputError, read_volume
+from .io import InputError, read_volume, same_grid
 from .labels import remap_to_task, task_classes
 from .models.dbresunet import global_patch_start
 
@@ -74,7 +74,7 @@ def load_subject(
     shape, affine = channels[0][0].shape, channels[0][1]
 
     def check_grid(path: str | os.PathLike, data: np.ndarray, data_affine: np.ndarray) -> None:
-        if data.shape != shape or not np.allclose(data_affine, affine, atol=1e-3):
+        if not same_grid(data.shape, data_affine, shape, affine):
             raise InputError(path, f"grid {data.shape} differs from that of {channel_paths[0]} ({shape})")
 
     for path, (data, data_affine) in zip(channel_paths, channels):

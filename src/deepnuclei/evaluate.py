@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .io import InputError, apply_affine, read_volume, write_text_atomic
+from .io import InputError, apply_affine, read_volume, same_grid, voxel_volume_mm3, write_text_atomic
 from .labels import ALL_STRUCTURES, MAX_LABEL, PARTS, STRUCTURE_BY_NAME, STRUCTURES, TASKS, covers
 
 CROP_MARGIN_VOXELS = 1  # every border voxel lies in the union's bounding box; one more keeps erosion exact
@@ -53,13 +53,20 @@ def scored_names(structures: Collection[str] | None = None, task: str | None = N
 CLEANED_SUFFIX = "+lcc"
 
 
+def dice(overlap: np.ndarray | float, sizes: np.ndarray | float) -> np.ndarray:
+    """Dice, 2 |A ∩ B| / (|A| + |B|), from the voxels two masks share and the sum of their voxel counts (scalars
+    or arrays, one Dice each); NaN where both masks are empty."""
+    with np.errstate(invalid="ignore"):  # 0 / 0
+        return 2 * np.asarray(overlap, dtype=float) / np.asarray(sizes, dtype=float)
+
+
 def overlap(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Dice, precision and recall of two boolean masks, and whether the prediction missed a structure the
     reference has. A miss scores 0 on all three; with both empty they are NaN (nothing to find or to miss)."""
     true_positive = float(np.sum(prediction & reference))
     predicted, actual = float(np.sum(prediction)), float(np.sum(reference))
     return {
-        "dice": 2 * true_positive / (predicted + actual) if predicted + actual else np.nan,
+        "dice": float(dice(true_positive, predicted + actual)),
         "precision": true_positive / predicted if predicted else (0.0 if actual else np.nan),
         "recall": true_positive / actual if actual else np.nan,
         "missed": bool(actual and not predicted),
@@ -102,11 +109,16 @@ def surface_distances(prediction: np.ndarray, reference: np.ndarray, affine: np.
     return {"hd95_mm": float(hd95), "mean_surface_distance_mm": float(pooled.mean())}
 
 
+def mean_index(mask: np.ndarray) -> np.ndarray:
+    """Centre of mass in voxels: the mean index of the mask's voxels; NaN for an empty mask."""
+    if not mask.any():
+        return np.full(mask.ndim, np.nan)
+    return np.argwhere(mask).mean(axis=0)
+
+
 def centre_of_mass(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Centre of mass in world coordinates (mm), NaN for an empty mask; the affine maps voxel means exactly."""
-    if not mask.any():
-        return np.full(3, np.nan)
-    return apply_affine(affine, np.argwhere(mask).mean(axis=0))
+    return apply_affine(affine, mean_index(mask))
 
 
 def rounded_index_distance(predicted_index: np.ndarray, reference_index: np.ndarray, grid_affine: np.ndarray) -> float:
@@ -128,7 +140,7 @@ def score_structure(
 ) -> dict[str, float]:
     """Every score of one structure from its two boolean masks on one grid (and the susceptibility map);
     centres also as voxel indices of `grid_affine`'s grid (default: the masks' own)."""
-    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    voxel_mm3 = voxel_volume_mm3(affine)
     predicted_com, reference_com = centre_of_mass(prediction, affine), centre_of_mass(reference, affine)
     grid = affine if grid_affine is None else grid_affine
     to_index = np.linalg.inv(grid)
@@ -189,7 +201,7 @@ def read_on_grid(path: str | os.PathLike, reference_path: str | os.PathLike, sha
                  affine: np.ndarray, dtype: type) -> np.ndarray:
     """A volume that must share the reference labels' grid."""
     volume, volume_affine = read_volume(path, dtype=dtype)
-    if volume.shape != shape or not np.allclose(volume_affine, affine, atol=1e-3):
+    if not same_grid(volume.shape, volume_affine, shape, affine):
         raise InputError(path, f"not on the reference grid of {reference_path}")
     return volume
 

@@ -37,6 +37,9 @@ from .training_range import check_session
 
 log = logging.getLogger(__name__)
 
+# How much neighbouring windows of a 3D model overlap, where no setting says (config.yaml's inference.overlap)
+WINDOW_OVERLAP = 0.25
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -165,7 +168,7 @@ def predict_windows(model: nn.Module, spec: ModelSpec, image: torch.Tensor, wind
     return logits[(0, slice(None), *(slice(extent) for extent in image.shape[1:]))]
 
 
-def predict_logits(model: nn.Module, info: ModelInfo, image: torch.Tensor, overlap: float = 0.25,
+def predict_logits(model: nn.Module, info: ModelInfo, image: torch.Tensor, overlap: float = WINDOW_OVERLAP,
                    batch_size: int | None = None) -> torch.Tensor:
     """Logits (classes, *volume) of `image` (channels, *volume), on the image's device.
 
@@ -214,7 +217,7 @@ def autocast(device: torch.device, mixed_precision: bool | None) -> torch.autoca
                           enabled=uses_half_precision(device, mixed_precision))
 
 
-def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor, overlap: float = 0.25,
+def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor, overlap: float = WINDOW_OVERLAP,
             batch_size: int | None = None, largest_component: bool = False,
             mixed_precision: bool | None = None) -> Prediction:
     """The label map of `image` (channels, *volume) and the time it took."""
@@ -252,7 +255,7 @@ def segment_files(
     out_dseg: str | os.PathLike,
     out_json: str | os.PathLike,
     device: torch.device | None = None,
-    overlap: float = 0.25,
+    overlap: float = WINDOW_OVERLAP,
     batch_size: int | None = None,
     mixed_precision: bool | None = None,
     padding_record: str | os.PathLike | None = None,

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+
+# Affines whose entries differ by less than this (mm) describe one grid: a header stored in float32, or
+# written by another tool, differs from the original by rounding
+GRID_TOLERANCE_MM = 1e-3
 
 
 class InputError(ValueError):
@@ -65,17 +70,6 @@ def read_volume(
     return data, image.affine.copy()
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    """A temporary file beside `path`, readable as a normal file would be (mkstemp makes it 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    return handle, temporary
-
-
 def nifti_image(data: np.ndarray, affine: np.ndarray, dtype: type | None = None) -> nib.Nifti1Image:
     """A NIfTI image whose qform and sform both hold `affine` (scanner coordinates)."""
     image = nib.Nifti1Image(np.asarray(data if dtype is None else data.astype(dtype)), affine)
@@ -84,15 +78,19 @@ def nifti_image(data: np.ndarray, affine: np.ndarray, dtype: type | None = None)
     return image
 
 
-def save_volume(
-    path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dtype: type | None = None
-) -> Path:
-    """Write a NIfTI atomically (temporary file + rename) so an interrupted run leaves no partial file."""
+def write_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """`write(temporary)` to a temporary file beside `path`, then renamed over it: a killed run never leaves a
+    partial file. The temporary name ends as `path` does, for writers that choose the format by the suffix
+    (NIfTI, PNG, ITK transforms, .npz); it is readable as a normal file would be (mkstemp makes it 0600)."""
     path = Path(path)
-    handle, temporary = _atomic_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     try:
-        nib.save(nifti_image(data, affine, dtype), temporary)
+        write(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -100,13 +98,15 @@ def save_volume(
     return path
 
 
+def save_volume(
+    path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, dtype: type | None = None
+) -> Path:
+    """Write a NIfTI atomically (`write_atomic`)."""
+    return write_atomic(path, lambda temporary: nib.save(nifti_image(data, affine, dtype), temporary))
+
+
 def write_bytes_atomic(path: str | os.PathLike, content: bytes) -> Path:
-    path = Path(path)
-    handle, temporary = _atomic_target(path)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(content)
-    os.replace(temporary, path)
-    return path
+    return write_atomic(path, lambda temporary: Path(temporary).write_bytes(content))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -130,6 +130,20 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     """Voxel edge lengths in mm from an affine (norms of its columns)."""
     return np.sqrt(np.sum(np.asarray(affine)[:3, :3] ** 2, axis=0))
+
+
+def voxel_volume_mm3(affine: np.ndarray) -> float:
+    return float(abs(np.linalg.det(np.asarray(affine)[:3, :3])))
+
+
+def same_affine(affine: np.ndarray, other: np.ndarray) -> bool:
+    """Whether two affines place voxels alike: within `GRID_TOLERANCE_MM`."""
+    return bool(np.allclose(affine, other, atol=GRID_TOLERANCE_MM))
+
+
+def same_grid(shape: Sequence[int], affine: np.ndarray, other_shape: Sequence[int], other_affine: np.ndarray) -> bool:
+    """Whether two images share one grid: the same shape, and affines alike (`same_affine`)."""
+    return tuple(shape) == tuple(other_shape) and same_affine(affine, other_affine)
 
 
 def b0_direction_in_voxels(affine: np.ndarray, b0_world: tuple[float, float, float] = (0, 0, 1)) -> np.ndarray:

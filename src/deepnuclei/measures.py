@@ -29,13 +29,15 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
-from .evaluate import scored_names, scored_structures, union_box
+from .evaluate import mean_index, scored_names, scored_structures, union_box
 from .io import (
     InputError,
     apply_affine,
     load_nifti,
     read_json,
     read_volume,
+    same_grid,
+    voxel_volume_mm3,
     write_text_atomic,
 )
 from .labels import MAX_LABEL, STRUCTURE_BY_NAME, read_dseg_tsv
@@ -52,7 +54,6 @@ INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
 ID_COLUMNS = ["participant_id", "session_id", "method"]
 RANGE_COLUMNS = ["in_training_range", "range_warnings"]  # a model's session against its training range
 DECIMALS = 4
-MAP_TOLERANCE_MM = 1e-3  # affines that differ by less describe one grid (as evaluate and validate take them)
 
 
 def measured_structures(lookup_names: Sequence[str] | None = None, task: str | None = None) -> list[str]:
@@ -75,15 +76,15 @@ def volume_measures(labels: np.ndarray, affine: np.ndarray, names: Sequence[str]
     """Per structure: voxel count, volume (voxels x voxel volume, mm3), centre of mass as the mean voxel index
     of the structure (`com_i/j/k`) and that index through the affine (`com_x/y/z_mm`, world mm)."""
     values = scored_structures()
-    voxel_mm3 = float(abs(np.linalg.det(np.asarray(affine)[:3, :3])))
+    voxel_mm3 = voxel_volume_mm3(affine)
     boxes = _boxes(labels)
     measures = {}
     for name in names:
         box = _structure_box(boxes, values[name], labels.shape)
-        indices = np.argwhere(np.isin(labels[box], values[name]))
-        count = len(indices)
-        centre = (indices.mean(axis=0) + [s.start for s in box]) if count else np.full(3, np.nan)
-        world = apply_affine(affine, centre) if count else np.full(3, np.nan)
+        mask = np.isin(labels[box], values[name])
+        count = int(mask.sum())
+        centre = mean_index(mask) + [s.start for s in box]
+        world = apply_affine(affine, centre)
         measures[name] = {"voxels": count, "volume_mm3": count * voxel_mm3,
                           **dict(zip(INDEX_COLUMNS, map(float, centre))), **dict(zip(WORLD_COLUMNS, map(float, world)))}
     return measures
@@ -136,7 +137,7 @@ def typed(table: pd.DataFrame) -> pd.DataFrame:
 
 def _grid(path: str | os.PathLike, shape: tuple[int, ...], affine: np.ndarray, of: str | os.PathLike) -> None:
     image = load_nifti(path)
-    if image.shape != shape or not np.allclose(image.affine, affine, atol=MAP_TOLERANCE_MM):
+    if not same_grid(image.shape, image.affine, shape, affine):
         raise InputError(path, f"not on the grid of {of} (shape {image.shape} vs {shape}, or another affine)")
 
 

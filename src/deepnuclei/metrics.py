@@ -17,7 +17,8 @@ import numpy as np
 import scipy.ndimage as ndi
 from qsm_ci import qsm_eval
 
-from .io import InputError, load_nifti, read_volume
+from .evaluate import dice
+from .io import InputError, load_nifti, read_volume, same_affine
 from .labels import STRUCTURES
 
 # ---- QSM -------------------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def qsm_metrics_from_files(
     """`qsm_metrics` of a susceptibility map against the true one, in the reconstruction's valid mask
     (intersected with the true brain mask when given)."""
     estimate, affine = read_volume(chi_path)
-    if not np.allclose(load_nifti(truth_path).affine, affine, atol=1e-3):
+    if not same_affine(load_nifti(truth_path).affine, affine):
         raise InputError(truth_path, f"affine differs from that of {chi_path}")
     mask = _on_grid(mask_path, estimate.shape) > 0
     if truth_mask_path is not None:
@@ -114,7 +115,7 @@ def consecutive_slice_dice(mask: np.ndarray, axis: int) -> float:
     overlaps = (mask[first:last] & mask[first + 1 : last + 1]).reshape(last - first, -1).sum(1)
     sizes = areas[first:last] + areas[first + 1 : last + 1]
     either = sizes > 0  # inside a gap of two or more empty slices neither does
-    return float(np.mean(2 * overlaps[either] / sizes[either]))
+    return float(np.mean(dice(overlaps[either], sizes[either])))
 
 
 def connected_components(mask: np.ndarray) -> int:

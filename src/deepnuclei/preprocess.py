@@ -24,9 +24,10 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from .grids import identity, resample, resample_labels
-from .io import InputError, load_nifti, read_json, read_volume, save_volume, voxel_sizes, write_json
+from .io import InputError, load_nifti, read_json, read_volume, same_affine, save_volume, voxel_sizes, write_json
 
 T1_CLIP_UNITS = ("value", "percentile", "median")
+T1_CLIP_UNIT = "median"  # where settings name none (config.yaml's preprocess.t1_clip_unit): see t1_window
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def read_same_grid(qsm_path: str | os.PathLike, t1_path: str | os.PathLike) -> t
     t1, t1_affine = read_volume(t1_path)
     if t1.shape != qsm.shape:
         raise InputError(t1_path, f"shape {t1.shape} differs from the QSM's {qsm.shape} ({qsm_path})")
-    if not np.allclose(t1_affine, affine, atol=1e-3):
+    if not same_affine(t1_affine, affine):
         raise InputError(t1_path, f"affine differs from the QSM's ({qsm_path}): is the T1 resampled to the SWI grid?")
     return qsm, t1, affine
 
@@ -201,7 +202,7 @@ def prepare_inputs(qsm_path: str | os.PathLike | None, t1_path: str | os.PathLik
         qsm_ppm = None if qsm_ppm is None else resample_to(qsm_ppm, image_affine, grid)
         affine = grid.affine
     padding = Padding.centred(t1.shape, settings["matrix"])
-    windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", "value"))}
+    windows = {"t1_window": t1_window(t1, settings["t1_clip"], settings.get("t1_clip_unit", T1_CLIP_UNIT))}
     model_affine = padding.padded_affine(affine)
     if qsm_ppm is not None:
         windows["qsm_window_ppm"] = qsm_window_ppm(settings["qsm_clip_ppb"])
@@ -230,7 +231,7 @@ def move_by_record(data: np.ndarray, affine: np.ndarray, record_path: str | os.P
     if tuple(data.shape) != tuple(expected_shape):
         raise InputError(source, f"shape {data.shape} is not the {grid_name} grid's {tuple(expected_shape)} "
                                  f"recorded in {record_path}")
-    if not np.allclose(affine, expected_affine, atol=1e-3):
+    if not same_affine(affine, expected_affine):
         raise InputError(source, f"affine is not the {grid_name} grid's recorded in {record_path}")
     labels = np.issubdtype(np.asarray(data).dtype, np.integer)
     image_affine = np.asarray(record["image_affine"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch
 
-from .io import InputError, read_volume, voxel_sizes  # noqa: E402
+from .io import InputError, read_volume, voxel_sizes, write_atomic  # noqa: E402
 from .labels import ALL_STRUCTURES, MAX_LABEL, STRUCTURES  # noqa: E402
 
 VIEW_NAMES = ("sagittal", "coronal", "axial")
@@ -85,14 +86,10 @@ def three_view_figure(
 
 
 def save_figure(figure: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write a figure as PNG atomically (temporary file + rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=dpi)
+    """Write a figure as PNG atomically (`write_atomic`) and close it."""
+    written = write_atomic(path, partial(figure.savefig, dpi=dpi))
     plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return written
 
 
 def segmentation_overlays(image_path: str | os.PathLike, labels: dict[str, str | os.PathLike],

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import SimpleITK as sitk
 from skimage.filters import threshold_multiotsu
 
 from .grids import LPS, resample, resample_labels, to_sitk
-from .io import InputError, apply_affine, load_nifti, read_json, read_volume, save_volume, write_json
+from .io import InputError, apply_affine, load_nifti, read_json, read_volume, same_affine, save_volume, write_atomic, write_json
 from .qc import Panel, three_view_figure
 
 METHODS = ("simpleitk", "antspyx")
@@ -103,12 +104,7 @@ def read_transform(path: str | os.PathLike) -> sitk.Euler3DTransform:
 
 
 def write_transform(path: str | os.PathLike, transform: sitk.Transform) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}")  # same suffix, so ITK picks the text format
-    sitk.WriteTransform(transform, str(temporary))
-    os.replace(temporary, path)
-    return path
+    return write_atomic(path, partial(sitk.WriteTransform, transform))
 
 
 # ---------------------------------------------------------------- registration
@@ -212,7 +208,7 @@ def check_same_grid(path: str | os.PathLike, affine: np.ndarray, shape: Sequence
                     reference_shape: Sequence[int], reference_name: str) -> None:
     if tuple(shape) != tuple(reference_shape):
         raise InputError(path, f"shape {tuple(shape)} differs from the {reference_name}'s {tuple(reference_shape)}")
-    if not np.allclose(affine, reference_affine, atol=1e-3):
+    if not same_affine(affine, reference_affine):
         raise InputError(path, f"affine differs from the {reference_name}'s (not on the same grid)")
 
 

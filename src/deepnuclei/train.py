@@ -34,10 +34,9 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -52,8 +51,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
-from .infer import ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
-from .io import write_json, write_text_atomic
+from .evaluate import dice
+from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
+from .io import write_atomic, write_json, write_text_atomic
 from .labels import task_classes
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
@@ -111,7 +111,7 @@ class TrainConfig:
     plateau_patience: int = 10
     stop_lr: float = 0.0  # stop once the learning rate falls below this
     augmentation: Augmentation = field(default_factory=Augmentation)
-    overlap: float = 0.25  # validation: sliding-window overlap (3D)
+    overlap: float = WINDOW_OVERLAP  # validation: sliding-window overlap (3D), as inference's
     validate_every: int = 1  # epochs between validations (and after the last epoch); a plateau counts validations
     inference_batch_size: int | None = None  # validation: slices or windows per forward pass
     amp: bool = True  # mixed precision where the device has it natively (`half_precision`)
@@ -149,20 +149,7 @@ def dice_per_class(predicted: torch.Tensor, truth: torch.Tensor, n_classes: int)
     """Dice of each foreground class; NaN where the class is in neither map."""
     pairs = (truth.long() * n_classes + predicted.long()).flatten()
     confusion = torch.bincount(pairs, minlength=n_classes**2).reshape(n_classes, n_classes).double()
-    overlap, sizes = confusion.diagonal(), confusion.sum(0) + confusion.sum(1)
-    return (2 * overlap / sizes)[1:].cpu().numpy()  # 0/0 gives NaN
-
-
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """`write` to a temporary file renamed over `path`: a killed run never leaves a partial file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    return dice(confusion.diagonal().cpu().numpy(), (confusion.sum(0) + confusion.sum(1)).cpu().numpy())[1:]
 
 
 def split_batch(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:

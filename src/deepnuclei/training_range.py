@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .io import voxel_volume_mm3
+
 PERCENTILES = (5, 50, 95)
 INPUT_MARGIN = 0.05  # of the [0, 1] window
 VOLUME_FACTOR = 2.0
@@ -55,7 +57,7 @@ def anatomy_statistics(labels: np.ndarray, affine: np.ndarray, classes: Sequence
     labelled = labels > 0
     centres = np.array(ndimage.center_of_mass(labelled, labels, present))  # voxel indices
     everything = np.array(ndimage.center_of_mass(labelled))
-    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    voxel_ml = voxel_volume_mm3(affine) / 1000
     return {classes[index - 1]: {"volume_ml": float(counts[index] * voxel_ml),
                                  "offset_mm": [float(v) for v in affine[:3, :3] @ (centre - everything)]}
             for index, centre in zip(present, centres)}

@@ -158,7 +158,8 @@ def registration_qc(subject):
 
 def qsm_metrics_table(cohort=MAIN_COHORT):
     """The QSM metrics against the simulated truth: qsm_metrics.csv, qsm_metrics_<cohort>.csv for the others."""
-    return str(RESULTS / "qsm" / f"qsm_metrics{'' if cohort == MAIN_COHORT else '_' + cohort}.csv")
+    suffix = "" if cohort == MAIN_COHORT else f"_{cohort}"
+    return str(RESULTS / "qsm" / f"qsm_metrics{suffix}.csv")
 
 
 def model_inputs(model, subject):
@@ -198,6 +199,48 @@ EXPERIMENT_TABLES = {"resolution": "linus_resolution", "targets": "linus_targets
                      "slices": "linus_2d_vs_25d"}  # config list -> table
 LINUS_TABLES = ["linus_cohorts", *EXPERIMENT_TABLES.values()]
 OVERLAP_TABLES = ["overlap", "linus_experiments_overlap"]
+
+
+# ---- what the rules read: a model, a case of a plan file, the label maps of a QC picture
+
+
+def model_weights(model):
+    """The file inference loads: the model's bundle, or the best checkpoint of its training."""
+    return MODELS[model].get("bundle") or model_file(model, "checkpoint_best.pt")
+
+
+def trained_model(model):
+    """The input that stands for a model: its bundle (a changed bundle re-runs inference), or its training's
+    summary (the checkpoints beside it are no outputs)."""
+    return MODELS[model].get("bundle") or model_file(model, "summary.json")
+
+
+def overlap_case(wildcards):
+    return PLAN.overlap_case(wildcards.method, wildcards.subject)
+
+
+def measures_case(wildcards):
+    return PLAN.measures_case(wildcards.method, wildcards.subject)
+
+
+def qc_labels(subject, space):
+    """Name -> label map on one of the session's grids: the reference where labelled, then every method that
+    segmented the session."""
+    labels = {"reference": PLAN.reference_labels(subject, space)} if space in PLAN.reference_grids(subject) else {}
+    for method in PLAN.evaluated_methods():
+        if subject in PLAN.segmented(method) and space in PLAN.output_spaces(method, subject):
+            labels[method] = segmentation(method, subject, space)
+    return labels
+
+
+def overlay_labels(subject):
+    """`qc_labels` on the grid of the session's overlay picture: its SWI grid (T1 grid without SWI)."""
+    return qc_labels(subject, "SWI" if SESSIONS[subject].has_swi else "T1w")
+
+
+def qc_option(subject, space):
+    pairs = [f"{name}={path}" for name, path in qc_labels(subject, space).items()]
+    return f"--{'t1' if space == 'T1w' else 'swi'}-labels {' '.join(pairs)}" if pairs else ""
 
 
 # ---- targets

@@ -2,10 +2,6 @@
 # (on the method's evaluation grid, see deepnuclei.plan), merged into the tables by one small job.
 
 
-def overlap_case(wildcards):
-    return PLAN.overlap_case(wildcards.method, wildcards.subject)
-
-
 rule overlap_case:
     """Per structure: Dice, precision, recall, distances, volumes, susceptibility, centre-of-mass error."""
     input:
@@ -97,16 +93,6 @@ rule evaluation_figures:
     shell:
         "deepnuclei evaluation-figures --overlap {input} --methods {params.methods}"
         " --qsm-reference {params.qsm_reference} --out-dir {params.out_dir} --workers {threads} > {log} 2>&1"
-
-
-def overlay_labels(subject):
-    """Name -> label map for `deepnuclei overlays` on the session's SWI grid (T1 grid without SWI): the
-    reference first, then every method that segmented it."""
-    space = "SWI" if SESSIONS[subject].has_swi else "T1w"
-    methods = [method for method in PLAN.evaluated_methods() if subject in PLAN.segmented(method)
-               and space in PLAN.output_spaces(method, subject)]
-    return {"reference": PLAN.reference_labels(subject, space),
-            **{method: segmentation(method, subject, space) for method in methods}}
 
 
 rule segmentation_overlays:

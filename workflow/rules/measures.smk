@@ -4,10 +4,6 @@
 # And a QC picture per segmented session: every method's labels over its T1 and QSM.
 
 
-def measures_case(wildcards):
-    return PLAN.measures_case(wildcards.method, wildcards.subject)
-
-
 MEASURES_FILES = ("t1_labels", "t1", "swi_labels", "qsm")  # a case's optional files, as options of the command
 
 
@@ -53,21 +49,6 @@ rule measures:
         "../../envs/evaluation.yaml"
     shell:
         "deepnuclei merge-measures --plan {input.cases} --out-tsv {output.table} --out-csv {output.wide} > {log} 2>&1"
-
-
-def qc_labels(subject, space):
-    """Name -> label map on one of the session's grids: the reference where labelled, then every method that
-    segmented the session."""
-    labels = {"reference": PLAN.reference_labels(subject, space)} if space in PLAN.reference_grids(subject) else {}
-    for method in PLAN.evaluated_methods():
-        if subject in PLAN.segmented(method) and space in PLAN.output_spaces(method, subject):
-            labels[method] = segmentation(method, subject, space)
-    return labels
-
-
-def qc_option(subject, space):
-    pairs = [f"{name}={path}" for name, path in qc_labels(subject, space).items()]
-    return f"--{'t1' if space == 'T1w' else 'swi'}-labels {' '.join(pairs)}" if pairs else ""
 
 
 rule segmentation_qc:

@@ -5,17 +5,6 @@ wildcard_constraints:
     model="|".join(re.escape(model) for model in MODELS) or "(?!)",
 
 
-def model_weights(model):
-    """The file inference loads: the model's bundle, or the best checkpoint of its training."""
-    return MODELS[model].get("bundle") or model_file(model, "checkpoint_best.pt")
-
-
-def trained_model(model):
-    """The input that stands for a model: its bundle (a changed bundle re-runs inference), or its training's
-    summary (the checkpoints beside it are no outputs)."""
-    return MODELS[model].get("bundle") or model_file(model, "summary.json")
-
-
 rule train:
     """One model on its plan file (results/plan/train_<model>.json: its settings and training cases)."""
     input:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..io import save_volume, write_json, write_text_atomic
+from ..io import save_volume, voxel_volume_mm3, write_atomic, write_json, write_text_atomic
 from ..labels import STRUCTURES, dseg_tsv
 from ..qc import Panel, three_view_figure
 from .acquisition import Grid, Pose, grid_around, random_pose, simulate_swi, simulate_t1
@@ -121,14 +122,11 @@ def write_itk_transform(path: Path, swi_to_t1_ras: np.ndarray) -> None:
     transform = sitk.Euler3DTransform()
     transform.SetMatrix((LPS @ swi_to_t1_ras[:3, :3] @ LPS).ravel().tolist())
     transform.SetTranslation((LPS @ swi_to_t1_ras[:3, 3]).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}")
-    sitk.WriteTransform(transform, str(temporary))
-    temporary.replace(path)
+    write_atomic(path, partial(sitk.WriteTransform, transform))
 
 
 def structure_volumes(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    voxel_volume = float(abs(np.linalg.det(affine[:3, :3])))
+    voxel_volume = voxel_volume_mm3(affine)
     counts = np.bincount(labels.ravel(), minlength=len(STRUCTURES) + 1)
     return {s.name: float(counts[s.label] * voxel_volume) for s in STRUCTURES}
 

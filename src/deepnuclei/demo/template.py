@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..io import InputError, apply_affine, read_volume, save_volume, voxel_sizes
+from ..io import InputError, apply_affine, read_volume, save_volume, voxel_sizes, write_atomic
 from ..labels import STRUCTURES, Structure
 
 # Talairach Daemon atlas indices (labels_talairach_ba.csv) merged into each nucleus. The thalamus is
@@ -166,12 +166,7 @@ def save_template(template: Template, path: str | Path) -> Path:
         arrays[f"sdf_{structure.name}"] = shape.sdf
         arrays[f"origin_{structure.name}"] = shape.origin
         arrays[f"centroid_{structure.name}"] = shape.centroid_mm
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    temporary.replace(path)
-    return path
+    return write_atomic(path, lambda temporary: np.savez_compressed(temporary, **arrays))
 
 
 def load_template(path: str | Path) -> Template:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError, load_nifti, read_json, read_volume
+from ..io import InputError, load_nifti, read_json, read_volume, same_affine
 
 SCANNER_PHASE_RANGES = ((0, 4095), (-4096, 4095))  # 12-bit phase as stored by Siemens and others
 PHASE_MIN_HALF = 0.01  # share of non-zero voxels on either side of 0 rad under which a "phase" is a magnitude
@@ -99,7 +99,7 @@ def shared_affine(paths: Sequence[str | os.PathLike]) -> np.ndarray:
         image = load_nifti(path)
         if image.shape != reference.shape:
             raise InputError(path, f"shape {image.shape} differs from {reference.shape} of {paths[0]}")
-        if not np.allclose(image.affine, reference.affine, atol=1e-3):
+        if not same_affine(image.affine, reference.affine):
             raise InputError(path, f"affine differs from that of {paths[0]}")
     return reference.affine
 

@@ -22,7 +22,7 @@ import torch
 
 from ..data import Subject, load_subject
 from ..io import InputError
-from ..preprocess import qsm_window_ppm, rescale, t1_window
+from ..preprocess import T1_CLIP_UNIT, qsm_window_ppm, rescale, t1_window
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MODEL_GRID_MARK = "_desc-model_"  # preprocess outputs: already the model's input scale
@@ -91,7 +91,7 @@ def input_window(suffix: str, data: np.ndarray, settings: Mapping) -> tuple[floa
     if suffix == "Chimap":
         return qsm_window_ppm(settings["qsm_clip_ppb"])
     if suffix == "T1w":
-        return t1_window(data, settings["t1_clip"], settings.get("t1_clip_unit", "value"))
+        return t1_window(data, settings["t1_clip"], settings.get("t1_clip_unit", T1_CLIP_UNIT))
     raise ValueError(f"no intensity window for input '{suffix}'")
 
 

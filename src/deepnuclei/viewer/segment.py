@@ -24,8 +24,8 @@ from torch import nn
 
 from ..bundle import load_bundle
 from ..evaluate import centre_of_mass
-from ..infer import ModelInfo, load_model, predict, reference_values, warm_up
-from ..io import InputError, nifti_image, read_json
+from ..infer import WINDOW_OVERLAP, ModelInfo, load_model, predict, reference_values, warm_up
+from ..io import InputError, nifti_image, read_json, voxel_volume_mm3
 from ..labels import task_classes
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class Segmentation:
 
 def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str, Any]]:
     """Volume (mm³) and centre of mass (world mm, as the evaluation tables compute it) per structure."""
-    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    voxel_mm3 = voxel_volume_mm3(affine)
     colours = structure_colours(task)
     rows = []
     for name, value in reference_values(task).items():
@@ -162,7 +162,7 @@ def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, infere
     if not loaded.warm:
         warm_up(loaded.model, loaded.info, image, batch_size, None)
         loaded.warm = True
-    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", 0.25), batch_size, largest)
+    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", WINDOW_OVERLAP), batch_size, largest)
     values = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)
     labels = values[prediction.labels]
     return Segmentation(labels, affine, measure(labels, affine, loaded.info.task),
