@@ -58,9 +58,11 @@ def make_set(name: str, out: Path) -> Path:
     return bids
 
 
-def apply_bundles(bids: Path, results: Path, bundles: str, cores: int) -> None:
-    """config/apply.yaml on the set, with the bundles given (`pretrained:<model>` or files in a folder)."""
+def apply_bundles(bids: Path, results: Path, bundles: str, cores: int, flip: bool | None) -> None:
+    """config/apply.yaml on the set, with the bundles given (`pretrained:<model>` or files in a folder) and
+    inference.flip where given."""
     overrides = {"bids_dir": str(bids), "results_dir": str(results),
+                 **({} if flip is None else {"inference": {"flip": flip}}),
                  "models": {model: {"bundle": f"pretrained:{model}" if bundles == "pretrained"
                                     else str(Path(bundles) / f"{model}.zip")} for model in MODELS}}
     settings = ROOT / results / "heldout_config.yaml"
@@ -120,13 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundles", default="pretrained",
                         help="'pretrained' (the package's bundles) or a folder of <model>.zip")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="average over the image and its left-right mirror (default: config/apply.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "heldout")
     args = parser.parse_args(argv)
     tables = []
     for name in args.sets:
         bids = make_set(name, Path("resources") / "heldout" / name)
         results = Path("results-heldout") / name
-        apply_bundles(bids, results, args.bundles, args.cores)
+        apply_bundles(bids, results, args.bundles, args.cores, args.flip)
         tables.append(nucleus_dice(ROOT / results / "evaluation" / "overlap.csv", name))
     table = pd.concat(tables, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
