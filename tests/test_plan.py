@@ -97,12 +97,12 @@ def test_sessions_inputs_and_roles_of_a_longitudinal_dataset(longitudinal, tmp_p
     assert plan.reference_labels("02_ses-pre", "T1w").endswith("sub-02_ses-pre_space-T1w_desc-moved_dseg.nii.gz")
     training = plan.training_plan("dbresunet").cases
     assert [case.subject for case in training.train] == ["01_ses-post", "01_ses-pre"]
-    assert training["train"][0]["labels"].endswith("sub-01_ses-post_space-SWI_desc-model_dseg.nii.gz")
+    assert training.train[0].labels.endswith("sub-01_ses-post_space-SWI_desc-model_dseg.nii.gz")
     record = plan.dataset_record()
-    assert record["roles"] == {"train": 2, "validation": 0, "test": 1, "apply": 3}
-    assert record["subjects"]["04_ses-pre"]["segmented_by"] == ["atlas", "atlas-jlf", "linus-t1"]
-    assert record["subjects"]["02_ses-pre"]["scored_for"] == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
-                                                              "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
+    assert record.roles == {"train": 2, "validation": 0, "test": 1, "apply": 3}
+    assert record.subjects["04_ses-pre"].segmented_by == ["atlas", "atlas-jlf", "linus-t1"]
+    assert record.subjects["02_ses-pre"].scored_for == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
+                                                        "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
 
 
 def test_participant_filters_as_bids_apps_take_them(longitudinal, tmp_path):

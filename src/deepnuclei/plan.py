@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -444,8 +444,8 @@ class Plan:
                             f"preprocessing ({', '.join(self.models[name].get('bundle') or self.models[name]['init'] for name in bundled)}); "
                             f"apply them in separate runs")
         # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
-        settings = {**settings, **next(iter(bundled.values()), {})}
-        return PreprocessPlan.from_json({**settings, "qsm": self.qsm_source(cohort).to_json() if space == "SWI" else None})
+        settings = PreprocessPlan.from_json({**settings, **next(iter(bundled.values()), {})})
+        return replace(settings, qsm=self.qsm_source(cohort) if space == "SWI" else None)
 
     def qsm_method(self, key: str) -> str:
         """The `desc` of the QSM a session's SWI-grid steps read: `existing` for its own map, else qsm.method."""

@@ -88,6 +88,8 @@ class DatasetRecord(PlanRecord):
 
 @dataclass
 class TrainCase(PlanRecord):
+    """One session a model trains (or validates) on."""
+
     subject: str
     channels: list[str]  # the preprocessed model inputs, in the model's channel order
     labels: str  # the preprocessed reference labels
@@ -95,6 +97,8 @@ class TrainCase(PlanRecord):
 
 @dataclass
 class TrainCases(PlanRecord):
+    """A model's training and validation sessions."""
+
     train: list[TrainCase]
     validation: list[TrainCase]
 
@@ -181,6 +185,8 @@ class TimingCase(PlanRecord):
 
 @dataclass
 class Participants(PlanRecord):
+    """Who is in each cohort, for LiNUS Table I's form."""
+
     tsv: str | None  # the dataset's participants.tsv
     cohorts: dict[str, list[str]]  # cohort -> participant labels
 
@@ -230,6 +236,8 @@ class QsmMetricCase(PlanRecord):
 
 @dataclass
 class ExperimentCohort(PlanRecord):
+    """A cohort of the LiNUS experiments as Table VI describes it."""
+
     subjects: int
     t1: str  # its first test session's T1
     model_input: str  # that session's input of the cohort's first experiment model
@@ -333,8 +341,8 @@ def schema_file(folder: str | os.PathLike, kind: str) -> Path:
 
 
 def schema_text(kind: str) -> str:
-    document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": f"<results>/plan/{kind}*.json", **schema(KINDS[kind])}
+    document = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"plan file kind {kind}",
+                **schema(KINDS[kind])}
     return json.dumps(document, indent=1) + "\n"
 
 
