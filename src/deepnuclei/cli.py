@@ -314,6 +314,22 @@ def view(args: argparse.Namespace) -> None:
     serve(create_app(args.data_dir, args.results, config, args.max_upload_mb), args.port)
 
 
+def plan(args: argparse.Namespace) -> None:
+    from snakemake.exceptions import WorkflowError
+
+    from .plan import PlanError, make_plan, plan_files, write_plan_files
+    from .plan_command import describe, load_config
+
+    try:
+        made = make_plan(load_config(args.config))
+    except (PlanError, WorkflowError) as error:  # the setting or file at fault, as Snakemake would report it
+        raise SystemExit(f"deepnuclei plan: {error}") from None
+    written = write_plan_files(made, plan_files(made), args.out)
+    log.info("%d plan files in %s", len(written), Path(next(iter(written.values()))).parent)
+    if args.print:
+        print(describe(made))
+
+
 def headline(args: argparse.Namespace) -> None:
     from .headline import headline as headline_text
 
@@ -332,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("headline", headline, "where the report is and the run's headline numbers, from its tables")
     sub.add_argument("--results", default="results", help="the run's results_dir")
     sub.add_argument("--report", default="results/report.html")
+
+    sub = command("plan", plan, "the workflow's plan without Snakemake: write its files (results/plan/) and "
+                                "sum it up")
+    sub.add_argument("--config", action="append", default=[], metavar="FILE",
+                     help="a config file merged over config/config.yaml, as snakemake --configfile; repeatable")
+    sub.add_argument("--print", action="store_true", help="print the summary: sessions, models, methods, notes")
+    sub.add_argument("--out", help="write the plan files here instead of <results_dir>/plan/")
 
     sub = command("demo-template", demo_template, "prepare the template and atlas the demo cohort is built from")
     sub.add_argument("--out-dir", required=True)

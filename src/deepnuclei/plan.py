@@ -849,10 +849,10 @@ def plan_files(plan: Plan) -> dict[str, Any]:
     return files
 
 
-def write_plan_files(plan: Plan, files: Mapping[str, Any]) -> dict[str, str]:
-    """Write the plan files (`plan_files`' contents); returns name -> path."""
+def write_plan_files(plan: Plan, files: Mapping[str, Any], folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Write the plan files (`plan_files`' contents) under <results>/plan/, or in `folder`; returns name -> path."""
     written = {}
     for name, content in files.items():
-        written[name] = plan.layout.plan_file(name)
+        written[name] = plan.layout.plan_file(name) if folder is None else str(Path(folder) / f"{name}.json")
         write_plan_file(written[name], content)
     return written
