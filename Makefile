@@ -78,11 +78,14 @@ lint: $(VENV)/.installed
 
 # Documents made from the workflow itself: config/README.md from the config schema's descriptions
 # (workflow/scripts/config_readme.py), and the picture of the default run's rules, docs/images/rulegraph.svg.
-.PHONY: docs config-readme rulegraph
-docs: config-readme rulegraph
+.PHONY: docs config-readme plan-schemas rulegraph
+docs: config-readme plan-schemas rulegraph
 
 config-readme: $(VENV)/.installed
 	$(BIN)/python workflow/scripts/config_readme.py
+
+plan-schemas: $(VENV)/.installed
+	$(BIN)/python -c 'from deepnuclei.plan_files import write_schemas; write_schemas("workflow/schemas/plan")'
 
 rulegraph: $(VENV)/.installed
 	@command -v dot >/dev/null || { echo "make rulegraph: Graphviz's dot is missing: install graphviz (e.g. apt-get install graphviz)"; exit 1; }

@@ -146,6 +146,7 @@ def run_variant(name: str, results: str, overlap: float) -> list[dict]:
     from deepnuclei.io import read_volume
     from deepnuclei.labels import remap_to_task, task_classes
     from deepnuclei.preprocess import move_by_record
+    from deepnuclei.plan_files import TrainPlan
     from deepnuclei.train import train_from_files
 
     results_dir = Path(results)
@@ -157,7 +158,8 @@ def run_variant(name: str, results: str, overlap: float) -> list[dict]:
     entry = variant_entry(plan["model"], change)
     cases = variant_cases({**plan["cases"], "test": test_cases(plan["cases"], overlap_plan)},
                           plan["model"]["inputs"], change, out_dir)
-    summary = train_from_files(entry, {role: cases[role] for role in ("train", "validation")}, out_dir / "model")
+    training = TrainPlan.from_json({"model": entry, "cases": {role: cases[role] for role in ("train", "validation")}})
+    summary = train_from_files(training, out_dir / "model")
     model, info = load_model(out_dir / "model" / "checkpoint_best.pt")
     classes = task_classes(entry["task"])
     rows = []

@@ -22,6 +22,7 @@ from deepnuclei.io import InputError, read_volume, save_volume, write_json
 from deepnuclei.labels import STRUCTURE_BY_NAME
 from deepnuclei.layout import Layout
 from deepnuclei.plan import PlanError, make_plan, plan_files
+from deepnuclei.plan_files import QsmSource
 from deepnuclei.preprocess import apply_padding, model_grid, prepare_inputs, resample_to, t1_window
 from test_plan import config_for, write_session
 
@@ -133,9 +134,9 @@ def test_a_bundled_model_is_applied_not_trained_and_brings_its_preprocessing(tra
     assert plan.segmented("linus") == ["01", "02"]
     files = plan_files(plan)
     assert "train_linus" not in files
-    assert files["preprocess_SWI"]["voxel_mm"] == [1.25, 1.25, 2.0] and files["preprocess_SWI"]["matrix"] == [24, 24, 12]
-    assert files["preprocess_T1w"] == config["preprocess_t1w"]  # no bundled model reads that space
-    assert files["preprocess_SWI"]["qsm"] == {"method": "sharptv", "settings": {}} and not plan.notes
+    assert files["preprocess_SWI"].voxel_mm == [1.25, 1.25, 2.0] and files["preprocess_SWI"].matrix == [24, 24, 12]
+    assert files["preprocess_T1w"].to_json() == config["preprocess_t1w"]  # no bundled model reads that space
+    assert files["preprocess_SWI"].qsm == QsmSource("sharptv", {}) and not plan.notes
     other_qsm = make_plan({**config, "qsm": {**config["qsm"], "method": "tkd"}})
     assert other_qsm.notes == [f"{path}: model linus was trained on QSM {{'method': 'sharptv', 'settings': {{}}}}, this run "
                                "makes {'method': 'tkd', 'settings': {'inversion': 'tkd'}}: set qsm.method and "
@@ -157,10 +158,10 @@ def test_a_model_fine_tuned_from_a_bundle_is_trained_on_the_bundles_network_and_
     config["models"]["linus"] = {"init": str(path), "training": {"max_epochs": 2}}
     plan = make_plan(config)
     assert plan.trained("linus") and plan.models["linus"]["inputs"] == ["Chimap"]  # the bundle's network
-    entry = plan_files(plan)["train_linus"]["model"]
+    entry = plan_files(plan)["train_linus"].model
     assert entry["init"] == str(path) and entry["options"] == {"widths": [4, 8, 8, 8, 8]}
     assert entry["training"]["max_epochs"] == 2  # the run's training keys over the bundle's recipe
-    assert plan_files(plan)["preprocess_SWI"]["matrix"] == [24, 24, 12]  # the inputs it was trained on
+    assert plan_files(plan)["preprocess_SWI"].matrix == [24, 24, 12]  # the inputs it was trained on
     with pytest.raises(PlanError, match=f"ablations.model 'linus' is fine-tuned from {path}, and ablation variants"):
         make_plan({**config, "ablations": {"model": "linus", "rates": [[1, 1, 1]], "inputs": []}})
     config["models"]["linus"]["inputs"] = ["T1w"]

@@ -12,6 +12,7 @@ from deepnuclei.figures import (
     bland_altman, dice_boxplot, paired_values, regression, save_figure, scatter_panels, write_evaluation_figures,
 )
 from deepnuclei.models import get_spec, parameters_of
+from deepnuclei.plan_files import TimingCase
 from deepnuclei.tables import (
     demographics_table, dice_table, efficiency_table, localization_table, localization_voxels, method_summary,
     paper_demographics, paper_localization, paper_results, read_participants, stn_table, timing_table,
@@ -213,8 +214,7 @@ def test_efficiency_reads_the_benchmarks_and_the_inference_records(tmp_path):
         benchmark.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:0{seconds:.0f}\t100\n")
         record = tmp_path / f"{subject}.json"
         record.write_text(json.dumps({"inference_seconds": seconds / 4, "device": "cpu", "parameters": expected}))
-        cases += [{"method": "linus", "subject": subject, "benchmark": str(benchmark), "record": str(record)},
-                  {"method": "atlas", "subject": subject, "benchmark": str(benchmark)}]
+        cases += [TimingCase("linus", subject, str(benchmark), str(record)), TimingCase("atlas", subject, str(benchmark))]
     models = {"linus": {"architecture": "linus", "inputs": ["Chimap"], "task": "stn"}}
     efficiency = efficiency_table(timing_table(cases)).set_index("method")
     assert efficiency.loc["linus", "parameters"] == expected and efficiency.loc["linus", "model_size"] == 4 * expected

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from deepnuclei.experiments import REFERENCE, write_experiment_tables
+from deepnuclei.plan_files import ExperimentCohort, ExperimentsPlan, OverlapCase, TimingCase
 from deepnuclei.io import save_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME
 
@@ -51,21 +52,21 @@ def written(tmp_path, with_trailing_axis):
         for subject in SUBJECTS[model["cohort"]]:
             benchmark = tmp_path / f"{method}_{subject}.tsv"
             benchmark.write_text(f"s\th:m:s\n{rng.uniform(1, 5):.3f}\t0:00:01\n")
-            timings.append({"method": method, "subject": subject, "benchmark": str(benchmark)})
+            timings.append(TimingCase(method, subject, str(benchmark)))
             if method in EXPERIMENTS["slices"]:
                 prediction, reference = tmp_path / f"{method}_{subject}.nii.gz", tmp_path / f"ref_{subject}.nii.gz"
                 save_volume(prediction, stn_labels(gap=method == "linus"), np.eye(4), np.uint8)
                 save_volume(reference, stn_labels(gap=False), np.eye(4), np.uint8)
-                slice_cases.append({"method": method, "subject": subject, "prediction": str(prediction),
-                                    "reference": str(reference)})
+                slice_cases.append(OverlapCase(subject, method, "SWI", str(prediction), str(reference), qsm=None,
+                                               task=model["task"], out=""))
     cohorts = {}
     for name, voxel in (("main", 1.25), ("hires", 0.5)):
         path = tmp_path / f"{name}.nii.gz"
         save_volume(path, np.zeros((10, 12, 6)), np.diag([voxel, voxel, 2 * voxel, 1]), np.float32)
         if name == "hires":  # a T1 stored as (X, Y, Z, 1) counts as 3D
             path = with_trailing_axis(path, tmp_path)
-        cohorts[name] = {"subjects": 6, "t1": str(path), "model_input": str(path)}
-    write_experiment_tables(overlap, EXPERIMENTS, MODELS, cohorts, timings, slice_cases, tmp_path / "out")
+        cohorts[name] = ExperimentCohort(6, str(path), str(path))
+    write_experiment_tables(overlap, ExperimentsPlan(EXPERIMENTS, MODELS, cohorts, timings, slice_cases), tmp_path / "out")
     return overlap, timings, tmp_path / "out"
 
 
@@ -90,7 +91,7 @@ def test_values_are_the_means_of_the_per_subject_rows(written) -> None:
             assert ours.loc[method, "dice"] == pytest.approx(per_subject.mean())
             left = rows[rows["structure"].str.endswith("_L")]["com_error_mm"].mean()
             assert ours.loc[method, "com_error_left_mm"] == pytest.approx(left)
-            seconds = [pd.read_csv(case["benchmark"], sep="\t")["s"][0] for case in timings if case["method"] == method]
+            seconds = [pd.read_csv(case.benchmark, sep="\t")["s"][0] for case in timings if case.method == method]
             assert ours.loc[method, "job_seconds"] == pytest.approx(np.mean(seconds))
             assert ours.loc[method, "cohort"] == MODELS[method]["cohort"]
             assert ours.loc[method, "subjects"] == 2

@@ -15,7 +15,8 @@ import yaml
 
 from deepnuclei.labels import dseg_tsv
 from deepnuclei.layout import bids_name
-from deepnuclei.plan import PlanError, make_plan, plan_files, split_subjects, write_if_changed, write_plan_files
+from deepnuclei.plan import PlanError, make_plan, plan_files, split_subjects, write_plan_files
+from deepnuclei.plan_files import AtlasCase, write_plan_file
 from test_workflow import merged
 from workflow_api import planned_jobs, workflow_api
 
@@ -94,14 +95,14 @@ def test_sessions_inputs_and_roles_of_a_longitudinal_dataset(longitudinal, tmp_p
     assert plan.evaluation_space("atlas", "02_ses-pre") == "SWI"
     assert plan.scored("linus-t1") == ["02_ses-pre"]  # its T1-grid labels are moved from the SWI grid
     assert plan.reference_labels("02_ses-pre", "T1w").endswith("sub-02_ses-pre_space-T1w_desc-moved_dseg.nii.gz")
-    training = plan.training_plan("dbresunet")["cases"]
-    assert [case["subject"] for case in training["train"]] == ["01_ses-post", "01_ses-pre"]
-    assert training["train"][0]["labels"].endswith("sub-01_ses-post_space-SWI_desc-model_dseg.nii.gz")
+    training = plan.training_plan("dbresunet").cases
+    assert [case.subject for case in training.train] == ["01_ses-post", "01_ses-pre"]
+    assert training.train[0].labels.endswith("sub-01_ses-post_space-SWI_desc-model_dseg.nii.gz")
     record = plan.dataset_record()
-    assert record["roles"] == {"train": 2, "validation": 0, "test": 1, "apply": 3}
-    assert record["subjects"]["04_ses-pre"]["segmented_by"] == ["atlas", "atlas-jlf", "linus-t1"]
-    assert record["subjects"]["02_ses-pre"]["scored_for"] == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
-                                                              "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
+    assert record.roles == {"train": 2, "validation": 0, "test": 1, "apply": 3}
+    assert record.subjects["04_ses-pre"].segmented_by == ["atlas", "atlas-jlf", "linus-t1"]
+    assert record.subjects["02_ses-pre"].scored_for == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
+                                                        "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
 
 
 def test_participant_filters_as_bids_apps_take_them(longitudinal, tmp_path):
@@ -168,15 +169,15 @@ def test_a_dataset_with_gp_as_one_label_cannot_serve_a_gpi_model(tmp_path):
 def test_plan_files_hold_the_case_lists_and_keep_their_time_when_unchanged(longitudinal, tmp_path):
     plan = make_plan(config_for(longitudinal, tmp_path))
     files = plan_files(plan)
-    assert [case["subject"] for case in files["overlap"]] == ["02_ses-pre"] * 7
-    assert {case["method"] for case in files["overlap"]} == set(plan.evaluated_methods())
-    assert files["atlas_jlf"] == [{"t1": plan.sessions[key].t1, "labels": plan.reference_labels(key, "T1w")}
+    assert [case.subject for case in files["overlap"]] == ["02_ses-pre"] * 7
+    assert {case.method for case in files["overlap"]} == set(plan.evaluated_methods())
+    assert files["atlas_jlf"] == [AtlasCase(plan.sessions[key].t1, plan.reference_labels(key, "T1w"))
                                   for key in ("01_ses-post", "01_ses-pre")]
     written = write_plan_files(plan, files)
     dataset = Path(written["dataset"])
     assert json.loads(dataset.read_text())["subjects"]["05_ses-pre"]["segmented_by"] == []
     before = dataset.stat().st_mtime_ns
-    assert not write_if_changed(dataset, copy.deepcopy(files["dataset"]))
+    assert not write_plan_file(dataset, copy.deepcopy(files["dataset"]))
     assert dataset.stat().st_mtime_ns == before
 
 
@@ -184,7 +185,7 @@ def test_measures_cover_every_segmented_session_and_the_reference_of_labelled_on
     write_session(longitudinal, "06", "pre", t1=False, labels=("SWI",))  # labelled, SWI only: no method reads it
     plan = make_plan(config_for(longitudinal, tmp_path))
     cases = plan_files(plan)["measures"]
-    pairs = [(case["method"], case["subject"]) for case in cases]
+    pairs = [(case.method, case.subject) for case in cases]
     assert len(pairs) == len(set(pairs))
     for method in plan.evaluated_methods():  # unlabelled sessions too: every session the method segments
         assert [key for name, key in pairs if name == method] == plan.segmented(method)
@@ -193,20 +194,20 @@ def test_measures_cover_every_segmented_session_and_the_reference_of_labelled_on
     case = {pair: case for pair, case in zip(pairs, cases)}
     chi = plan.layout.qsm("02_ses-pre", "Chimap.nii.gz", plan.config["qsm"]["method"])
     labelled = case[("reference", "02_ses-pre")]  # labelled on the SWI grid, moved to the T1 grid
-    assert labelled["swi_labels"].endswith("sub-02_ses-pre_space-SWI_dseg.nii.gz") and labelled["qsm"] == chi
-    assert labelled["t1_labels"].endswith("sub-02_ses-pre_space-T1w_desc-moved_dseg.nii.gz")
-    assert labelled["t1"] == plan.sessions["02_ses-pre"].t1 and labelled["lookup"] == plan.layout.labels_lookup()
-    assert (labelled["participant"], labelled["session"]) == ("02", "pre")
-    assert labelled["out"].endswith("measures/sub-02_ses-pre/sub-02_ses-pre_desc-reference_nuclei.tsv")
+    assert labelled.swi_labels.endswith("sub-02_ses-pre_space-SWI_dseg.nii.gz") and labelled.qsm == chi
+    assert labelled.t1_labels.endswith("sub-02_ses-pre_space-T1w_desc-moved_dseg.nii.gz")
+    assert labelled.t1 == plan.sessions["02_ses-pre"].t1 and labelled.lookup == plan.layout.labels_lookup()
+    assert (labelled.participant, labelled.session) == ("02", "pre")
+    assert labelled.out.endswith("measures/sub-02_ses-pre/sub-02_ses-pre_desc-reference_nuclei.tsv")
     swi_only = case[("reference", "06_ses-pre")]
-    assert swi_only["t1_labels"] is None and swi_only["t1"] is None and swi_only["qsm"] is not None
+    assert swi_only.t1_labels is None and swi_only.t1 is None and swi_only.qsm is not None
     t1_only = case[("atlas", "04_ses-pre")]  # a T1 only: volumes, no susceptibility
-    assert t1_only["t1_labels"] == plan.layout.segmentation("atlas", "04_ses-pre", "T1w")
-    assert t1_only["swi_labels"] is None and t1_only["qsm"] is None
-    assert t1_only["lookup"] == plan.layout.segmentations_lookup() and t1_only["task"] is None
+    assert t1_only.t1_labels == plan.layout.segmentation("atlas", "04_ses-pre", "T1w")
+    assert t1_only.swi_labels is None and t1_only.qsm is None
+    assert t1_only.lookup == plan.layout.segmentations_lookup() and t1_only.task is None
     model = case[("dbresunet", "03_ses-pre")]
-    assert model["task"] == "nuclei7" and model["swi_labels"] == plan.layout.segmentation("dbresunet", "03_ses-pre", "SWI")
-    assert case[("atlas-jlf", "03_ses-pre")]["lookup"] == plan.layout.labels_lookup()  # its atlases' structures
+    assert model.task == "nuclei7" and model.swi_labels == plan.layout.segmentation("dbresunet", "03_ses-pre", "SWI")
+    assert case[("atlas-jlf", "03_ses-pre")].lookup == plan.layout.labels_lookup()  # its atlases' structures
     models = {**config_for(longitudinal, tmp_path)["models"], "reference": {"architecture": "linus", "inputs": ["T1w"],
                                                                             "task": "stn"}}
     with pytest.raises(PlanError, match="may not be named 'reference'"):
@@ -218,7 +219,7 @@ def test_the_demo_plan_measures_its_segmented_subjects_and_every_labelled_subjec
                            yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())),
                     {"results_dir": str(tmp_path / "results")})
     plan = make_plan(config)
-    pairs = {(case["method"], case["subject"]) for case in plan.measures_cases()}
+    pairs = {(case.method, case.subject) for case in plan.measures_cases()}
     # the demo segments its test subject only; both subjects are labelled; the hires cohort is not measured
     assert pairs == {("reference", "01"), ("reference", "02")} | {(method, "02") for method in plan.evaluated_methods()}
     assert plan.segmented_sessions() == ["02"]
@@ -265,7 +266,7 @@ def test_a_participant_listed_without_images_is_noted_in_one_line(tmp_path):
     tsv.write_text("participant_id\tage\n" + "".join(f"sub-0{number}\t{20 + number}\n" for number in range(1, 5)))
     plan = make_plan(config_for(bids, tmp_path))
     assert plan.notes == [f"sub-0{number}: listed in {tsv} but has no T1w or SWI images, left out" for number in (3, 4)]
-    assert plan.dataset_record()["notes"] == plan.notes
+    assert plan.dataset_record().notes == plan.notes
     excluded = make_plan(config_for(bids, tmp_path, exclude_participant_label=["03"]))  # the filters apply
     assert excluded.notes == [f"sub-04: listed in {tsv} but has no T1w or SWI images, left out"]
 

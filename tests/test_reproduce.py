@@ -165,21 +165,20 @@ def test_paper_plan_runs_every_db_resunet_row_on_the_swi_grid_with_its_recipe(pa
 
 def test_paper_plan_reads_each_cohort_on_its_own_grid(paper_plan):
     """PD25's 0.3 mm T1 keeps a matrix of its own; Table VI reads each cohort's model input: the T1 grid."""
-    assert paper_plan.preprocess_settings("T1w", "hires")["matrix"] == [368, 336, 336]
-    assert paper_plan.preprocess_settings("T1w")["matrix"] == [192, 224, 192]
+    assert paper_plan.preprocess_settings("T1w", "hires").matrix == [368, 336, 336]
+    assert paper_plan.preprocess_settings("T1w").matrix == [192, 224, 192]
     cohorts = paper_plan.experiment_cohorts()
     assert sorted(cohorts) == ["hires", "main"]
-    assert all("space-T1w" in cohort["model_input"] and cohort["model_input"].endswith("T1w.nii.gz")
+    assert all("space-T1w" in cohort.model_input and cohort.model_input.endswith("T1w.nii.gz")
                for cohort in cohorts.values())
 
 
 def test_table_i_reads_each_cohorts_participants(paper_plan, reproduce_plan):
     """LiNUS Table I's form: the dataset's participants.tsv and the participants of each cohort."""
-    participants = paper_plan.evaluation_plan()["participants"]
-    assert participants["tsv"] == str(Path(paper_plan.config["bids_dir"]) / "participants.tsv")
-    assert participants["cohorts"] == {"main": [f"{n:02d}" for n in range(1, 44)],
-                                       "hires": [f"hr{n:02d}" for n in range(1, 9)]}
-    assert reproduce_plan.evaluation_plan()["participants"]["tsv"].endswith("resources/demo/bids/participants.tsv")
+    participants = paper_plan.evaluation_plan().participants
+    assert participants.tsv == str(Path(paper_plan.config["bids_dir"]) / "participants.tsv")
+    assert participants.cohorts == {"main": [f"{n:02d}" for n in range(1, 44)], "hires": [f"hr{n:02d}" for n in range(1, 9)]}
+    assert reproduce_plan.evaluation_plan().participants.tsv.endswith("resources/demo/bids/participants.tsv")
 
 
 def test_paper_plan_with_a_tt14_cohort_of_its_own(tmp_path):

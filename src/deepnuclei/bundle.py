@@ -36,6 +36,7 @@ from . import __version__
 from .io import InputError, read_json, voxel_sizes, write_bytes_atomic
 from .labels import task_classes
 from .layout import MAIN_COHORT, Layout
+from .plan_files import PreprocessPlan, TrainPlan
 
 FORMAT = "deepnuclei-model-bundle"
 FORMAT_VERSION = 1
@@ -112,14 +113,13 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     for path in (checkpoint, model_dir / "summary.json", plan_path):
         if not path.exists():
             raise InputError(path, f"missing: is {model_dir} a trained model of a deepnuclei run?")
-    plan, summary = read_json(plan_path), read_json(model_dir / "summary.json")
-    model = {key: plan["model"][key] for key in MODEL_KEYS if key in plan["model"]}
+    plan, summary = TrainPlan.read(plan_path), read_json(model_dir / "summary.json")
+    model = {key: plan.model[key] for key in MODEL_KEYS if key in plan.model}
     space = model.get("space", "SWI")
-    preprocess_path = Path(layout.preprocess_plan(space, plan["model"].get("cohort", MAIN_COHORT)))
+    preprocess_path = Path(layout.preprocess_plan(space, plan.model.get("cohort", MAIN_COHORT)))
     if not preprocess_path.exists():
         raise InputError(preprocess_path, "missing: the preprocessing the model was trained with")
-    cases = plan["cases"]["train"] + plan["cases"]["validation"]
-    records = [read_json(layout.preprocessed(case["subject"], "padding.json", space)) for case in cases]
+    records = [read_json(layout.preprocessed(case.subject, "padding.json", space)) for case in plan.cases.all()]
     import torch
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -134,13 +134,13 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model,
         "info": state["info"],
-        "preprocess": {**read_json(preprocess_path), **training_grid(records)},
+        "preprocess": {**PreprocessPlan.read(preprocess_path).to_json(), **training_grid(records)},
         "labels": [{"index": index, "name": structure} for index, structure in enumerate(task_classes(task), 1)],
         "training_range": state.get("training_range"),  # readable without torch; inference reads the weights' copy
         "fingerprint": {"training": state.get("fingerprint", ""), "code_version": code_version(),
-                        "train_sessions": [case["subject"] for case in plan["cases"]["train"]],
-                        "validation_sessions": [case["subject"] for case in plan["cases"]["validation"]],
-                        "settings_sha256": sha256(json.dumps(plan["model"], sort_keys=True).encode())},
+                        "train_sessions": [case.subject for case in plan.cases.train],
+                        "validation_sessions": [case.subject for case in plan.cases.validation],
+                        "settings_sha256": sha256(json.dumps(plan.model, sort_keys=True).encode())},
         "scores": {"validation": {"best_val_dice": summary.get("best_val_dice"), "best_epoch": summary.get("best_epoch"),
                                   "epochs": summary.get("epochs")},
                    "test": test_scores(results / "evaluation" / "overlap.csv", name)},

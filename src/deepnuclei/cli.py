@@ -105,20 +105,21 @@ def existing_qsm(args: argparse.Namespace) -> None:
 def qsm_metrics(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .io import read_json, write_text_atomic
+    from .io import write_text_atomic
     from .metrics import qsm_metrics_from_files
+    from .plan_files import QsmMetricCase
 
-    rows = [{"subject": case["subject"], "method": case["method"],
-             **qsm_metrics_from_files(case["chi"], case["truth"], case["mask"], case["dseg"], case["truth_mask"])}
-            for case in read_json(args.cases)]
+    rows = [{"subject": case.subject, "method": case.method,
+             **qsm_metrics_from_files(case.chi, case.truth, case.mask, case.dseg, case.truth_mask)}
+            for case in QsmMetricCase.read_list(args.cases)]
     write_text_atomic(args.out, pd.DataFrame(rows).round(3).to_csv(index=False))
 
 
 def atlas(args: argparse.Namespace) -> None:
     from .atlas import AtlasParams, save_labels, segment_with_atlases
-    from .io import read_json
+    from .plan_files import AtlasCase
 
-    atlases = ([(entry["t1"], entry["labels"]) for entry in read_json(args.atlas_list)]
+    atlases = ([(entry.t1, entry.labels) for entry in AtlasCase.read_list(args.atlas_list)]
                if args.atlas_list else [(args.atlas_t1, args.atlas_labels)])
     if not atlases:
         raise InputError(args.atlas_list, "lists no atlas: joint label fusion needs training sessions with T1 labels")
@@ -148,10 +149,11 @@ def move_labels(args: argparse.Namespace) -> None:
 def registration_tre(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .io import read_json, write_text_atomic
+    from .io import write_text_atomic
+    from .plan_files import TreCase
     from .registration import tre_table
 
-    table = pd.DataFrame(tre_table(read_json(args.cases)))
+    table = pd.DataFrame(tre_table(TreCase.read_list(args.cases)))
     write_text_atomic(args.out, table.to_csv(index=False))
     summary = table.groupby("method")[["tre_mm", "seconds"]].agg(["mean", "max"])
     log.info("TRE (mm) and seconds per method:\n%s", summary.to_string())
@@ -192,22 +194,21 @@ def overlap_case(args: argparse.Namespace) -> None:
 
 def merge_overlap(args: argparse.Namespace) -> None:
     from .evaluate import merge_overlap as merge, summary_by_method
-    from .io import read_json
+    from .plan_files import OverlapCase
 
-    table = merge([case["out"] for case in read_json(args.cases)], args.out_csv, args.out_markdown)
+    table = merge([case.out for case in OverlapCase.read_list(args.cases)], args.out_csv, args.out_markdown)
     log.info("mean Dice per structure and method:\n%s", summary_by_method(table).to_string())
 
 
 def evaluation_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .io import read_json
+    from .plan_files import EvaluationPlan
     from .tables import write_evaluation_tables
 
-    plan = read_json(args.plan)
+    plan = EvaluationPlan.read(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_evaluation_tables(overlap, args.out_dir, plan["timings"], plan["ablations"], plan["models"],
-                                      plan.get("participants"))
+    written = write_evaluation_tables(overlap, args.out_dir, plan.timings, plan.ablations, plan.models, plan.participants)
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -215,12 +216,10 @@ def linus_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .experiments import write_experiment_tables
-    from .io import read_json
+    from .plan_files import ExperimentsPlan
 
-    plan = read_json(args.plan)
     overlap = pd.read_csv(args.overlap, dtype={"subject": str})
-    written = write_experiment_tables(overlap, plan["experiments"], plan["models"], plan["cohorts"], plan["timings"],
-                                      plan["slice_cases"], args.out_dir)
+    written = write_experiment_tables(overlap, ExperimentsPlan.read(args.plan), args.out_dir)
     log.info("wrote %d table files to %s", len(written), args.out_dir)
 
 
@@ -270,12 +269,11 @@ def segmentation_qc(args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> None:
     import torch
 
-    from .io import read_json
+    from .plan_files import TrainPlan
     from .train import train_from_files
 
     torch.set_num_threads(args.threads)
-    plan = read_json(args.plan)
-    summary = train_from_files(plan["model"], plan["cases"], args.out_dir)
+    summary = train_from_files(TrainPlan.read(args.plan), args.out_dir)
     log.info("training summary: %s", summary)
 
 
@@ -316,6 +314,22 @@ def view(args: argparse.Namespace) -> None:
     serve(create_app(args.data_dir, args.results, config, args.max_upload_mb), args.port)
 
 
+def plan(args: argparse.Namespace) -> None:
+    from snakemake.exceptions import WorkflowError
+
+    from .plan import PlanError, make_plan, plan_files, write_plan_files
+    from .plan_command import describe, load_config
+
+    try:
+        made = make_plan(load_config(args.config))
+    except (PlanError, WorkflowError) as error:  # the setting or file at fault, as Snakemake would report it
+        raise SystemExit(f"deepnuclei plan: {error}") from None
+    written = write_plan_files(made, plan_files(made), args.out)
+    log.info("%d plan files in %s", len(written), Path(next(iter(written.values()))).parent)
+    if args.print:
+        print(describe(made))
+
+
 def headline(args: argparse.Namespace) -> None:
     from .headline import headline as headline_text
 
@@ -334,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("headline", headline, "where the report is and the run's headline numbers, from its tables")
     sub.add_argument("--results", default="results", help="the run's results_dir")
     sub.add_argument("--report", default="results/report.html")
+
+    sub = command("plan", plan, "the workflow's plan without Snakemake: write its files (results/plan/) and "
+                                "sum it up")
+    sub.add_argument("--config", action="append", default=[], metavar="FILE",
+                     help="a config file merged over config/config.yaml, as snakemake --configfile; repeatable")
+    sub.add_argument("--print", action="store_true", help="print the summary: sessions, models, methods, notes")
+    sub.add_argument("--out", help="write the plan files here instead of <results_dir>/plan/")
 
     sub = command("demo-template", demo_template, "prepare the template and atlas the demo cohort is built from")
     sub.add_argument("--out-dir", required=True)

@@ -18,6 +18,7 @@ import pandas as pd
 from .io import load_nifti, read_volume, write_text_atomic
 from .labels import STRUCTURE_BY_NAME, TASKS
 from .metrics import slice_consistency
+from .plan_files import ExperimentCohort, ExperimentsPlan, OverlapCase
 from .tables import PAPER_PREFIX, beside, ci95, data_file, misses, nucleus_of, paper_times, paper_wide, timing_table, write_table
 
 SCORES = ("dice", "precision", "recall")
@@ -41,13 +42,13 @@ def image_geometry(path: str | os.PathLike) -> dict[str, str]:
             "spacing_mm": "*".join(f"{size:g}" for size in header.get_zooms())}
 
 
-def cohort_table(cohorts: Mapping[str, Mapping]) -> pd.DataFrame:
+def cohort_table(cohorts: Mapping[str, ExperimentCohort]) -> pd.DataFrame:
     """Table VI: per cohort, its number of subjects and the dimensions and spacing of its T1 and of the
     model input, read from one subject's files; then the paper's two datasets."""
     rows = []
     for name, cohort in cohorts.items():
-        t1, model_input = image_geometry(cohort["t1"]), image_geometry(cohort["model_input"])
-        rows.append({"cohort": name, "subjects": cohort["subjects"], "t1_dimensions": t1["dimensions"],
+        t1, model_input = image_geometry(cohort.t1), image_geometry(cohort.model_input)
+        rows.append({"cohort": name, "subjects": cohort.subjects, "t1_dimensions": t1["dimensions"],
                      "t1_spacing_mm": t1["spacing_mm"], "model_input_dimensions": model_input["dimensions"],
                      "model_input_spacing_mm": model_input["spacing_mm"]})
     paper = data_file("paper_datasets.csv")
@@ -95,15 +96,15 @@ def experiment_table(overlap: pd.DataFrame, timings: pd.DataFrame, methods: Sequ
 REFERENCE = "reference labels"
 
 
-def consistency_cases(cases: Sequence[Mapping], tasks: Mapping[str, str], slice_axis: int = 2) -> pd.DataFrame:
+def consistency_cases(cases: Sequence[OverlapCase], tasks: Mapping[str, str], slice_axis: int = 2) -> pd.DataFrame:
     """Per subject, method and structure: `metrics.slice_consistency` across the 2D models' slice axis,
     of each case's labels and of its subject's reference labels (method "reference labels", scored for
     the structures of the last case's task: the compared models share one)."""
     scored = {}
     for case in cases:
-        task = tasks[case["method"]]
-        scored[(case["method"], str(case["subject"]))] = (case["prediction"], task)
-        scored[(REFERENCE, str(case["subject"]))] = (case["reference"], task)
+        task = tasks[case.method]
+        scored[(case.method, str(case.subject))] = (case.prediction, task)
+        scored[(REFERENCE, str(case.subject))] = (case.reference, task)
     rows = []
     for (method, subject), (path, task) in scored.items():
         structures = {name: tuple(STRUCTURE_BY_NAME[part].label for part in parts) for name, parts in TASKS[task].items()}
@@ -123,19 +124,15 @@ def slices_table(overlap: pd.DataFrame, timings: pd.DataFrame, consistency: pd.D
     return pd.concat([table, reference], ignore_index=True)
 
 
-def write_experiment_tables(overlap: pd.DataFrame, experiments: Mapping[str, Sequence[str]],
-                            models: Mapping[str, Mapping], cohorts: Mapping[str, Mapping],
-                            timing_cases: Sequence[Mapping], slice_cases: Sequence[Mapping],
-                            out_dir: str | os.PathLike) -> list[Path]:
+def write_experiment_tables(overlap: pd.DataFrame, plan: ExperimentsPlan, out_dir: str | os.PathLike) -> list[Path]:
     """Every LiNUS experiment table (CSV, Markdown, LaTeX) and the per-subject consistency CSV it
-    aggregates. `models`: method -> its config entry with its cohort; `experiments`: table kind -> methods."""
+    aggregates, from the overlap table and the plan file linus_experiments.json."""
     out_dir = Path(out_dir)
-    timings = timing_table(timing_cases)
-    tasks = {method: model["task"] for method, model in models.items()}
-    consistency = consistency_cases(slice_cases, tasks)
-    written = [write_table(cohort_table(cohorts), out_dir / "linus_cohorts",
+    timings, models = timing_table(plan.timings), plan.models
+    consistency = consistency_cases(plan.slice_cases, {method: model["task"] for method, model in models.items()})
+    written = [write_table(cohort_table(plan.cohorts), out_dir / "linus_cohorts",
                            "Cohorts: image dimensions and spacing read from the data; paper rows: LiNUS Table VI")]
-    for kind, methods in experiments.items():
+    for kind, methods in plan.experiments.items():
         table = (slices_table(overlap, timings, consistency, methods, models) if kind == "slices"
                  else experiment_table(overlap, timings, methods, models, TABLE_SOURCES[kind]))
         written.append(write_table(table, out_dir / TABLE_NAMES[kind], CAPTIONS[kind]))

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from .bundle import bundle_path, is_bundle, load_bundle
-from .io import write_text_atomic
 from .labels import check_task, lookup_structures
 from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
+from .plan_files import (AtlasCase, DatasetRecord, EvaluationPlan, ExperimentCohort, ExperimentsPlan, MeasuresCase,
+                         OverlapCase, Participants, PreprocessPlan, QsmMetricCase, QsmSource, SessionRecord, TimingCase,
+                         TrainCase, TrainCases, TrainPlan, TreCase, write_plan_file)
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +429,7 @@ class Plan:
         return "bundle" not in self.models[model]
 
     @cache
-    def preprocess_settings(self, space: str, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+    def preprocess_settings(self, space: str, cohort: str = MAIN_COHORT) -> PreprocessPlan:
         """The model-input settings of a space: the config's section (with the cohort's overrides), and where
         bundled models read that space, their bundles' preprocessing (matrix, windows, voxel size and
         orientation), which must then agree."""
@@ -442,7 +444,8 @@ class Plan:
                             f"preprocessing ({', '.join(self.models[name].get('bundle') or self.models[name]['init'] for name in bundled)}); "
                             f"apply them in separate runs")
         # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
-        return {**settings, **next(iter(bundled.values()), {}), **({"qsm": self.qsm_source(cohort)} if space == "SWI" else {})}
+        settings = PreprocessPlan.from_json({**settings, **next(iter(bundled.values()), {})})
+        return replace(settings, qsm=self.qsm_source(cohort) if space == "SWI" else None)
 
     def qsm_method(self, key: str) -> str:
         """The `desc` of the QSM a session's SWI-grid steps read: `existing` for its own map, else qsm.method."""
@@ -454,15 +457,15 @@ class Plan:
     def qsm_reference(self) -> str:
         """The susceptibility reference the evaluation figures state: the reconstruction's (qsm.methods), or
         `existing` where a scored session reads an existing map (referenced as its tool chose)."""
-        if any(self.sessions[case["subject"]].chimap for case in self.overlap_cases("overlap")):
+        if any(self.sessions[case.subject].chimap for case in self.overlap_cases("overlap")):
             return EXISTING_QSM
         return self.config["qsm"]["methods"][self.config["qsm"]["method"]].get("reference", "mask")  # QSMParams' default
 
-    def qsm_source(self, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+    def qsm_source(self, cohort: str = MAIN_COHORT) -> QsmSource:
         """The QSM that SWI-space models read: `qsm.method` and its settings (with the cohort's overrides)."""
         method = self.config["qsm"]["method"]
         overrides = self.config["cohorts"][cohort].get("qsm", {}) if cohort != MAIN_COHORT else {}
-        return {"method": method, "settings": {**self.config["qsm"]["methods"][method], **overrides}}
+        return QsmSource(method, {**self.config["qsm"]["methods"][method], **overrides})
 
     @cache
     def can_segment(self, method: str, key: str) -> bool:
@@ -531,29 +534,26 @@ class Plan:
 
     # ---- case lists
 
-    def training_plan(self, model: str) -> dict[str, Any]:
+    def training_plan(self, model: str) -> TrainPlan:
         """What `deepnuclei train --plan` reads: the model's settings and its training and validation files."""
         space = self.native_space(model)
-        cases = {role: [{"subject": key, "channels": self.model_inputs(model, key),
-                         "labels": self.layout.preprocessed(key, "dseg.nii.gz", space)}
+        cases = {role: [TrainCase(key, self.model_inputs(model, key), self.layout.preprocessed(key, "dseg.nii.gz", space))
                         for key in self.training_sessions(model, role)] for role in ("train", "validation")}
-        return {"model": self.models[model], "cases": cases}
+        return TrainPlan(self.models[model], TrainCases(**cases))
 
     @cache  # the overlap_case rule asks for each of its inputs in turn
-    def overlap_case(self, method: str, key: str) -> dict[str, Any]:
+    def overlap_case(self, method: str, key: str) -> OverlapCase:
         """One method on one session, on its evaluation grid; susceptibility from the QSM the models saw."""
         space = self.evaluation_space(method, key)
-        return {"subject": key, "method": method, "space": space,
-                "prediction": self.layout.segmentation(method, key, space),
-                "reference": self.reference_labels(key, space),
-                "qsm": self.qsm_map(key) if space == "SWI" else None,
-                "task": self.models.get(method, {}).get("task"),
-                "out": self.layout.overlap_case(method, key)}
+        return OverlapCase(subject=key, method=method, space=space, prediction=self.layout.segmentation(method, key, space),
+                           reference=self.reference_labels(key, space),
+                           qsm=self.qsm_map(key) if space == "SWI" else None,
+                           task=self.models.get(method, {}).get("task"), out=self.layout.overlap_case(method, key))
 
     def evaluated_methods(self) -> list[str]:
         return self.atlas_methods + list(self.main_models)
 
-    def overlap_cases(self, name: str) -> list[dict[str, Any]]:
+    def overlap_cases(self, name: str) -> list[OverlapCase]:
         """`overlap`: every method of the main tables on its scored sessions; `linus_experiments_overlap`:
         every experiment model on its cohort's."""
         methods = self.evaluated_methods() if name == "overlap" else self.experiment_methods()
@@ -572,7 +572,7 @@ class Plan:
         return [space for space in session.spaces if session.label_source(space)]
 
     @cache  # the measures_case rule asks for each of its inputs in turn
-    def measures_case(self, method: str, key: str) -> dict[str, Any]:
+    def measures_case(self, method: str, key: str) -> MeasuresCase:
         """One method's (or, as `reference`, the reference labels') measures on one session: its label maps on
         the T1 grid (volumes, centres of mass; with the native T1 for its affine) and on the SWI grid (with the
         QSM: susceptibility); the dseg.tsv of the structures the method writes, and a model's task."""
@@ -583,15 +583,15 @@ class Plan:
             labels = {space: self.layout.segmentation(method, key, space) for space in self.output_spaces(method, key)}
         lookup = (self.layout.labels_lookup() if method in ("reference", "atlas-jlf")  # the dataset's structures
                   else self.layout.segmentations_lookup())
-        return {"subject": key, "participant": session.participant, "session": session.session, "method": method,
-                "t1_labels": labels.get("T1w"), "swi_labels": labels.get("SWI"),
-                "qsm": self.qsm_map(key) if "SWI" in labels else None,
-                "t1": session.t1 if "T1w" in labels else None, "lookup": lookup,
-                "task": self.models.get(method, {}).get("task"), "out": self.layout.measures(method, key),
-                # a model's inference record holds its training-range check, flagged in the tables
-                "inference_record": self.layout.inference_record(method, key) if method in self.models else None}
+        return MeasuresCase(subject=key, participant=session.participant, session=session.session, method=method,
+                            t1_labels=labels.get("T1w"), swi_labels=labels.get("SWI"),
+                            qsm=self.qsm_map(key) if "SWI" in labels else None,
+                            t1=session.t1 if "T1w" in labels else None, lookup=lookup,
+                            task=self.models.get(method, {}).get("task"), out=self.layout.measures(method, key),
+                            # a model's inference record holds its training-range check, flagged in the tables
+                            inference_record=self.layout.inference_record(method, key) if method in self.models else None)
 
-    def measures_cases(self) -> list[dict[str, Any]]:
+    def measures_cases(self) -> list[MeasuresCase]:
         """Per session of the main cohort: the reference where it is labelled, then every method of the main
         tables that segments it."""
         methods = self.evaluated_methods()
@@ -604,17 +604,15 @@ class Plan:
             cases += [self.measures_case(method, key) for method in methods if key in segmented[method]]
         return cases
 
-    def timing_cases(self, methods: Iterable[str]) -> list[dict[str, Any]]:
+    def timing_cases(self, methods: Iterable[str]) -> list[TimingCase]:
         """Where each method's time per subject was recorded: the benchmark of the job that segmented it
         and, for models, the inference record (network time, device)."""
         cases = []
         for method in methods:
             rule = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}.get(method, f"infer_{method}")
-            for key in self.scored(method):
-                case = {"method": method, "subject": key, "benchmark": self.layout.benchmark(rule, key)}
-                if method in self.models:
-                    case["record"] = self.layout.inference_record(method, key)
-                cases.append(case)
+            cases += [TimingCase(method, key, self.layout.benchmark(rule, key),
+                                 self.layout.inference_record(method, key) if method in self.models else None)
+                      for key in self.scored(method)]
         return cases
 
     def experiment_methods(self) -> list[str]:
@@ -626,7 +624,7 @@ class Plan:
                             f"linus_experiments.models)")
         return methods
 
-    def experiment_cohorts(self) -> dict[str, dict[str, Any]]:
+    def experiment_cohorts(self) -> dict[str, ExperimentCohort]:
         """Per cohort of the experiments: its first test session's T1 and the model input of its first
         experiment model there (Table VI reads the image dimensions and spacing from them: the QSM on the
         SWI grid, or the T1 on its own) and its number of sessions."""
@@ -638,37 +636,39 @@ class Plan:
             tested = self.role_sessions("test", cohort)
             if not tested:
                 raise PlanError(f"cohort {cohort}: no test session for the LiNUS experiments")
-            described[cohort] = {"subjects": len(self.cohort_sessions(cohort)), "t1": self.sessions[tested[0]].t1,
-                                 "model_input": self.model_inputs(method, tested[0])[0]}
+            described[cohort] = ExperimentCohort(len(self.cohort_sessions(cohort)), self.sessions[tested[0]].t1,
+                                                 self.model_inputs(method, tested[0])[0])
         return described
 
-    def experiments_plan(self) -> dict[str, Any]:
+    def experiments_plan(self) -> ExperimentsPlan:
         experiments = self.config["linus_experiments"]
         methods = self.experiment_methods()
         cases = self.overlap_cases("linus_experiments_overlap")
-        return {"experiments": {kind: experiments[kind] for kind in EXPERIMENT_KINDS},
-                "models": {method: {**self.models[method], "cohort": self.method_cohort(method)} for method in methods},
-                "cohorts": self.experiment_cohorts(), "timings": self.timing_cases(methods),
-                "slice_cases": [case for case in cases if case["method"] in experiments["slices"]]}
+        return ExperimentsPlan(
+            experiments={kind: experiments[kind] for kind in EXPERIMENT_KINDS},
+            models={method: {**self.models[method], "cohort": self.method_cohort(method)} for method in methods},
+            cohorts=self.experiment_cohorts(), timings=self.timing_cases(methods),
+            slice_cases=[case for case in cases if case.method in experiments["slices"]])
 
     # ---- the demo's truth (simulated subjects only)
 
     def truth(self, key: str, suffix: str) -> str:
         return str(Path(self.config["demo"]["root"]) / "truth" / f"sub-{key}" / f"sub-{key}_{suffix}")
 
-    def tre_cases(self) -> list[dict[str, Any]]:
+    def tre_cases(self) -> list[TreCase]:
         """What results/registration/tre.csv scores: every registration method against the true transform."""
-        return [{"subject": key, "method": method, "transform": self.layout.registration_transform(key, method),
-                 "record": self.layout.registration_record(key, method),
-                 "truth": self.truth(key, "from-T1w_to-SWI_mode-image_xfm.tfm"),
-                 "mask": self.truth(key, "space-SWI_mask.nii.gz")}
+        return [TreCase(subject=key, method=method, transform=self.layout.registration_transform(key, method),
+                        record=self.layout.registration_record(key, method),
+                        truth=self.truth(key, "from-T1w_to-SWI_mode-image_xfm.tfm"),
+                        mask=self.truth(key, "space-SWI_mask.nii.gz"))
                 for key in self.registered() for method in self.config["registration"]["tre_methods"]]
 
-    def qsm_metric_cases(self, cohort: str = MAIN_COHORT) -> list[dict[str, Any]]:
+    def qsm_metric_cases(self, cohort: str = MAIN_COHORT) -> list[QsmMetricCase]:
         """Every QSM method the demo scores, on every session of a cohort, against the simulated truth."""
-        return [{"subject": key, "method": method, "chi": self.layout.qsm(key, "Chimap.nii.gz", method),
-                 "mask": self.layout.qsm(key, "mask.nii.gz", method), "truth": self.truth(key, "space-SWI_Chimap.nii.gz"),
-                 "dseg": self.truth(key, "space-SWI_dseg.nii.gz"), "truth_mask": self.truth(key, "space-SWI_mask.nii.gz")}
+        return [QsmMetricCase(subject=key, method=method, chi=self.layout.qsm(key, "Chimap.nii.gz", method),
+                              mask=self.layout.qsm(key, "mask.nii.gz", method),
+                              truth=self.truth(key, "space-SWI_Chimap.nii.gz"), dseg=self.truth(key, "space-SWI_dseg.nii.gz"),
+                              truth_mask=self.truth(key, "space-SWI_mask.nii.gz"))
                 for key in self.with_swi(cohort) for method in self.config["qsm"]["evaluate"]]
 
     def participants_tsv(self) -> str | None:
@@ -676,26 +676,25 @@ class Plan:
         path = Path(self.config["bids_dir"]) / "participants.tsv"
         return str(path) if self.config["demo"]["enabled"] or path.is_file() else None
 
-    def evaluation_plan(self) -> dict[str, Any]:
+    def evaluation_plan(self) -> EvaluationPlan:
         cohorts = {cohort: sorted({self.sessions[key].participant for key in self.cohort_sessions(cohort)})
                    for cohort in dict.fromkeys(session.cohort for session in self.sessions.values())}
-        return {"timings": self.timing_cases(self.evaluated_methods()), "models": self.main_models,
-                "ablations": self.ablation_methods, "participants": {"tsv": self.participants_tsv(), "cohorts": cohorts}}
+        return EvaluationPlan(timings=self.timing_cases(self.evaluated_methods()), models=self.main_models,
+                              ablations=self.ablation_methods, participants=Participants(self.participants_tsv(), cohorts))
 
-    def session_record(self, key: str) -> dict[str, Any]:
+    def session_record(self, key: str) -> SessionRecord:
         """What the plan decided for one session, as `dataset.json` lists it."""
         session = self.sessions[key]
         methods = [method for method in [*self.atlas_methods, *self.models] if key in self.segmented(method)]
-        return {**asdict(session), "role": self.roles[key],
-                "reference_labels": {space: session.label_source(space) for space in SPACES},
-                "segmented_by": methods, "scored_for": [method for method in methods if key in self.scored(method)]}
+        return SessionRecord(**asdict(session), role=self.roles[key],
+                             reference_labels={space: session.label_source(space) for space in SPACES},
+                             segmented_by=methods, scored_for=[method for method in methods if key in self.scored(method)])
 
-    def dataset_record(self) -> dict[str, Any]:
+    def dataset_record(self) -> DatasetRecord:
         counts = {role: sum(1 for key in self.sessions if self.roles[key] == role) for role in ROLES}
-        return {"bids_dir": str(self.config["bids_dir"]), "demo": bool(self.config["demo"]["enabled"]),
-                "sessions": len(self.sessions), "participants": len({s.participant for s in self.sessions.values()}),
-                "roles": counts, "notes": self.notes,
-                "subjects": {key: self.session_record(key) for key in self.sessions}}
+        return DatasetRecord(bids_dir=str(self.config["bids_dir"]), demo=bool(self.config["demo"]["enabled"]),
+                             sessions=len(self.sessions), participants=len({s.participant for s in self.sessions.values()}),
+                             roles=counts, notes=self.notes, subjects={key: self.session_record(key) for key in self.sessions})
 
 
 EXPERIMENT_KINDS = ("resolution", "targets", "optimizers", "slices")
@@ -750,10 +749,10 @@ def check_models(plan: Plan, config: Mapping) -> None:
         for lookup, structures in labelled.items():
             check_task(plan.models[name]["task"], structures, lookup or "the package's label numbering")
         if not plan.trained(name):
-            trained_on = plan.bundled[name].get("qsm")
-            if "Chimap" in plan.models[name]["inputs"] and trained_on and trained_on != plan.qsm_source():
+            trained_on, made = plan.bundled[name].get("qsm"), plan.qsm_source().to_json()
+            if "Chimap" in plan.models[name]["inputs"] and trained_on and trained_on != made:
                 plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on QSM {trained_on}, this run "
-                                  f"makes {plan.qsm_source()}: set qsm.method and qsm.methods alike for the inputs it knows")
+                                  f"makes {made}: set qsm.method and qsm.methods alike for the inputs it knows")
             existing = [key for key in plan.segmented(name) if plan.sessions[key].chimap]
             if "Chimap" in plan.models[name]["inputs"] and existing:
                 plan.notes.append(f"{plan.models[name]['bundle']}: model {name} was trained on this workflow's QSM and "
@@ -823,17 +822,6 @@ def make_plan(config: Mapping) -> Plan:
 # ---- writing the plan ------------------------------------------------------------------------------
 
 
-def write_if_changed(path: str | os.PathLike, content: Any) -> bool:
-    """Write JSON only when it differs from what is there: an unchanged plan keeps its modification time,
-    so Snakemake reruns only the jobs whose plan changed."""
-    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
-    path = Path(path)
-    if path.exists() and path.read_text() == text:
-        return False
-    write_text_atomic(path, text)
-    return True
-
-
 def plan_files(plan: Plan) -> dict[str, Any]:
     """Every plan file by name (under <results>/plan/): the dataset record, one training plan per model,
     the overlap case lists, the evaluation's and the experiments' inputs; the demo's truth case lists."""
@@ -847,8 +835,7 @@ def plan_files(plan: Plan) -> dict[str, Any]:
     files["overlap"] = plan.overlap_cases("overlap")
     files["measures"] = plan.measures_cases()
     files["evaluation"] = plan.evaluation_plan()
-    files["atlas_jlf"] = [{"t1": plan.sessions[key].t1, "labels": plan.reference_labels(key, "T1w")}
-                          for key in plan.jlf_atlases()]
+    files["atlas_jlf"] = [AtlasCase(plan.sessions[key].t1, plan.reference_labels(key, "T1w")) for key in plan.jlf_atlases()]
     if plan.config["demo"]["enabled"]:
         files["tre"] = plan.tre_cases()
         for cohort in dict.fromkeys(session.cohort for session in plan.sessions.values()):
@@ -858,14 +845,14 @@ def plan_files(plan: Plan) -> dict[str, Any]:
             files["linus_experiments"] = plan.experiments_plan()
             files["linus_experiments_overlap"] = plan.overlap_cases("linus_experiments_overlap")
         except PlanError as error:  # only the `linus_experiments` target needs them: it reports this
-            files["dataset"]["notes"].append(f"linus_experiments: {error}")
+            files["dataset"].notes.append(f"linus_experiments: {error}")
     return files
 
 
-def write_plan_files(plan: Plan, files: Mapping[str, Any]) -> dict[str, str]:
-    """Write the plan files (`plan_files`' contents); returns name -> path."""
+def write_plan_files(plan: Plan, files: Mapping[str, Any], folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Write the plan files (`plan_files`' contents) under <results>/plan/, or in `folder`; returns name -> path."""
     written = {}
     for name, content in files.items():
-        written[name] = plan.layout.plan_file(name)
-        write_if_changed(written[name], content)
+        written[name] = plan.layout.plan_file(name) if folder is None else str(Path(folder) / f"{name}.json")
+        write_plan_file(written[name], content)
     return written

@@ -22,6 +22,7 @@ from skimage.filters import threshold_multiotsu
 
 from .grids import LPS, resample, resample_labels, to_sitk
 from .io import InputError, apply_affine, load_nifti, read_json, read_volume, same_affine, save_volume, write_atomic, write_json
+from .plan_files import TreCase
 from .qc import Panel, three_view_figure
 
 METHODS = ("simpleitk", "antspyx")
@@ -314,15 +315,13 @@ def move_labels_files(labels_path: str | os.PathLike, reference_path: str | os.P
     return save_volume(out_path, moved, reference.affine, np.uint8 if moved.max() < 256 else np.int16)
 
 
-def tre_table(cases: Sequence[Mapping[str, str]]) -> list[dict]:
+def tre_table(cases: Sequence[TreCase]) -> list[dict]:
     """Per case (subject, method, transform, record, truth transform, SWI brain mask): TRE in mm (mean and
     maximum displacement over the brain voxels) and the registration's seconds."""
     rows = []
     for case in cases:
-        mask, mask_affine = read_volume(case["mask"])
-        error = displacements(read_transform(case["transform"]), read_transform(case["truth"]),
-                              brain_points_lps(mask, mask_affine))
-        rows.append({"subject": case["subject"], "method": case["method"], "tre_mm": round(float(error.mean()), 3),
-                     "max_displacement_mm": round(float(error.max()), 3),
-                     "seconds": read_json(case["record"])["seconds"]})
+        mask, mask_affine = read_volume(case.mask)
+        error = displacements(read_transform(case.transform), read_transform(case.truth), brain_points_lps(mask, mask_affine))
+        rows.append({"subject": case.subject, "method": case.method, "tre_mm": round(float(error.mean()), 3),
+                     "max_displacement_mm": round(float(error.max()), 3), "seconds": read_json(case.record)["seconds"]})
     return rows

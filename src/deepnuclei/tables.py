@@ -24,6 +24,7 @@ from scipy import stats
 from .evaluate import scored_structures
 from .io import read_json, write_text_atomic
 from .layout import MAIN_COHORT
+from .plan_files import Participants, TimingCase
 
 PAPER_NUCLEI = ("CN", "GP", "PUT", "THA", "SN", "RN", "DN")  # the DB-ResUNet paper's columns, in its order
 PAPER_PREFIX = "paper: "  # marks rows holding a paper's numbers rather than ours
@@ -315,15 +316,14 @@ def read_benchmark_seconds(path: str | os.PathLike) -> float:
     return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
 
 
-def timing_table(cases: Sequence[dict]) -> pd.DataFrame:
+def timing_table(cases: Sequence[TimingCase]) -> pd.DataFrame:
     """Per method and subject: the job's wall seconds from its Snakemake benchmark file and, for models,
-    the network's seconds, device and parameter count from the inference record. Cases: {method, subject,
-    benchmark, record (optional)}; nothing is timed again."""
+    the network's seconds, device and parameter count from the inference record; nothing is timed again."""
     rows = []
     for case in cases:
-        record = read_json(case["record"]) if case.get("record") else {}
-        rows.append({"method": case["method"], "subject": str(case["subject"]),
-                     "job_seconds": read_benchmark_seconds(case["benchmark"]),
+        record = read_json(case.record) if case.record else {}
+        rows.append({"method": case.method, "subject": str(case.subject),
+                     "job_seconds": read_benchmark_seconds(case.benchmark),
                      "network_seconds": record.get("inference_seconds", float("nan")),
                      "device": record.get("device", "cpu"), "parameters": record.get("parameters", float("nan"))})
     return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device", "parameters"])
@@ -395,20 +395,20 @@ def read_participants(path: str | os.PathLike | None) -> pd.DataFrame | None:
     return pd.read_csv(path, sep="\t", dtype={"participant_id": str}, na_values=["n/a"], keep_default_na=False)
 
 
-def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[dict] = (),
+def write_evaluation_tables(overlap: pd.DataFrame, out_dir: str | os.PathLike, timing_cases: Sequence[TimingCase] = (),
                             ablations: dict[str, Sequence[str]] | None = None,
                             models: Mapping[str, Mapping] | None = None,
-                            participants: Mapping[str, Any] | None = None) -> list[Path]:
+                            participants: Participants | None = None) -> list[Path]:
     """Every table of the evaluation, each as CSV, Markdown and LaTeX in `out_dir`. `timing_cases` and
     their inference records feed the efficiency tables; `ablations` names
     the methods of each ablation ("rate", "inputs"), the reference model included; `models` (the config's
-    entries) places our rows beside the papers' (`paper_identity`); `participants` ({tsv: the dataset's
-    participants.tsv or None, cohorts: {cohort: participant labels}}) feeds LiNUS Table I's form."""
+    entries) places our rows beside the papers' (`paper_identity`); `participants` (the dataset's
+    participants.tsv and each cohort's participants) feeds LiNUS Table I's form."""
     out_dir = Path(out_dir)
     efficiency = efficiency_table(timing_table(timing_cases), models)
-    participants = participants or {"tsv": None, "cohorts": {}}
+    participants = participants or Participants(None, {})
     tables = {
-        "demographics": (demographics_table(read_participants(participants["tsv"]), participants["cohorts"]),
+        "demographics": (demographics_table(read_participants(participants.tsv), participants.cohorts),
                          "Participants per cohort: count (listed: in participants.tsv), age, sex and group counts, "
                          "mean and sd of its other numeric columns; paper row: LiNUS Table I (TT14)"),
         "dice_nuclei": (dice_table(overlap, models=models),

@@ -58,6 +58,7 @@ from .labels import task_classes
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
 from .optim import MIST
+from .plan_files import TrainPlan
 from .progress import PROGRESS_FILE, minutes
 from .training_range import anatomy_statistics, input_statistics, training_range
 
@@ -544,20 +545,16 @@ def train(spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subj
     return trainer.run(stop_after_epoch)
 
 
-def train_from_files(model: dict[str, Any], cases: dict[str, list[dict[str, Any]]],
-                     out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Train a configured model (a `models:` entry of the workflow config: architecture, inputs,
-    task, options, training) on the files of `cases` ({"train": [...], "validation": [...]}, each
-    {subject, channels, labels}), resuming a killed run on the same files."""
-    task = model["task"]
-    subjects = {
-        role: [load_subject(case["subject"], case["channels"], case["labels"], task) for case in role_cases]
-        for role, role_cases in cases.items()
-    }
-    if not subjects.get("train"):
+def train_from_files(plan: TrainPlan, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Train a configured model (the plan's `model`, a `models:` entry of the workflow config: architecture,
+    inputs, task, options, training) on the files of its training and validation cases, resuming a killed
+    run on the same files."""
+    model, task = plan.model, plan.model["task"]
+    subjects = {role: [load_subject(case.subject, case.channels, case.labels, task) for case in role_cases]
+                for role, role_cases in (("train", plan.cases.train), ("validation", plan.cases.validation))}
+    if not subjects["train"]:
         raise ValueError(f"no training subjects for {model['architecture']}: check the config's splits")
-    paths = [path for role_cases in cases.values() for case in role_cases for path in (*case["channels"], case["labels"])]
-    paths += [model["init"]] if model.get("init") else []  # another bundle to start from: another run
-    return train(model["architecture"], model.get("options", {}), subjects["train"], subjects.get("validation", []),
+    paths = plan.cases.paths() + ([model["init"]] if model.get("init") else [])  # another bundle to start from: another run
+    return train(model["architecture"], model.get("options", {}), subjects["train"], subjects["validation"],
                  out_dir, {"task": task, **model.get("training", {})}, fingerprint=input_fingerprint(model, paths),
                  init=model.get("init"))

@@ -61,7 +61,7 @@ def plan_file(name):
 
 def plan_paths(name, key):
     """One path of every case of a plan file's case list (the rule's inputs, beside the plan file)."""
-    return [case[key] for case in PLAN_CONTENTS[name]]
+    return [getattr(case, key) for case in PLAN_CONTENTS[name]]
 
 
 def session(wildcards):
@@ -169,8 +169,7 @@ def model_inputs(model, subject):
 def training_inputs(wildcards):
     """The training and validation files of a model, and the bundle or checkpoint it starts from (`init`)."""
     plan = PLAN.training_plan(wildcards.model)
-    files = [path for role in plan["cases"].values() for case in role for path in (*case["channels"], case["labels"])]
-    return files + ([plan["model"]["init"]] if plan["model"].get("init") else [])
+    return plan.cases.paths() + ([plan.model["init"]] if plan.model.get("init") else [])
 
 
 def evaluation_table(name, extension):
@@ -270,5 +269,5 @@ def all_targets():
     if PLAN_CONTENTS["overlap"]:
         targets += [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]
         targets += [evaluation_figure(stem, extension) for stem in figure_stems() for extension in ("png", "svg")]
-        targets += [overlay_figure(key) for key in dict.fromkeys(case["subject"] for case in PLAN_CONTENTS["overlap"])]
+        targets += [overlay_figure(key) for key in dict.fromkeys(case.subject for case in PLAN_CONTENTS["overlap"])]
     return targets

@@ -5,16 +5,16 @@
 rule overlap_case:
     """Per structure: Dice, precision, recall, distances, volumes, susceptibility, centre-of-mass error."""
     input:
-        prediction=lambda wildcards: overlap_case(wildcards)["prediction"],
-        reference=lambda wildcards: overlap_case(wildcards)["reference"],
-        qsm=lambda wildcards: overlap_case(wildcards)["qsm"] or [],
+        prediction=lambda wildcards: overlap_case(wildcards).prediction,
+        reference=lambda wildcards: overlap_case(wildcards).reference,
+        qsm=lambda wildcards: overlap_case(wildcards).qsm or [],
         lookup=LAYOUT.labels_lookup(),
     output:
         LAYOUT.overlap_case("{method}", "{subject}"),
     params:
-        task=lambda wildcards: f"--task {overlap_case(wildcards)['task']}" if overlap_case(wildcards)["task"] else "",
+        task=lambda wildcards: f"--task {overlap_case(wildcards).task}" if overlap_case(wildcards).task else "",
         qsm=lambda wildcards, input: f"--qsm {input.qsm}" if input.qsm else "",
-        space=lambda wildcards: overlap_case(wildcards)["space"],
+        space=lambda wildcards: overlap_case(wildcards).space,
         largest_component="--largest-component" if config["evaluation"]["largest_component"] else "",
     log:
         log_path("overlap_{method}", "{subject}"),
@@ -53,9 +53,9 @@ rule evaluation_tables:
     input:
         overlap=RESULTS / "evaluation" / "overlap.csv",
         plan=plan_file("evaluation"),
-        benchmarks=[case["benchmark"] for case in PLAN_CONTENTS["evaluation"]["timings"]],
-        records=[case["record"] for case in PLAN_CONTENTS["evaluation"]["timings"] if "record" in case],
-        participants=PLAN_CONTENTS["evaluation"]["participants"]["tsv"] or [],  # LiNUS Table I's form
+        benchmarks=[case.benchmark for case in PLAN_CONTENTS["evaluation"].timings],
+        records=[case.record for case in PLAN_CONTENTS["evaluation"].timings if case.record],
+        participants=PLAN_CONTENTS["evaluation"].participants.tsv or [],  # LiNUS Table I's form
     output:
         [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "tex")],
         [report(evaluation_table(name, "md"), caption="../report/tables.rst", category="Evaluation",

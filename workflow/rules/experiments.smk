@@ -11,10 +11,10 @@ if EXPERIMENTS:
         input:
             overlap=RESULTS / "evaluation" / "linus_experiments_overlap.csv",
             plan=plan_file("linus_experiments"),
-            benchmarks=[case["benchmark"] for case in EXPERIMENTS["timings"]],
-            records=[case["record"] for case in EXPERIMENTS["timings"]],
-            cohort_files=[path for cohort in EXPERIMENTS["cohorts"].values() for path in (cohort["t1"], cohort["model_input"])],
-            slice_predictions=[case["prediction"] for case in EXPERIMENTS["slice_cases"]],
+            benchmarks=[case.benchmark for case in EXPERIMENTS.timings],
+            records=[case.record for case in EXPERIMENTS.timings],
+            cohort_files=[path for cohort in EXPERIMENTS.cohorts.values() for path in (cohort.t1, cohort.model_input)],
+            slice_predictions=[case.prediction for case in EXPERIMENTS.slice_cases],
         output:
             [evaluation_table(name, extension) for name in LINUS_TABLES for extension in ("csv", "tex")],
             evaluation_table("linus_slice_consistency", "csv"),
@@ -36,7 +36,7 @@ if EXPERIMENTS:
         each further cohort's QSM metrics against its simulated truth (results/qsm/qsm_metrics_<cohort>.csv)."""
         input:
             [evaluation_table(name, extension) for name in LINUS_TABLES for extension in ("csv", "md", "tex")],
-            [qsm_metrics_table(cohort) for cohort in EXPERIMENTS["cohorts"] if cohort != MAIN_COHORT and DEMO["enabled"]],
+            [qsm_metrics_table(cohort) for cohort in EXPERIMENTS.cohorts if cohort != MAIN_COHORT and DEMO["enabled"]],
 
 else:
 
@@ -44,4 +44,4 @@ else:
         """Not plannable on this dataset: the plan's note says why (results/plan/dataset.json)."""
         input:
             lambda wildcards: raise_workflow_error(
-                next(note for note in PLAN_CONTENTS["dataset"]["notes"] if note.startswith("linus_experiments"))),
+                next(note for note in PLAN_CONTENTS["dataset"].notes if note.startswith("linus_experiments"))),

@@ -10,17 +10,17 @@ MEASURES_FILES = ("t1_labels", "t1", "swi_labels", "qsm")  # a case's optional f
 rule measures_case:
     """Per structure the method writes: volume, centre of mass (world mm, T1 voxel indices), susceptibility."""
     input:
-        t1_labels=lambda wildcards: measures_case(wildcards)["t1_labels"] or [],
-        t1=lambda wildcards: measures_case(wildcards)["t1"] or [],
-        swi_labels=lambda wildcards: measures_case(wildcards)["swi_labels"] or [],
-        qsm=lambda wildcards: measures_case(wildcards)["qsm"] or [],
-        lookup=lambda wildcards: measures_case(wildcards)["lookup"],
+        t1_labels=lambda wildcards: measures_case(wildcards).t1_labels or [],
+        t1=lambda wildcards: measures_case(wildcards).t1 or [],
+        swi_labels=lambda wildcards: measures_case(wildcards).swi_labels or [],
+        qsm=lambda wildcards: measures_case(wildcards).qsm or [],
+        lookup=lambda wildcards: measures_case(wildcards).lookup,
     output:
         LAYOUT.measures("{method}", "{subject}"),
     params:
         files=lambda wildcards, input: " ".join(f"--{name.replace('_', '-')} {input[name]}" for name in MEASURES_FILES
                                                 if input[name]),
-        task=lambda wildcards: f"--task {measures_case(wildcards)['task']}" if measures_case(wildcards)["task"] else "",
+        task=lambda wildcards: f"--task {measures_case(wildcards).task}" if measures_case(wildcards).task else "",
     log:
         log_path("measures_{method}", "{subject}"),
     benchmark:
