@@ -244,8 +244,8 @@ def overlays(args: argparse.Namespace) -> None:
 def measures(args: argparse.Namespace) -> None:
     from .measures import structures_of, write_session_measures
 
-    table = write_session_measures(structures_of(args.lookup, args.task), args.out, t1_labels=args.t1_labels,
-                                   swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
+    table = write_session_measures(structures_of(args.lookup, args.task), args.out, args.out_qsmxt,
+                                   t1_labels=args.t1_labels, swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
     log.info("%s on sub-%s, volume (mm3) and mean susceptibility (ppb) per structure:\n%s", args.method, args.subject,
              table.set_index("structure")[["volume_mm3", "chi_mean_ppb"]].to_string())
 
@@ -253,7 +253,7 @@ def measures(args: argparse.Namespace) -> None:
 def merge_measures(args: argparse.Namespace) -> None:
     from .measures import merge_measures as merge
 
-    table = merge(args.plan, args.out_tsv, args.out_csv)
+    table = merge(args.plan, args.out_tsv, args.out_csv, args.out_qsmxt)
     log.info("%d rows: %d sessions x methods", len(table), len(table.groupby(["participant_id", "session_id", "method"],
                                                                             dropna=False)))
 
@@ -527,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--lookup", required=True, help="dseg.tsv (package numbering) of the structures the method writes")
     sub.add_argument("--task", help="a model's task: only its structures")
     sub.add_argument("--out", required=True, help="TSV of one row per structure")
+    sub.add_argument("--out-qsmxt", help="CSV of the same structures' statistics in QSMxT's columns")
 
     sub = command("merge-measures", merge_measures, "the group tables of nucleus measures: long TSV and wide CSV")
     sub.add_argument("--plan", required=True, help="plan file measures.json: JSON list of {participant, session, "
@@ -534,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-tsv", required=True, help="every session x method x structure (BIDS TSV, n/a)")
     sub.add_argument("--out-csv", required=True, help="a row per session x method, a column per structure and "
                                                       "measure (CSV, NA)")
+    sub.add_argument("--out-qsmxt", help="every case's QSMxT statistics (CSV, NA; the cases' `qsmxt` files)")
 
     sub = command("segmentation-qc", segmentation_qc, "every method's labels over a session's T1 and QSM, a row per "
                                                       "method")

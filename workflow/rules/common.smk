@@ -264,7 +264,7 @@ def all_targets():
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
     targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
     if PLAN_CONTENTS["measures"]:  # every segmented (and every labelled) session's nucleus measures
-        targets += [LAYOUT.measures_table(), LAYOUT.measures_wide()]
+        targets += [LAYOUT.measures_table(), LAYOUT.measures_wide(), LAYOUT.measures_qsmxt_table()]
     targets += [LAYOUT.segmentation_qc(key) for key in PLAN.segmented_sessions()]
     targets += [model_bundle(model) for model in config["models"] if model in MODELS and PLAN.trained(model)]
     if PLAN_CONTENTS["overlap"]:
