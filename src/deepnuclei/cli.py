@@ -74,6 +74,13 @@ def bids_validator(args: argparse.Namespace) -> None:
     run_bids_validator(args.bids_dir, args.out_json, args.out_text)
 
 
+def bids_derivative(args: argparse.Namespace) -> None:
+    from .derivatives import write_derivative
+
+    written = write_derivative(args.root, args.kind, args.bids_dir, args.method, args.model, args.lookup)
+    log.info("%s as a BIDS-Derivatives dataset: %s", args.root, ", ".join(path.name for path in written))
+
+
 def labels_lookup(args: argparse.Namespace) -> None:
     from .io import write_text_atomic
     from .labels import ALL_STRUCTURES, dataset_lookup, dseg_tsv
@@ -374,6 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dseg.tsv names of structures deepnuclei does not segment: they become background")
     sub.add_argument("--out", required=True, help="the label map in the package's numbering")
     sub.add_argument("--out-lookup", help="dseg.tsv of the structures it holds")
+
+    sub = command("bids-derivative", bids_derivative, "a results folder as a BIDS-Derivatives dataset: its "
+                                                      "description, .bidsignore, top-level sidecars, label table")
+    sub.add_argument("--root", required=True, help="the results folder (results/qsm, results/segmentations/atlas, ...)")
+    sub.add_argument("--kind", required=True, choices=["qsm", "registration", "segmentations", "measures"])
+    sub.add_argument("--bids-dir", required=True, help="the input BIDS dataset (SourceDatasets)")
+    sub.add_argument("--method", help="segmentations: the method")
+    sub.add_argument("--model", help="segmentations: a model's weights file (bundle or checkpoint), for its SHA-256")
+    sub.add_argument("--lookup", help="segmentations: the dseg.tsv of the method's numbering")
 
     sub = command("bids-validator", bids_validator, "the BIDS reference validator's report (never fails for the dataset)")
     sub.add_argument("--bids-dir", required=True)
