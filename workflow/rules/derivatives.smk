@@ -6,10 +6,11 @@ from deepnuclei.derivatives import derivative_files
 
 
 for root, (kind, method) in derivative_datasets().items():
+    job = "bids_derivative_" + re.sub(r"[^A-Za-z0-9]", "_", root)  # a rule name: letters, digits, _
 
     rule:
         name:
-            f"bids_derivative_{re.sub(r'[^A-Za-z0-9]', '_', root)}"
+            job
         input:
             # a model's weights, whose SHA-256 the sidecars give; the lookup: its numbering
             model=[trained_model(method)] if method in MODELS else [],
@@ -23,9 +24,9 @@ for root, (kind, method) in derivative_datasets().items():
             options=(f"--method {method} --lookup {LAYOUT.segmentations_lookup()}" if method else "")
             + (f" --model {model_weights(method)}" if method in MODELS else ""),
         log:
-            log_path(f"bids_derivative_{root.replace('/', '_')}"),
+            log_path(job),
         benchmark:
-            benchmark_path(f"bids_derivative_{root.replace('/', '_')}")
+            benchmark_path(job)
         conda:
             "../../envs/qsm.yaml"
         shell:
