@@ -29,6 +29,7 @@ include: "workflow/rules/atlas.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/measures.smk"
+include: "workflow/rules/derivatives.smk"
 include: "workflow/rules/experiments.smk"
 
 

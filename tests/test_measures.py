@@ -23,6 +23,7 @@ from deepnuclei.measures import (
     RANGE_COLUMNS,
     COLUMNS,
     MEASURES,
+    QSMXT_COLUMNS,
     measures_from_files,
     merge_measures,
     read_measures,
@@ -205,6 +206,57 @@ def test_the_measures_command_writes_the_tsv_of_the_methods_structures(session, 
     table = read_measures(tmp_path / "m.tsv")
     assert list(table["structure"]) == ["STN_L", "STN_R"]
     assert list(table["voxels"]) == [0, 1] and table["volume_mm3"].iloc[1] == pytest.approx(0.9 * 1.1 * 1.3, abs=1e-4)
+
+
+def test_qsmxt_statistics_are_qsmxts_over_the_nonzero_voxels(tmp_path):
+    """CN_L holds 1..100 ppb and 10 voxels outside the QSM mask (0): QSMxT's statistics over the 100, in ppm
+    and ppb, known in closed form; GP_L is GPe_L and GPi_L; RN_L, absent, keeps its row."""
+    labels = np.zeros((12, 10, 2), np.uint8)
+    chi = np.zeros(labels.shape, np.float32)
+    labels[:10, :10, 0] = LABEL["CN_L"]
+    chi[:10, :10, 0] = np.arange(1, 101).reshape(10, 10) / 1000
+    labels[10, :, 0] = LABEL["CN_L"]  # masked out: not counted, as in QSMxT
+    labels[:2, :2, 1], chi[:2, :2, 1] = LABEL["GPe_L"], 0.2
+    labels[2:4, :2, 1], chi[2:4, :2, 1] = LABEL["GPi_L"], 0.1
+    save_volume(tmp_path / "swi_dseg.nii.gz", labels, SWI_AFFINE, np.uint8)
+    save_volume(tmp_path / "chi.nii.gz", chi, SWI_AFFINE, np.float32)
+    write_session_measures(["CN_L", "RN_L", "GP_L"], tmp_path / "m.tsv", tmp_path / "m.csv",
+                           swi_labels=tmp_path / "swi_dseg.nii.gz", qsm=tmp_path / "chi.nii.gz")
+    table = pd.read_csv(tmp_path / "m.csv").set_index("roi")
+    assert list(table.reset_index().columns) == QSMXT_COLUMNS and list(table.index) == ["CN_L", "RN_L", "GP_L"]
+    cn = table.loc["CN_L"]
+    expected_ppb = {"min": 1, "max": 100, "median": 50.5, "mean": 50.5, "std": np.sqrt((100**2 - 1) / 12),
+                    "p5": 1 + 0.05 * 99, "p95": 1 + 0.95 * 99}  # SD with n; percentiles by linear interpolation
+    assert cn["num_voxels"] == 100
+    for stat, ppb in expected_ppb.items():
+        assert cn[f"{stat}_ppb"] == pytest.approx(ppb, abs=1e-3), stat
+        assert cn[stat] == pytest.approx(ppb / 1000, abs=1e-6), stat
+    assert cn["volume_mm3"] == pytest.approx(110 * 0.7 * 0.7 * 2.5, abs=1e-3)  # the volume counts every voxel
+    gp = table.loc["GP_L"]
+    assert gp["num_voxels"] == 8 and gp["median_ppb"] == pytest.approx(150) and gp["std"] == pytest.approx(0.05)
+    assert table.loc["RN_L", "num_voxels"] == 0 and table.loc["RN_L", "min":"p95_ppb"].isna().all()
+
+
+def test_the_group_qsmxt_table_stacks_the_sessions_with_their_ids(session, tmp_path):
+    files = session["files"]
+    cases = [{"participant": "01", "session": "pre", "method": "atlas", "out": str(tmp_path / "a.tsv"),
+              "qsmxt": str(tmp_path / "a.csv")},
+             {"participant": "02", "session": None, "method": "linus", "out": str(tmp_path / "b.tsv"),
+              "qsmxt": str(tmp_path / "b.csv")}]
+    write_session_measures(NAMES, cases[0]["out"], cases[0]["qsmxt"], **files)
+    write_session_measures(["STN_R"], cases[1]["out"], cases[1]["qsmxt"], t1_labels=files["t1_labels"], t1=files["t1"])
+    (tmp_path / "measures.json").write_text(json.dumps(cases))
+    assert main(["merge-measures", "--plan", str(tmp_path / "measures.json"), "--out-tsv", str(tmp_path / "nuclei.tsv"),
+                 "--out-csv", str(tmp_path / "wide.csv"), "--out-qsmxt", str(tmp_path / "qsmxt.csv")]) == 0
+    group = pd.read_csv(tmp_path / "qsmxt.csv")
+    assert list(group.columns) == ["participant_id", "session_id", "method", *QSMXT_COLUMNS]
+    assert list(group["roi"]) == [*NAMES, "STN_R"] and list(group["session_id"].fillna("")) == ["ses-pre"] * 6 + [""]
+    pd.testing.assert_frame_equal(group.iloc[:6, 3:].reset_index(drop=True), pd.read_csv(tmp_path / "a.csv"),
+                                  check_dtype=False)  # NA in the group table makes its counts floats
+    without_qsm = group.iloc[6]  # a session without SWI: its volume, no susceptibility
+    assert without_qsm["volume_mm3"] > 0 and without_qsm["num_voxels":"p95_ppb"].isna().all()
+    ppb = 1000.0 * session["qsm"][session["swi_labels"] == LABEL["CN_L"]].astype(np.float64)
+    assert group.loc[0, "mean_ppb"] == pytest.approx(ppb.mean(), abs=1e-4)  # no zeros in this QSM: every voxel
 
 
 def test_outline_keeps_each_structures_border():

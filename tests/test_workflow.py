@@ -131,6 +131,26 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
 
     check_bundles_applied(tmp_path, snakemake)
     check_measures(tmp_path / "results", models)
+    check_derivatives(tmp_path / "results", models)
+
+
+def check_derivatives(results: Path, models: set[str]) -> None:
+    """Every results folder that is a BIDS-Derivatives dataset: no validator error (where it is installed),
+    and bids2table reads its maps back; the QSMxT table holds every session x method's structures."""
+    from bids2table import index_dataset
+
+    from deepnuclei.bids_check import run_bids_validator, validator_command
+
+    roots = ["qsm", "registration", "measures", *(f"segmentations/{method}" for method in {"atlas", "atlas-jlf", *models})]
+    for root in roots:
+        assert (results / root / "dataset_description.json").exists(), root
+        if validator_command():
+            record = run_bids_validator(results / root, results / "v.json", results / "v.txt")
+            assert record["ran"] and record["errors"] == 0, (root, record["codes"])
+    assert len(index_dataset(results / "segmentations" / "linus")) == 2  # sub-02 in SWI and T1w space
+    qsmxt = pd.read_csv(results / "measures" / "nuclei_qsmxt.csv")
+    long = pd.read_csv(results / "measures" / "nuclei.tsv", sep="\t")
+    assert list(qsmxt["roi"]) == list(long["structure"]) and list(qsmxt["method"]) == list(long["method"])
 
 
 def check_headline(results: Path) -> None:

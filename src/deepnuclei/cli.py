@@ -74,6 +74,13 @@ def bids_validator(args: argparse.Namespace) -> None:
     run_bids_validator(args.bids_dir, args.out_json, args.out_text)
 
 
+def bids_derivative(args: argparse.Namespace) -> None:
+    from .derivatives import write_derivative
+
+    written = write_derivative(args.root, args.kind, args.bids_dir, args.method, args.model, args.lookup)
+    log.info("%s as a BIDS-Derivatives dataset: %s", args.root, ", ".join(path.name for path in written))
+
+
 def labels_lookup(args: argparse.Namespace) -> None:
     from .io import write_text_atomic
     from .labels import ALL_STRUCTURES, dataset_lookup, dseg_tsv
@@ -243,8 +250,8 @@ def overlays(args: argparse.Namespace) -> None:
 def measures(args: argparse.Namespace) -> None:
     from .measures import structures_of, write_session_measures
 
-    table = write_session_measures(structures_of(args.lookup, args.task), args.out, t1_labels=args.t1_labels,
-                                   swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
+    table = write_session_measures(structures_of(args.lookup, args.task), args.out, args.out_qsmxt,
+                                   t1_labels=args.t1_labels, swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
     log.info("%s on sub-%s, volume (mm3) and mean susceptibility (ppb) per structure:\n%s", args.method, args.subject,
              table.set_index("structure")[["volume_mm3", "chi_mean_ppb"]].to_string())
 
@@ -252,7 +259,7 @@ def measures(args: argparse.Namespace) -> None:
 def merge_measures(args: argparse.Namespace) -> None:
     from .measures import merge_measures as merge
 
-    table = merge(args.plan, args.out_tsv, args.out_csv)
+    table = merge(args.plan, args.out_tsv, args.out_csv, args.out_qsmxt)
     log.info("%d rows: %d sessions x methods", len(table), len(table.groupby(["participant_id", "session_id", "method"],
                                                                             dropna=False)))
 
@@ -395,6 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dseg.tsv names of structures deepnuclei does not segment: they become background")
     sub.add_argument("--out", required=True, help="the label map in the package's numbering")
     sub.add_argument("--out-lookup", help="dseg.tsv of the structures it holds")
+
+    sub = command("bids-derivative", bids_derivative, "a results folder as a BIDS-Derivatives dataset: its "
+                                                      "description, .bidsignore, top-level sidecars, label table")
+    sub.add_argument("--root", required=True, help="the results folder (results/qsm, results/segmentations/atlas, ...)")
+    sub.add_argument("--kind", required=True, choices=["qsm", "registration", "segmentations", "measures"])
+    sub.add_argument("--bids-dir", required=True, help="the input BIDS dataset (SourceDatasets)")
+    sub.add_argument("--method", help="segmentations: the method")
+    sub.add_argument("--model", help="segmentations: a model's weights file (bundle or checkpoint), for its SHA-256")
+    sub.add_argument("--lookup", help="segmentations: the dseg.tsv of the method's numbering")
 
     sub = command("bids-validator", bids_validator, "the BIDS reference validator's report (never fails for the dataset)")
     sub.add_argument("--bids-dir", required=True)
@@ -548,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--lookup", required=True, help="dseg.tsv (package numbering) of the structures the method writes")
     sub.add_argument("--task", help="a model's task: only its structures")
     sub.add_argument("--out", required=True, help="TSV of one row per structure")
+    sub.add_argument("--out-qsmxt", help="CSV of the same structures' statistics in QSMxT's columns")
 
     sub = command("merge-measures", merge_measures, "the group tables of nucleus measures: long TSV and wide CSV")
     sub.add_argument("--plan", required=True, help="plan file measures.json: JSON list of {participant, session, "
@@ -555,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out-tsv", required=True, help="every session x method x structure (BIDS TSV, n/a)")
     sub.add_argument("--out-csv", required=True, help="a row per session x method, a column per structure and "
                                                       "measure (CSV, NA)")
+    sub.add_argument("--out-qsmxt", help="every case's QSMxT statistics (CSV, NA; the cases' `qsmxt` files)")
 
     sub = command("segmentation-qc", segmentation_qc, "every method's labels over a session's T1 and QSM, a row per "
                                                       "method")

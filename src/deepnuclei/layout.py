@@ -112,6 +112,10 @@ class Layout:
         """One method's (or the reference's) measures of every structure in one session, a TSV."""
         return self.result("measures", key, "nuclei.tsv", desc=method)
 
+    def measures_qsmxt(self, method: str, key: str) -> str:
+        """The same structures' statistics in QSMxT's columns (its `_analysis.csv`, `measures.qsmxt_table`), a CSV."""
+        return self.result("measures", key, "qsmxt.csv", desc=method)
+
     def measures_table(self) -> str:
         """Every session x method x structure, long format (TSV)."""
         return str(self.results / "measures" / "nuclei.tsv")
@@ -119,6 +123,10 @@ class Layout:
     def measures_wide(self) -> str:
         """One row per session x method, a column per structure and measure (CSV)."""
         return str(self.results / "measures" / "nuclei_wide.csv")
+
+    def measures_qsmxt_table(self) -> str:
+        """Every session x method x structure in QSMxT's columns, the ids first (CSV)."""
+        return str(self.results / "measures" / "nuclei_qsmxt.csv")
 
     # ---- models
 

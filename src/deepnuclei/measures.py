@@ -16,7 +16,11 @@ atlas: every structure; joint label fusion and the reference: those the dataset 
 as the union of GPe and GPi where a map holds them apart (as the evaluation scores it). A structure the
 method writes but the map lacks has volume 0 and no other value: it is never dropped.
 
-Files are BIDS-derivatives TSVs (`n/a` for missing values); the wide group table is a CSV (`NA`), which R's
+Beside them, the same structures' statistics as QSMxT writes them (`qsmxt_measures`: its column names,
+ppm, over the voxels where the QSM is not 0, SD with n), with 5th / 95th percentiles, ppb and volume, so that
+a QSMxT user's scripts read our nuclei as they read QSMxT's SynthSeg structures.
+
+Files are BIDS-derivatives TSVs (`n/a` for missing values); the wide group table and the QSMxT tables are CSVs (`NA`), which R's
 `read.csv` and pandas' `read_csv` read as missing.
 """
 
@@ -54,6 +58,10 @@ INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
 ID_COLUMNS = ["participant_id", "session_id", "method"]
 RANGE_COLUMNS = ["in_training_range", "range_warnings"]  # a model's session against its training range
 DECIMALS = 4
+# QSMxT's analysis CSV (`roi,num_voxels,min,max,median,mean,std`, ppm), its newer percentiles, each statistic
+# again in ppb, and the structure's volume as in the measures table
+QSMXT_STATS = ["min", "max", "median", "mean", "std", "p5", "p95"]
+QSMXT_COLUMNS = ["roi", "num_voxels", *QSMXT_STATS, *(f"{stat}_ppb" for stat in QSMXT_STATS), "volume_mm3"]
 
 
 def measured_structures(lookup_names: Sequence[str] | None = None, task: str | None = None) -> list[str]:
@@ -90,19 +98,39 @@ def volume_measures(labels: np.ndarray, affine: np.ndarray, names: Sequence[str]
     return measures
 
 
+def _structure_values(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]):
+    """(name, the susceptibility in ppm of every voxel of the structure, float64) for every name."""
+    values = scored_structures()
+    boxes = _boxes(labels)
+    for name in names:
+        box = _structure_box(boxes, values[name], labels.shape)
+        yield name, np.asarray(chi_ppm[box][np.isin(labels[box], values[name])], dtype=np.float64)
+
+
 def chi_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
     """Per structure: mean, median and sample SD (n - 1) of the susceptibility in ppb over its voxels, and
     their number; NaN for an empty structure (and the SD of a single voxel)."""
-    values = scored_structures()
-    boxes = _boxes(labels)
     measures = {}
-    for name in names:
-        box = _structure_box(boxes, values[name], labels.shape)
-        ppb = 1000.0 * np.asarray(chi_ppm[box][np.isin(labels[box], values[name])], dtype=np.float64)
+    for name, ppm in _structure_values(labels, chi_ppm, names):
+        ppb = 1000.0 * ppm
         measures[name] = {"chi_voxels": len(ppb),
                           "chi_mean_ppb": float(ppb.mean()) if len(ppb) else np.nan,
                           "chi_median_ppb": float(np.median(ppb)) if len(ppb) else np.nan,
                           "chi_sd_ppb": float(ppb.std(ddof=1)) if len(ppb) > 1 else np.nan}
+    return measures
+
+
+def qsmxt_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per structure, QSMxT's statistics (its `analyse`): over the structure's voxels where the QSM is not 0
+    (QSMxT's QSM is 0 outside its mask), their number, min, max, median, mean, the SD with n (numpy's
+    default, as QSMxT) and the 5th and 95th percentiles (numpy's linear interpolation), in ppm; NaN without
+    such voxels."""
+    measures = {}
+    for name, ppm in _structure_values(labels, chi_ppm, names):
+        ppm = ppm[ppm != 0]
+        stats = ([ppm.min(), ppm.max(), np.median(ppm), ppm.mean(), ppm.std(), *np.percentile(ppm, [5, 95])]
+                 if len(ppm) else [np.nan] * len(QSMXT_STATS))
+        measures[name] = {"num_voxels": len(ppm), **dict(zip(QSMXT_STATS, map(float, stats)))}
     return measures
 
 
@@ -141,12 +169,12 @@ def _grid(path: str | os.PathLike, shape: tuple[int, ...], affine: np.ndarray, o
         raise InputError(path, f"not on the grid of {of} (shape {image.shape} vs {shape}, or another affine)")
 
 
-def measures_from_files(names: Sequence[str], t1_labels: str | os.PathLike | None = None,
-                        swi_labels: str | os.PathLike | None = None, qsm: str | os.PathLike | None = None,
-                        t1: str | os.PathLike | None = None) -> pd.DataFrame:
-    """`measures_table` of one session's label maps: volumes from `t1_labels` (on the grid of the native
-    `t1`, whose affine gives world mm) where given, else from `swi_labels`; susceptibility from `swi_labels`
-    and the QSM `qsm` (ppm, same grid) where both are given."""
+def session_maps(t1_labels: str | os.PathLike | None = None, swi_labels: str | os.PathLike | None = None,
+                 qsm: str | os.PathLike | None = None, t1: str | os.PathLike | None = None) -> tuple:
+    """`measures_table`'s maps from one session's files, after `measures_table`'s arguments: the label map of
+    the volumes (`t1_labels` on the grid of the native `t1`, whose affine gives world mm, where given, else
+    `swi_labels`), its affine and space; the labels on the SWI grid and the QSM `qsm` (ppm, same grid), or
+    None where either is missing."""
     if t1_labels is None and swi_labels is None:
         raise ValueError("measures need a label map on the T1 or on the SWI grid")
     chi_labels = chi_ppm = None
@@ -164,11 +192,35 @@ def measures_from_files(names: Sequence[str], t1_labels: str | os.PathLike | Non
     if qsm is not None and chi_labels is not None:
         chi_ppm, qsm_affine = read_volume(qsm, dtype=np.float32)
         _grid(swi_labels, chi_ppm.shape, qsm_affine, qsm)
-    return measures_table(names, labels, affine, space, chi_labels, chi_ppm)
+    return labels, affine, space, chi_labels, chi_ppm
+
+
+def measures_from_files(names: Sequence[str], **files: str | os.PathLike | None) -> pd.DataFrame:
+    """`measures_table` of one session's label maps (`session_maps`' keyword arguments: the files)."""
+    return measures_table(names, *session_maps(**files))
+
+
+def qsmxt_table(measures: pd.DataFrame, chi_labels: np.ndarray | None, chi_ppm: np.ndarray | None) -> pd.DataFrame:
+    """QSMxT's statistics (`qsmxt_measures`, `QSMXT_COLUMNS`) of the structures of a measures table (a row
+    each, `roi` its structure), with its volume; missing statistics without a QSM."""
+    names = list(measures["structure"])
+    stats = qsmxt_measures(chi_labels, chi_ppm, names) if chi_ppm is not None else {}
+    table = pd.DataFrame([{"roi": name, **stats.get(name, {})} for name in names], columns=QSMXT_COLUMNS)
+    for stat in QSMXT_STATS:
+        table[stat] = table[stat].astype(float).round(DECIMALS + 3)  # ppm: as many digits as the ppb columns
+        table[f"{stat}_ppb"] = (1000.0 * table[stat]).round(DECIMALS)
+    table["num_voxels"] = table["num_voxels"].astype("Int64")
+    table["volume_mm3"] = measures["volume_mm3"].to_numpy()
+    return table
 
 
 def write_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     write_text_atomic(path, table.to_csv(sep="\t", index=False, na_rep="n/a"))
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """A CSV with `NA` for missing values, which R's `read.csv` and pandas' `read_csv` read as missing."""
+    write_text_atomic(path, table.to_csv(index=False, na_rep="NA"))
 
 
 def _read_tsv(path: str | os.PathLike) -> pd.DataFrame:
@@ -181,10 +233,15 @@ def read_measures(path: str | os.PathLike) -> pd.DataFrame:
     return typed(_read_tsv(path))
 
 
-def write_session_measures(names: Sequence[str], out: str | os.PathLike, **files) -> pd.DataFrame:
-    """`measures_from_files` written as a TSV (`measures_from_files`' keyword arguments: the files)."""
-    table = measures_from_files(names, **files)
+def write_session_measures(names: Sequence[str], out: str | os.PathLike, qsmxt_out: str | os.PathLike | None = None,
+                           **files) -> pd.DataFrame:
+    """`measures_from_files` written as a TSV (`session_maps`' keyword arguments: the files), and where
+    `qsmxt_out` is given the same structures' `qsmxt_table` as a CSV."""
+    maps = session_maps(**files)
+    table = measures_table(names, *maps)
     write_tsv(table, out)
+    if qsmxt_out:
+        write_csv(qsmxt_table(table, *maps[3:]), qsmxt_out)
     return table
 
 
@@ -207,21 +264,33 @@ def range_flag(record_path: str | os.PathLike | None) -> tuple[object, str]:
     return bool(check["in_range"]), "; ".join(check["warnings"])
 
 
+def _with_ids(table: pd.DataFrame, case: Mapping) -> pd.DataFrame:
+    """`participant_id` (sub-<label>), `session_id` (ses-<label>, missing without sessions) and `method`
+    before a case's columns."""
+    table.insert(0, "method", case["method"])
+    table.insert(0, "session_id", f"ses-{case['session']}" if case.get("session") else np.nan)
+    table.insert(0, "participant_id", f"sub-{case['participant']}")
+    return table
+
+
 def long_table(cases: Sequence[Mapping]) -> pd.DataFrame:
-    """Every case's measures in one table: `participant_id` (sub-<label>), `session_id` (ses-<label>, missing
-    without sessions) and `method` before each case's columns, and a model's training-range flag after them.
-    Cases: {participant, session, method, out, inference_record}."""
+    """Every case's measures in one table: the ids (`_with_ids`) before each case's columns, and a model's
+    training-range flag after them. Cases: {participant, session, method, out, inference_record}."""
     tables = []
     for case in cases:
         table = _read_tsv(case["out"])
         table["in_training_range"], table["range_warnings"] = range_flag(case.get("inference_record"))
-        table.insert(0, "method", case["method"])
-        table.insert(0, "session_id", f"ses-{case['session']}" if case.get("session") else np.nan)
-        table.insert(0, "participant_id", f"sub-{case['participant']}")
-        tables.append(table)
+        tables.append(_with_ids(table, case))
     if not tables:
         return pd.DataFrame(columns=[*ID_COLUMNS, *COLUMNS, *RANGE_COLUMNS])
     return typed(pd.concat(tables, ignore_index=True))
+
+
+def qsmxt_group_table(cases: Sequence[Mapping]) -> pd.DataFrame:
+    """Every case's QSMxT statistics (its `qsmxt` CSV) in one table, the ids (`_with_ids`) first."""
+    tables = [_with_ids(pd.read_csv(case["qsmxt"], dtype={"roi": str}), case) for case in cases]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*ID_COLUMNS, *QSMXT_COLUMNS])
+    return table.astype({"num_voxels": "Int64"})
 
 
 def wide_table(long: pd.DataFrame) -> pd.DataFrame:
@@ -244,9 +313,14 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike) -> pd.DataFrame:
-    """The group tables from the plan file of measure cases: the long TSV and the wide CSV."""
-    long = long_table(read_json(plan))
+def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike,
+                   out_qsmxt: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The group tables from the plan file of measure cases: the long TSV and the wide CSV, and where
+    `out_qsmxt` is given the QSMxT statistics of every case (a CSV)."""
+    cases = read_json(plan)
+    long = long_table(cases)
     write_tsv(long, out_tsv)
-    write_text_atomic(out_csv, wide_table(long).to_csv(index=False, na_rep="NA"))
+    write_csv(wide_table(long), out_csv)
+    if out_qsmxt:
+        write_csv(qsmxt_group_table(cases), out_qsmxt)
     return long

@@ -588,6 +588,7 @@ class Plan:
                             qsm=self.qsm_map(key) if "SWI" in labels else None,
                             t1=session.t1 if "T1w" in labels else None, lookup=lookup,
                             task=self.models.get(method, {}).get("task"), out=self.layout.measures(method, key),
+                            qsmxt=self.layout.measures_qsmxt(method, key),
                             # a model's inference record holds its training-range check, flagged in the tables
                             inference_record=self.layout.inference_record(method, key) if method in self.models else None)
 

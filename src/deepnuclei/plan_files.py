@@ -170,6 +170,7 @@ class MeasuresCase(PlanRecord):
     lookup: str
     task: str | None
     out: str
+    qsmxt: str  # the same structures' statistics in QSMxT's columns
     inference_record: str | None
 
 

@@ -242,6 +242,16 @@ def qc_option(subject, space):
     return f"--{'t1' if space == 'T1w' else 'swi'}-labels {' '.join(pairs)}" if pairs else ""
 
 
+def derivative_datasets():
+    """The results folders that are BIDS-Derivatives datasets: root -> (kind, the segmentation method or None)."""
+    datasets = {"qsm": ("qsm", None)} if PLAN.with_swi() else {}
+    datasets.update({"registration": ("registration", None)} if PLAN.registered() else {})
+    datasets.update({f"segmentations/{method}": ("segmentations", method) for method in PLAN.evaluated_methods()
+                     if PLAN.segmented(method)})
+    datasets.update({"measures": ("measures", None)} if PLAN_CONTENTS["measures"] else {})
+    return datasets
+
+
 # ---- targets
 
 
@@ -263,8 +273,9 @@ def all_targets():
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
     targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
     if PLAN_CONTENTS["measures"]:  # every segmented (and every labelled) session's nucleus measures
-        targets += [LAYOUT.measures_table(), LAYOUT.measures_wide()]
+        targets += [LAYOUT.measures_table(), LAYOUT.measures_wide(), LAYOUT.measures_qsmxt_table()]
     targets += [LAYOUT.segmentation_qc(key) for key in PLAN.segmented_sessions()]
+    targets += [str(RESULTS / root / "dataset_description.json") for root in derivative_datasets()]
     targets += [model_bundle(model) for model in config["models"] if model in MODELS and PLAN.trained(model)]
     if PLAN_CONTENTS["overlap"]:
         targets += [evaluation_table(name, extension) for name in EVALUATION_TABLES for extension in ("csv", "md", "tex")]

@@ -1,6 +1,7 @@
 # Nucleus measures for every session a method segments, labelled or not (deepnuclei.measures): volume and
-# centre of mass on the T1 grid, susceptibility on the SWI grid; one job per method (or `reference`) and
-# session, merged into the group tables by one small job reading the case list (plan file measures.json).
+# centre of mass on the T1 grid, susceptibility on the SWI grid (also in QSMxT's columns); one job per method
+# (or `reference`) and session, merged into the group tables by one small job reading the case list (plan
+# file measures.json).
 # And a QC picture per segmented session: every method's labels over its T1 and QSM.
 
 
@@ -16,7 +17,8 @@ rule measures_case:
         qsm=lambda wildcards: measures_case(wildcards).qsm or [],
         lookup=lambda wildcards: measures_case(wildcards).lookup,
     output:
-        LAYOUT.measures("{method}", "{subject}"),
+        table=LAYOUT.measures("{method}", "{subject}"),
+        qsmxt=LAYOUT.measures_qsmxt("{method}", "{subject}"),
     params:
         files=lambda wildcards, input: " ".join(f"--{name.replace('_', '-')} {input[name]}" for name in MEASURES_FILES
                                                 if input[name]),
@@ -29,18 +31,21 @@ rule measures_case:
         "../../envs/evaluation.yaml"
     shell:
         "deepnuclei measures --subject {wildcards.subject} --method {wildcards.method} {params.files} {params.task}"
-        " --lookup {input.lookup} --out {output} > {log} 2>&1"
+        " --lookup {input.lookup} --out {output.table} --out-qsmxt {output.qsmxt} > {log} 2>&1"
 
 
 rule measures:
-    """Every session x method x structure (long TSV) and a row per session x method (wide CSV)."""
+    """Every session x method x structure (long TSV, and QSMxT's columns: CSV) and a row per session x method
+    (wide CSV)."""
     input:
         cases=plan_file("measures"),
         tables=plan_paths("measures", "out"),
+        qsmxt_tables=plan_paths("measures", "qsmxt"),
         records=[path for path in plan_paths("measures", "inference_record") if path],
     output:
         table=report(LAYOUT.measures_table(), caption="../report/measures.rst", category="Measures"),
         wide=report(LAYOUT.measures_wide(), caption="../report/measures.rst", category="Measures"),
+        qsmxt=report(LAYOUT.measures_qsmxt_table(), caption="../report/measures.rst", category="Measures"),
     log:
         log_path("measures"),
     benchmark:
@@ -48,7 +53,8 @@ rule measures:
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei merge-measures --plan {input.cases} --out-tsv {output.table} --out-csv {output.wide} > {log} 2>&1"
+        "deepnuclei merge-measures --plan {input.cases} --out-tsv {output.table} --out-csv {output.wide}"
+        " --out-qsmxt {output.qsmxt} > {log} 2>&1"
 
 
 rule segmentation_qc:

@@ -1,0 +1,87 @@
+"""The results folders as BIDS-Derivatives datasets, so that the BIDS validator, pybids and bids2table read
+them: `results/qsm`, `results/registration`, `results/segmentations/<method>` (one dataset per method: its
+files carry no `desc-<method>`) and `results/measures`.
+
+Each gets, at its root, a `dataset_description.json` (`GeneratedBy`: this package's version with its git
+commit; `SourceDatasets`: the input BIDS folder), a `.bidsignore` naming the workflow's files that BIDS
+has no name for (local fields, transforms, records, tables), and sidecars that BIDS' inheritance principle
+applies to every map of the dataset (a top-level `space-SWI_dseg.json` holds for every
+`sub-*_space-SWI_dseg.nii.gz`): what the map is, its unit, its grid (`SpatialReference`, which the
+validator requires for our spaces, SWI and T1w, that are no template) and, for a model's labels, the
+weights file and its SHA-256. What differs per session stays in the records beside the maps: the QSM's
+`_Chimap.json` (unit, reference, settings, QC) and a model's `_inference.json`. A segmentation method's
+dataset also gets its `dseg.tsv`, the numbering of its labels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .bundle import code_version, sha256
+from .io import write_json, write_text_atomic
+
+BIDS_VERSION = "1.10.0"
+SWI_GRID = "the session's own SWI grid: that of its first SWI magnitude echo (or existing QSM map) in the source dataset"
+T1_GRID = "the session's own T1w image in the source dataset"
+
+# the workflow's files that BIDS has no name for, per kind (.bidsignore patterns)
+IGNORED = {
+    "qsm": ["*_localfield.nii.gz", "/qsm_metrics*.csv"],
+    "registration": ["*_xfm.tfm", "*_registration.json", "/tre.csv"],
+    "segmentations": ["*_inference.json"],
+    "measures": ["*_nuclei.tsv", "/nuclei.tsv", "*.csv"],
+}
+
+
+def sidecars(kind: str, method: str | None = None, model: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The top-level sidecars of a kind of dataset, by file name; `method` (and its `model` weights file)
+    for a segmentation method's dataset."""
+    if kind == "qsm":
+        return {"space-SWI_Chimap.json": {
+                    "Description": "Magnetic susceptibility, relative to the reference its own sidecar names "
+                                   "(Reference); the QSM method is its desc- entity, its settings in Settings",
+                    "Units": "ppm", "SpatialReference": SWI_GRID},
+                "space-SWI_mask.json": {"Description": "The voxels where the QSM of the same desc- is valid",
+                                        "Type": "Brain", "SpatialReference": SWI_GRID}}
+    if kind == "registration":
+        return {"space-SWI_T1w.json": {"Description": "The session's T1w resampled on its SWI grid through its "
+                                                      "rigid T1w -> SWI transform (the _xfm.tfm beside it)",
+                                       "SpatialReference": SWI_GRID}}
+    if kind == "segmentations":
+        about = {"Description": f"Labels of the method {method}, numbered as the dataset's dseg.tsv"}
+        if model:  # what a user needs to know that two runs used the same network
+            about.update(Model=str(model), ModelSHA256=sha256(Path(model).read_bytes()))
+        return {"space-SWI_dseg.json": {**about, "SpatialReference": SWI_GRID},
+                "space-T1w_dseg.json": {**about, "SpatialReference": T1_GRID}}
+    return {}
+
+
+def derivative_files(kind: str) -> list[str]:
+    """The files `write_derivative` writes at the root of a dataset of `kind`."""
+    return (["dataset_description.json", ".bidsignore", *sidecars(kind, "")]
+            + (["dseg.tsv"] if kind == "segmentations" else []))
+
+
+def dataset_description(kind: str, bids_dir: str | os.PathLike, method: str | None = None) -> dict[str, Any]:
+    return {"Name": f"deepnuclei {kind}" + (f" of {method}" if method else ""), "BIDSVersion": BIDS_VERSION,
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "deepnuclei", "Version": code_version(),  # with the git commit in a checkout
+                             "Description": "QSM, deep-brain-nuclei segmentation and measures from SWI and T1w"}],
+            "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}]}
+
+
+def write_derivative(root: str | os.PathLike, kind: str, bids_dir: str | os.PathLike, method: str | None = None,
+                     model: str | os.PathLike | None = None, lookup: str | os.PathLike | None = None) -> list[Path]:
+    """Make `root` a BIDS-Derivatives dataset of `kind` (`derivative_files`); a segmentation method's needs
+    its `lookup` (the dseg.tsv of its numbering)."""
+    if kind == "segmentations" and not (method and lookup):
+        raise ValueError("a segmentation method's dataset needs the method and its label table")
+    root = Path(root)
+    written = [write_json(root / "dataset_description.json", dataset_description(kind, bids_dir, method)),
+               write_text_atomic(root / ".bidsignore", "\n".join(IGNORED[kind]) + "\n")]
+    written += [write_json(root / name, content) for name, content in sidecars(kind, method, model).items()]
+    if lookup:
+        written.append(write_text_atomic(root / "dseg.tsv", Path(lookup).read_text()))
+    return written
