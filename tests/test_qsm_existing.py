@@ -99,7 +99,7 @@ def test_the_plan_uses_existing_maps_instead_of_the_phase(tmp_path):
     assert len(first.magnitudes) == 3 and third.chimap is None and len(third.phases) == 3
     assert auto.qsm_map("01").endswith("sub-01_space-SWI_desc-existing_Chimap.nii.gz")
     assert auto.qsm_map("03").endswith("sub-03_space-SWI_desc-sharptv_Chimap.nii.gz")
-    assert auto.measures_case("atlas", "01")["qsm"] == auto.qsm_map("01")
+    assert auto.measures_case("atlas", "01").qsm == auto.qsm_map("01")
     assert auto.qsm_reference() == "existing"  # the test session 02 reads its own map: the figures say so
     with pytest.raises(PlanError, match=r"sub-03: no existing QSM map \(_Chimap\) in .*qsmxt and qsm.input is existing"):
         make_plan(config_for(bids, tmp_path, qsm={"input": "existing", "existing_dir": str(qsmxt)}, methods=["atlas"]))

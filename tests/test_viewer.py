@@ -27,6 +27,7 @@ from viewer_page import CHROMIUM, browser_page, open_page, pixels_of_colour, run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+CONFIG["models"]["linus"]["inputs"] = ["Chimap"]  # the tiny LiNUS `site` trains reads QSM alone (the demo's: QSM and T1)
 AFFINE = np.array([[0.8, 0, 0, -16.0], [0, 0.8, 0, -19.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1]])  # RAS, mm
 MODEL_FILE = "sub-demo/sub-demo_space-SWI_desc-model_Chimap.nii.gz"  # on the model's scale, [0, 1]
 RAW_FILE = "sub-demo/sub-demo_Chimap.nii.gz"  # the same in ppm

@@ -15,11 +15,9 @@ cannot carry ours, so the format is our own, versioned by `FORMAT_VERSION`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import subprocess
 import zipfile
 import zlib
 from collections import Counter
@@ -32,8 +30,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .io import InputError, read_json, voxel_sizes, write_bytes_atomic
+from . import __version__, code_version
+from .io import InputError, read_json, sha256, voxel_sizes, write_bytes_atomic
 from .labels import task_classes
 from .layout import MAIN_COHORT, Layout
 from .plan_files import PreprocessPlan, TrainPlan
@@ -64,20 +62,6 @@ class Bundle:
         import torch  # not at import: the plan reads bundles when Snakemake starts
 
         return torch.load(io.BytesIO(self.weights), map_location=device, weights_only=True)
-
-
-def sha256(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def code_version() -> str:
-    """The package version, and the git commit where the package runs from a checkout."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    return f"{__version__}+g{commit}"
 
 
 def training_grid(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bundle import code_version, sha256
-from .io import write_json, write_text_atomic
+from . import code_version
+from .io import sha256, write_json, write_text_atomic
 
 BIDS_VERSION = "1.10.0"
 SWI_GRID = "the session's own SWI grid: that of its first SWI magnitude echo (or existing QSM map) in the source dataset"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +26,10 @@ class InputError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 def without_trailing_singletons(image: nib.spatialimages.SpatialImage) -> nib.spatialimages.SpatialImage:
     """The image with length-1 axes after the 3rd dropped: converters (dcm2niix) may store a 3D image as
