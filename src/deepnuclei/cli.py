@@ -295,7 +295,8 @@ def infer(args: argparse.Namespace) -> None:
     segment_files(args.checkpoint, args.inputs, args.out_dseg, args.out_json, overlap=settings["overlap"],
                   batch_size=settings["batch_size"],
                   mixed_precision=None if settings["mixed_precision"] == "auto" else settings["mixed_precision"],
-                  padding_record=args.padding_record, flip=settings["flip"])
+                  padding_record=args.padding_record, flip=settings["flip"],
+                  drop_misplaced=settings["drop_misplaced"])
     if args.out_other:
         from .registration import move_labels_files
 

@@ -6,8 +6,9 @@ slide a window of the training patch size over it with MONAI's `sliding_window_i
 blending overlapping windows with Gaussian weights. For DB-ResUNet the predictor also builds each
 window's global patch from the block-averaged volume (see `data.GlobalView`). The workflow writes the
 labels as the network gives them (neither paper cleans them up; the evaluation may score a clean-up of
-every method alike); the viewer may keep each class's largest connected component
-(`evaluate.keep_largest_components`).
+every method alike), or, with `inference.drop_misplaced`, without the pieces that lie where training never
+put their structure (`training_range.drop_misplaced_pieces`); the viewer may keep each class's largest
+connected component (`evaluate.keep_largest_components`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
-from .training_range import check_session
+from .training_range import check_session, drop_misplaced_pieces
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ def segment_files(
     mixed_precision: bool | None = None,
     padding_record: str | os.PathLike | None = None,
     flip: bool = False,
+    drop_misplaced: bool = False,
 ) -> dict[str, Any]:
     """Segment one subject's channel files (the model's input order) with a checkpoint: writes the
     label map in reference label values (`reference_values`) on the first channel's grid, or, given
@@ -287,12 +289,13 @@ def segment_files(
     warm_up(model, info, subject.image, batch_size, mixed_precision)
     prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision,
                          flip_axis=subject.left_right_axis if flip else None)
-    range_check = check_session(state.get("training_range"), subject.image.numpy(), prediction.labels, subject.affine,
-                                task_classes(info.task))
+    classes, known = task_classes(info.task), state.get("training_range")
+    labels = drop_misplaced_pieces(prediction.labels, subject.affine, classes, known) if drop_misplaced else prediction.labels
+    range_check = check_session(known, subject.image.numpy(), labels, subject.affine, classes)
     for warning in range_check["warnings"]:
         log.warning("%s, %s: out of the training range: %s", info.model, Path(channel_paths[0]).name, warning)
     values = reference_values(info.task)
-    labels, affine = np.array([0, *values.values()], dtype=np.uint8)[prediction.labels], subject.affine
+    labels, affine = np.array([0, *values.values()], dtype=np.uint8)[labels], subject.affine
     if padding_record is not None:
         labels, affine = move_by_record(labels, affine, padding_record, channel_paths[0], inverse=True)
     save_volume(out_dseg, labels, affine, np.uint8)
@@ -305,6 +308,7 @@ def segment_files(
         "device": str(device),
         "mixed_precision": uses_half_precision(device, mixed_precision),
         "flip": flip,
+        "drop_misplaced": drop_misplaced,
         "threads": torch.get_num_threads(),
         "shape": list(subject.image.shape[1:]),
         "checkpoint": str(checkpoint),

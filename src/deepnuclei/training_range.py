@@ -16,6 +16,13 @@ each session with it:
 The margins are wide on purpose: the check is there to catch a failed segmentation (a nucleus missing,
 doubled, or where no nucleus is), not to grade a good one. Its result is a warning in the log and a flag in
 the inference record, the measures tables and the report; it never stops a run.
+
+The same offsets also clean a prediction up where asked (`inference.drop_misplaced`,
+`drop_misplaced_pieces`): a network shown an artefact it never saw (a bright sinus at the frontal base in a
+QSM of thick slices) may label it as a nucleus 30 mm and more from where any nucleus lies, beside a correct
+label of that nucleus. A piece (connected component) of a class whose centre lies beyond that class's
+training spread + `OFFSET_MARGIN_MM` is dropped, the rule the check applies to a whole class. Unlike keeping
+each class's largest piece, this keeps the right one when the artefact is the larger.
 """
 
 from __future__ import annotations
@@ -110,6 +117,40 @@ def range_warnings(known: dict[str, Any], inputs: list[dict[str, float]],
             warnings.append(f"{name}: centre {distance:.1f} mm from where training put it relative to the other "
                             f"structures (training spread {seen['offset_spread_mm']:.1f} mm)")
     return warnings
+
+
+def drop_misplaced_pieces(labels: np.ndarray, affine: np.ndarray, classes: Sequence[str],
+                          known: dict[str, Any] | None) -> np.ndarray:
+    """`labels` (task class indices) without the pieces of each class whose centre lies farther from where
+    training put that class (`training_range`'s mean offset from the centre of all labels) than its training
+    spread + `OFFSET_MARGIN_MM`. A class all of whose pieces lie too far keeps its nearest one (the range check
+    then flags it). The centre of all labels is recomputed from what is kept until nothing more is dropped, so
+    that a large misplaced piece cannot pull the reference towards itself. Without a record, `labels` as is."""
+    if not known:
+        return labels
+    labels = np.asarray(labels)
+    pieces = {}  # class index -> (piece map, centres in voxels)
+    for index, name in enumerate(classes, start=1):
+        mask = labels == index
+        if name not in known["anatomy"] or not mask.any():
+            continue
+        piece_map, count = ndimage.label(mask)
+        if count > 1:
+            pieces[index] = (piece_map, np.array(ndimage.center_of_mass(mask, piece_map, range(1, count + 1))))
+    kept = labels.copy()
+    for _ in range(len(pieces) + 1):  # until what is kept stops changing (bounded, should it cycle)
+        centre = np.array(ndimage.center_of_mass(kept > 0))
+        cleaned = labels.copy()
+        for index, (piece_map, centres) in pieces.items():
+            seen = known["anatomy"][classes[index - 1]]
+            distances = np.linalg.norm((centres - centre) @ affine[:3, :3].T - seen["offset_mm"], axis=1)
+            misplaced = distances > seen["offset_spread_mm"] + OFFSET_MARGIN_MM
+            misplaced[np.argmin(distances)] = False
+            cleaned[np.isin(piece_map, np.flatnonzero(misplaced) + 1)] = 0
+        if np.array_equal(cleaned, kept):
+            break
+        kept = cleaned
+    return kept
 
 
 def check_session(known: dict[str, Any] | None, image: np.ndarray, labels: np.ndarray, affine: np.ndarray,
