@@ -7,22 +7,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from deepnuclei.data import (
-    Augmentation,
-    Augmenter,
-    GlobalView,
-    PatchDataset,
-    SliceDataset,
-    Subject,
-    block_average,
-    block_majority,
-    crop,
-    crop_interpolated,
-    load_subject,
-    mirror_permutation,
-)
+from deepnuclei.augment import Augmentation, Augmenter, mirror_permutation
+from deepnuclei.data import PatchDataset, SliceDataset, Subject, load_subject
 from deepnuclei.io import InputError, save_volume
 from deepnuclei.train import loader_workers
+from deepnuclei.volumes import GlobalView, block_average, block_majority, crop, crop_interpolated
 
 
 def ball_subject(name: str = "s", shape=(24, 24, 24), centre=(8, 12, 12), radius: float = 3.0,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepnuclei.data import GlobalView, mirror_permutation, pad_to_multiple
+from deepnuclei.augment import mirror_permutation
+from deepnuclei.volumes import GlobalView, pad_to_multiple
 from deepnuclei.infer import (
     ModelInfo,
     for_inference,

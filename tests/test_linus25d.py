@@ -10,7 +10,8 @@ import pytest
 import torch
 from test_train import blob_subjects
 
-from deepnuclei.data import SliceDataset, Subject, context_stacks, pad_to_multiple
+from deepnuclei.data import SliceDataset, Subject
+from deepnuclei.volumes import context_stacks, pad_to_multiple
 from deepnuclei.infer import ModelInfo, load_model, predict, predict_logits, segment_files
 from deepnuclei.io import read_volume, save_volume
 from deepnuclei.metrics import connected_components, consecutive_slice_dice, slice_consistency

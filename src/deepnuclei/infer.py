@@ -1,10 +1,10 @@
 """Inference: a trained model's label map for a whole volume, and its time.
 
 2D models see the volume slice by slice (batches of slices across the spec's slice axis, padded
-to its size multiple; 2.5D models see each with its neighbours, `data.context_stacks`); 3D models
+to its size multiple; 2.5D models see each with its neighbours, `volumes.context_stacks`); 3D models
 slide a window of the training patch size over it with MONAI's `sliding_window_inference`,
 blending overlapping windows with Gaussian weights. For DB-ResUNet the predictor also builds each
-window's global patch from the block-averaged volume (see `data.GlobalView`). The workflow writes the
+window's global patch from the block-averaged volume (see `volumes.GlobalView`). The workflow writes the
 labels as the network gives them (neither paper cleans them up; the evaluation may score a clean-up of
 every method alike), or, with `inference.drop_misplaced`, without the pieces that lie where training never
 put their structure (`training_range.drop_misplaced_pieces`); the viewer may keep each class's largest
@@ -27,14 +27,16 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .augment import mirror_permutation
 from .bundle import is_bundle, load_bundle
-from .data import GlobalView, context_stacks, load_subject, mirror_permutation, pad_ends, pad_to_multiple
+from .data import load_subject
 from .evaluate import keep_largest_components
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
 from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
 from .training_range import check_session, drop_misplaced_pieces
+from .volumes import GlobalView, context_stacks, pad_ends, pad_to_multiple
 
 log = logging.getLogger(__name__)
 

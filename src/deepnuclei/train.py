@@ -50,7 +50,8 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data import Augmentation, EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
+from .augment import Augmentation
+from .data import EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
 from .evaluate import dice
 from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
 from .io import write_atomic, write_json, write_text_atomic

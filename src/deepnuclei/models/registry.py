@@ -3,7 +3,7 @@
 Adding a model is one file in this package and one `ModelSpec` in `MODELS`.
 
 A 2D model becomes 2.5D with the option `context_slices` (odd k): it sees each slice with its k // 2
-neighbours on either side stacked as channels (`data.context_stacks`) and predicts the centre slice.
+neighbours on either side stacked as channels (`volumes.context_stacks`) and predicts the centre slice.
 The spec reads that option, not the builder: the network just has k times the image channels.
 """
 
