@@ -37,10 +37,10 @@ reproduce: $(VENV)/.installed
 
 # Two pytest workers (pytest-xdist), a test file each at a time, the end-to-end files first
 # (tests/conftest.py): their Snakemake runs beside the unit tests. One thread per worker: the two share
-# the cores (unit tests 170 s instead of 196 on 2 cores).
+# the cores (unit tests 170 s instead of 196 on 2 cores). The 30 slowest tests are listed at the end.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	OMP_NUM_THREADS=1 PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=1 PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 # The unit tests alone, while working: no Snakemake run (those tests are marked slow); loadfile keeps a file's
 # session fixtures on one worker
