@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from deepnuclei.augment import mirror_permutation
-from deepnuclei.volumes import GlobalView, pad_to_multiple
 from deepnuclei.infer import (
     ModelInfo,
     for_inference,
@@ -19,7 +18,9 @@ from deepnuclei.infer import (
     segment_files,
 )
 from deepnuclei.io import InputError, read_volume, save_volume
+from deepnuclei.labels import task_classes
 from deepnuclei.preprocess import prepare_inputs
+from deepnuclei.volumes import GlobalView, pad_to_multiple
 
 TINY = {
     "linus": ({"widths": (4, 8, 8, 8, 8)}, 1, (32, 32)),
@@ -179,3 +180,32 @@ def test_segment_files_puts_the_labels_back_on_the_swi_grid(tmp_path) -> None:
     np.testing.assert_allclose(affine, swi_affine)
     with pytest.raises(InputError, match="model grid"):  # inputs that are not the record's
         segment_files(checkpoint, [t1], tmp_path / "x.nii.gz", tmp_path / "x.json", padding_record=tmp_path / "padding.json")
+
+
+def test_segment_files_drops_misplaced_pieces_only_where_asked(tmp_path, monkeypatch) -> None:
+    """With `drop_misplaced`, a piece of a structure far from where training put it is not written (the
+    network's labels are given here: a caudate where training saw it, and a piece of it far away)."""
+    from deepnuclei.infer import Prediction
+    from deepnuclei.training_range import anatomy_statistics, input_statistics, training_range
+
+    model, info = tiny_model("dbresunet", task="nuclei7")
+    classes = task_classes("nuclei7")
+    truth = np.zeros((20, 18, 10), np.uint8)
+    truth[2:6, 2:6, 2:5], truth[12:16, 10:14, 5:8] = 1, 2  # CN_L and CN_R where training saw them
+    known = training_range([input_statistics(np.random.rand(2, 20, 18, 10))],
+                           [anatomy_statistics(truth, np.eye(4), classes)], classes)
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict(), "training_range": known}, checkpoint)
+    predicted = truth.copy()
+    predicted[17:20, 0:3, 0:3] = 1  # CN_L again, 17 mm and more from where it belongs
+    monkeypatch.setattr("deepnuclei.infer.predict", lambda *args, **kwargs: Prediction(predicted.copy(), 0.1, 0.0))
+    channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), np.eye(4)) for name in ("a", "b")]
+    written = {}
+    for drop in (False, True):
+        record = segment_files(checkpoint, channels, tmp_path / f"{drop}_dseg.nii.gz", tmp_path / f"{drop}.json",
+                               drop_misplaced=drop)
+        written[drop] = read_volume(tmp_path / f"{drop}_dseg.nii.gz", dtype=np.uint8)[0]
+        assert record["drop_misplaced"] is drop
+    caudate_left = reference_values("nuclei7")["CN_L"]
+    assert (written[False] == caudate_left).sum() == 48 + 27 and (written[True] == caudate_left).sum() == 48
+    assert not written[True][17:20, 0:3, 0:3].any()
