@@ -23,6 +23,7 @@ from matplotlib import colormaps
 from torch import nn
 
 from ..bundle import load_bundle
+from ..data import Subject
 from ..evaluate import centre_of_mass
 from ..infer import WINDOW_OVERLAP, ModelInfo, load_model, predict, reference_values, warm_up
 from ..io import InputError, nifti_image, read_json, voxel_volume_mm3
@@ -156,15 +157,17 @@ def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str,
     return rows
 
 
-def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, inference: Mapping[str, Any]) -> Segmentation:
-    """Labels of one model input (channels, *volume) with the config's `inference:` settings."""
+def segment(loaded: LoadedModel, subject: Subject, inference: Mapping[str, Any]) -> Segmentation:
+    """Labels of one model input with the config's `inference:` settings: with `flip`, averaged with its
+    left-right mirror's, as `infer.segment_files` does."""
     batch_size, largest = inference.get("batch_size"), inference.get("largest_component", False)
     if not loaded.warm:
-        warm_up(loaded.model, loaded.info, image, batch_size, None)
+        warm_up(loaded.model, loaded.info, subject.image, batch_size, None)
         loaded.warm = True
-    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", WINDOW_OVERLAP), batch_size, largest)
+    prediction = predict(loaded.model, loaded.info, subject.image, inference.get("overlap", WINDOW_OVERLAP), batch_size,
+                         largest, flip_axis=subject.left_right_axis if inference.get("flip") else None)
     values = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)
     labels = values[prediction.labels]
-    return Segmentation(labels, affine, measure(labels, affine, loaded.info.task),
+    return Segmentation(labels, subject.affine, measure(labels, subject.affine, loaded.info.task),
                         prediction.inference_seconds, prediction.cleanup_seconds)
 
