@@ -101,7 +101,8 @@ def module_spec(name: str):
 def third_party_imports(command: str) -> set[str]:
     """Top-level names of the non-deepnuclei modules a CLI command reaches, following deepnuclei's
     modules (and their packages' __init__) transitively."""
-    pending = imported_names(ast.parse(inspect.getsource(command_function(command)).lstrip()), "deepnuclei")
+    function = command_function(command)
+    pending = imported_names(ast.parse(inspect.getsource(function).lstrip()), function.__module__.rpartition(".")[0])
     seen, outside = set(), set()
     while pending:
         name = pending.pop()

@@ -19,6 +19,7 @@ import yaml
 
 from deepnuclei.data import Subject
 from deepnuclei.evaluate import centre_of_mass
+from deepnuclei.infer import segment_files
 from deepnuclei.io import save_volume
 from deepnuclei.preprocess import qsm_window_ppm
 from deepnuclei.train import train
@@ -134,6 +135,18 @@ def test_raw_files_and_uploads_are_scaled_and_segmented_like_the_model_input(cli
     uploaded = segment(client, file=(io.BytesIO(upload), "sub-demo_space-SWI_desc-model_Chimap.nii.gz"))
     assert np.array_equal(np.asarray(labels_of(uploaded).dataobj), expected)
     assert (raw != expected).mean() < 1e-3  # the float32 round trip through ppm moves a voxel or two
+
+
+def test_inference_flip_and_drop_misplaced_as_the_workflow_does(site, tmp_path) -> None:
+    """With `inference.flip` and `inference.drop_misplaced` the viewer's labels are those `deepnuclei infer`
+    writes with them."""
+    config = {**CONFIG, "inference": {**CONFIG["inference"], "flip": True, "drop_misplaced": True}}
+    flipped = segment(create_app(site / "data", site / "results", config, LIMIT_MB).test_client(), path=MODEL_FILE)
+    out = tmp_path / "dseg.nii.gz"
+    segment_files(site / "results" / "models" / "linus" / "checkpoint_best.pt", [site / "data" / MODEL_FILE], out,
+                  tmp_path / "infer.json", overlap=CONFIG["inference"]["overlap"],
+                  batch_size=CONFIG["inference"]["batch_size"], flip=True, drop_misplaced=True)
+    assert np.array_equal(np.asarray(labels_of(flipped).dataobj), np.asarray(nib.load(out).dataobj))
 
 
 @pytest.mark.parametrize("path, problem", [

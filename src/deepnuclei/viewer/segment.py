@@ -23,10 +23,21 @@ from matplotlib import colormaps
 from torch import nn
 
 from ..bundle import load_bundle
+from ..data import Subject
 from ..evaluate import centre_of_mass
-from ..infer import WINDOW_OVERLAP, ModelInfo, load_model, predict, reference_values, warm_up
+from ..infer import (
+    WINDOW_OVERLAP,
+    ModelInfo,
+    default_device,
+    model_from_state,
+    predict,
+    read_state,
+    reference_values,
+    warm_up,
+)
 from ..io import InputError, nifti_image, read_json, voxel_volume_mm3
 from ..labels import task_classes
+from ..training_range import drop_misplaced_pieces
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,7 @@ class LoadedModel:
     inputs: tuple[str, ...]  # BIDS suffixes, in channel order
     preprocess: dict[str, Any] | None = None  # a bundle's intensity windows; None: the config's
     best_val_dice: float | None = None
+    training_range: dict[str, Any] | None = None  # what `inference.drop_misplaced` compares pieces with
     warm: bool = False  # the untimed first pass (kernel selection) done
 
     @property
@@ -104,7 +116,8 @@ class ModelCatalogue:
 
     def load(self, name: str, path: Path, mtime_ns: int) -> LoadedModel:
         try:
-            model, info = load_model(path)
+            state = read_state(path)
+            model, info = model_from_state(state, default_device())
         except InputError as error:  # a bad bundle: its own message
             raise InputError(name, error.problem) from error
         except Exception as error:  # torch raises many types for a checkpoint being written or corrupt
@@ -112,10 +125,11 @@ class ModelCatalogue:
         if path.suffix == ".zip":
             manifest = load_bundle(path).manifest
             return LoadedModel(name, mtime_ns, model, info, tuple(manifest["model"]["inputs"]), manifest["preprocess"],
-                               manifest["scores"]["validation"].get("best_val_dice"))
+                               manifest["scores"]["validation"].get("best_val_dice"), state.get("training_range"))
         summary = path.parent / "summary.json"
         return LoadedModel(name, mtime_ns, model, info, configured_inputs(name, info, self.models_config),
-                           best_val_dice=read_json(summary).get("best_val_dice") if summary.exists() else None)
+                           best_val_dice=read_json(summary).get("best_val_dice") if summary.exists() else None,
+                           training_range=state.get("training_range"))
 
     def describe(self) -> list[dict[str, Any]]:
         """Every model, or the reason it cannot be used."""
@@ -156,15 +170,20 @@ def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str,
     return rows
 
 
-def segment(loaded: LoadedModel, image: torch.Tensor, affine: np.ndarray, inference: Mapping[str, Any]) -> Segmentation:
-    """Labels of one model input (channels, *volume) with the config's `inference:` settings."""
+def segment(loaded: LoadedModel, subject: Subject, inference: Mapping[str, Any]) -> Segmentation:
+    """Labels of one model input with the config's `inference:` settings, as `infer.segment_files` writes them:
+    with `flip`, averaged with its left-right mirror's; with `drop_misplaced`, without the pieces that lie where
+    training never put their structure."""
     batch_size, largest = inference.get("batch_size"), inference.get("largest_component", False)
     if not loaded.warm:
-        warm_up(loaded.model, loaded.info, image, batch_size, None)
+        warm_up(loaded.model, loaded.info, subject.image, batch_size, None)
         loaded.warm = True
-    prediction = predict(loaded.model, loaded.info, image, inference.get("overlap", WINDOW_OVERLAP), batch_size, largest)
-    values = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)
-    labels = values[prediction.labels]
-    return Segmentation(labels, affine, measure(labels, affine, loaded.info.task),
+    prediction = predict(loaded.model, loaded.info, subject.image, inference.get("overlap", WINDOW_OVERLAP), batch_size,
+                         largest, flip_axis=subject.left_right_axis if inference.get("flip") else None)
+    labels = prediction.labels
+    if inference.get("drop_misplaced"):
+        labels = drop_misplaced_pieces(labels, subject.affine, task_classes(loaded.info.task), loaded.training_range)
+    labels = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)[labels]
+    return Segmentation(labels, subject.affine, measure(labels, subject.affine, loaded.info.task),
                         prediction.inference_seconds, prediction.cleanup_seconds)
 

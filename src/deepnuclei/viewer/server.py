@@ -122,7 +122,7 @@ def create_app(data_dir: str | Path, results_dir: str | Path, config: Mapping[st
             paths, shown = request_files(request, folder, loaded, Path(upload_dir))
             with shown_as(shown):
                 subject = model_input(paths, loaded.inputs, loaded.info.task, preprocess_settings(config, loaded))
-            result = segment(loaded, subject.image, subject.affine, viewer_inference(config))
+            result = segment(loaded, subject, viewer_inference(config))
         log.info("%s on %s: %.3f s inference", loaded.name, shown, result.inference_seconds)
         return {"model": loaded.name, "task": loaded.info.task, "file": shown,
                 "shape": list(result.labels.shape), "structures": result.structures,

@@ -1,0 +1,51 @@
+"""What the commands share: how each is registered with its handler, the log they write to, and the options
+that mean the same in several of them (`--settings` JSON text, `--threads`, `--interpolation`, NAME=DSEG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("deepnuclei")
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, handler: Handler,
+                help_text: str) -> argparse.ArgumentParser:
+    """The subcommand `name`, run by `handler` on its parsed options."""
+    parser = subparsers.add_parser(name, help=help_text)
+    parser.set_defaults(function=handler)
+    return parser
+
+
+def json_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error})") from None
+
+
+def add_settings(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--settings`: a config section as JSON text on the command line (the rules' `as_json`), parsed."""
+    parser.add_argument("--settings", required=True, type=json_text, help=f"{what} as JSON")
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def add_interpolation(parser: argparse.ArgumentParser) -> None:
+    """How a label map moves between the T1 and SWI grids."""
+    parser.add_argument("--interpolation", default="label_aware", choices=["nearest", "label_aware"])
+
+
+def name_and_path(text: str) -> tuple[str, str]:
+    """A NAME=DSEG pair: a method's name and its label map."""
+    name, equals, path = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is no NAME=DSEG pair")
+    return name, path
