@@ -58,11 +58,10 @@ def make_set(name: str, out: Path) -> Path:
     return bids
 
 
-def apply_bundles(bids: Path, results: Path, bundles: str, cores: int, flip: bool | None) -> None:
+def apply_bundles(bids: Path, results: Path, bundles: str, cores: int, inference: dict[str, bool]) -> None:
     """config/apply.yaml on the set, with the bundles given (`pretrained:<model>` or files in a folder) and
-    inference.flip where given."""
-    overrides = {"bids_dir": str(bids), "results_dir": str(results),
-                 **({} if flip is None else {"inference": {"flip": flip}}),
+    the `inference` settings given over apply.yaml's."""
+    overrides = {"bids_dir": str(bids), "results_dir": str(results), **({"inference": inference} if inference else {}),
                  "models": {model: {"bundle": f"pretrained:{model}" if bundles == "pretrained"
                                     else str(Path(bundles) / f"{model}.zip")} for model in MODELS}}
     settings = ROOT / results / "heldout_config.yaml"
@@ -124,13 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="average over the image and its left-right mirror (default: config/apply.yaml's)")
+    parser.add_argument("--drop-misplaced", action=argparse.BooleanOptionalAction, default=None,
+                        help="drop the pieces of a structure far from where training put it (default: apply.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "heldout")
     args = parser.parse_args(argv)
     tables = []
     for name in args.sets:
         bids = make_set(name, Path("resources") / "heldout" / name)
         results = Path("results-heldout") / name
-        apply_bundles(bids, results, args.bundles, args.cores, args.flip)
+        inference = {key: value for key, value in (("flip", args.flip), ("drop_misplaced", args.drop_misplaced))
+                     if value is not None}
+        apply_bundles(bids, results, args.bundles, args.cores, inference)
         tables.append(nucleus_dice(ROOT / results / "evaluation" / "overlap.csv", name))
     table = pd.concat(tables, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
