@@ -4,8 +4,8 @@ Two benchmarks, each with the truth known:
 
 * transfer: the three held-out sets of bench_heldout.py (another template, atlases and forward model, each
   session in its own pose), as `make bench-heldout` left them in results-heldout/<set>/ (QSM, preprocessed model
-  inputs, the atlas's labels), with the QSM of every configured method (`qsm.methods`: run the workflow on the
-  sets with `qsm.evaluate` listing them, see docs/measures.md). For each session, method (atlas, dbresunet,
+  inputs, the atlas's labels), with the QSM of every configured method (`qsm.methods`; `--make-qsm` runs the
+  workflow for the maps they lack, about 2 minutes per session and method on one core). For each session, method (atlas, dbresunet,
   linus) and nucleus the table of samples holds the mean susceptibility and the volume of every segmentation
   sample (a network's `averaged`, `direct` and `mirrored` label maps, `deepnuclei.infer.segment_samples`, with
   the settings of config/apply.yaml; the atlas's one label map) on every QSM map. The truth is the mean of the
@@ -16,10 +16,10 @@ Two benchmarks, each with the truth known:
   reconstructed them with every method: the true labels on every method's map (the QSM spread alone),
   leave-one-case-out.
 
-    .venv/bin/python benchmarks/bench_uncertainty.py                    # both, 90 %
-    .venv/bin/python benchmarks/bench_uncertainty.py --coverage 0.8 --skip-qsm-cases
+    .venv/bin/python benchmarks/bench_uncertainty.py --make-qsm         # both, 90 %
+    .venv/bin/python benchmarks/bench_uncertainty.py --coverage 0.8 --benchmarks transfer
 
-Writes into --out: samples.tsv (every sample), truth.tsv, intervals.tsv (every held-out case with its interval,
+Writes into --out: samples_<benchmark>.tsv (every sample; read back where present), truth_<benchmark>.tsv, intervals.tsv (every held-out case with its interval,
 per variant), coverage.tsv and uncertainty.md; the networks' segmentation samples are kept under samples/.
 """
 
@@ -49,17 +49,43 @@ NETWORKS = {"dbresunet": "nuclei7", "linus": "stn"}
 ATLASES = ("atlas",)
 KEYS = ["set", "session", "method", "structure"]
 DEFAULT = {"segmentation": "averaged", "qsm": "sharptv"}
-VARIANTS = {  # name: (symmetric, use the samples' spread)
-    "asymmetric": (False, True),
-    "symmetric": (True, True),
-    "floor only": (False, False),
+VARIANTS = {  # name: (symmetric, the spread's weights to choose from); the first is the module's default
+    "symmetric": (True, (1.0,)),
+    "asymmetric": (False, (1.0,)),
+    "learnt weight": (True, unc.WEIGHTS),
+    "floor only": (True, (0.0,)),
 }
+DEFAULT_VARIANT = next(iter(VARIANTS))
 
 
 def config() -> dict:
     settings = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     apply = yaml.safe_load((ROOT / "config" / "apply.yaml").read_text())
     return {"qsm": settings["qsm"], "inference": {**settings["inference"], **apply["inference"]}}
+
+
+def make_qsm(results_root: Path, bids_root: Path, methods: list[str], cores: int) -> None:
+    """The QSM maps of every method that the held-out sets lack, by the workflow (config/apply.yaml on the set,
+    `qsm.evaluate` listing every method; only those files asked for, so nothing else is redone)."""
+    import os
+    import subprocess
+    import tempfile
+
+    for set_name in SETS:
+        results = results_root / set_name
+        targets = [str(results / "qsm" / f"sub-{key}" / f"sub-{key}_space-SWI_desc-{method}_Chimap.nii.gz")
+                   for key in sessions(results) for method in methods]
+        targets = [target for target in targets if not Path(target).exists()]
+        if not targets:
+            continue
+        overrides = {"bids_dir": str(bids_root / set_name / "bids"), "results_dir": str(results),
+                     "qsm": {"evaluate": methods},
+                     "models": {model: {"bundle": f"pretrained:{model}"} for model in NETWORKS}}
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as settings:
+            yaml.safe_dump(overrides, settings)
+        environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        subprocess.run(["snakemake", *targets, "--cores", str(cores), "--configfile", "config/apply.yaml",
+                        settings.name], cwd=ROOT, env=environment, check=True)
 
 
 def sessions(results: Path) -> list[str]:
@@ -194,12 +220,11 @@ def group_of(method: str) -> str:
 def cross_validated(summary: pd.DataFrame, truth: np.ndarray, fold: str, coverage: float) -> pd.DataFrame:
     """Each fold's cases with intervals from factors learnt on the other folds, for every variant."""
     tables = []
-    for variant, (symmetric, spread) in VARIANTS.items():
-        cases = summary if spread else summary.assign(below=0.0, above=0.0)
-        for held in cases[fold].unique():
-            out = (cases[fold] == held).to_numpy()
-            calibrations = unc.calibrate(cases[~out], truth[~out], coverage, symmetric=symmetric)
-            table = unc.intervals(cases[out], calibrations)
+    for variant, (symmetric, weights) in VARIANTS.items():
+        for held in summary[fold].unique():
+            out = (summary[fold] == held).to_numpy()
+            calibrations = unc.calibrate(summary[~out], truth[~out], coverage, symmetric=symmetric, weights=weights)
+            table = unc.intervals(summary[out], calibrations)
             table["truth"] = truth[out]
             table["covered"] = unc.covered(table, truth[out])
             table["variant"] = variant
@@ -227,7 +252,8 @@ def coverage_table(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
                      "coverage": hits / n, "coverage_95ci": f"{low:.2f}-{high:.2f}",
                      "median_half_width": float(half.median()), "median_half_width_rel": float(relative.median()),
                      "median_abs_error": float((rows_.estimate - rows_.truth).abs().median()),
-                     "factor_median": float(rows_.factor.median())})
+                     "factor_median": float(rows_.factor.median()),
+                     "weights": "/".join(f"{w:g}" for w in sorted(rows_.weight.unique()))})
     return pd.DataFrame(rows)
 
 
@@ -239,24 +265,34 @@ def main(argv: list[str] | None = None) -> None:
                         help="a bench_qsm_accuracy.py --out folder (every method's map of every case)")
     parser.add_argument("--qsm-cache", type=Path, default=ROOT / "resources" / "qsm_benchmark",
                         help="its --cache (the cases and their truth)")
-    parser.add_argument("--skip-qsm-cases", action="store_true")
+    parser.add_argument("--make-qsm", action="store_true",
+                        help="reconstruct the QSM methods the held-out sets lack with the workflow first")
+    parser.add_argument("--cores", type=int, default=1, help="for --make-qsm")
+    parser.add_argument("--benchmarks", nargs="+", choices=["transfer", "qsm"], default=["transfer", "qsm"])
     parser.add_argument("--coverage", type=float, default=unc.COVERAGE)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "uncertainty")
     args = parser.parse_args(argv)
     settings = config()
     methods = list(settings["qsm"]["methods"])
     args.out.mkdir(parents=True, exist_ok=True)
-    samples_path, truth_path = args.out / "samples.tsv", args.out / "truth.tsv"
-    if samples_path.exists() and truth_path.exists():
-        samples, truths = pd.read_csv(samples_path, sep="\t"), pd.read_csv(truth_path, sep="\t")
-        print(f"samples and truth read from {args.out}")
-    else:
-        samples, truths = heldout_tables(args.results, args.bids, args.out, methods, settings["inference"])
-        if not args.skip_qsm_cases and args.qsm_maps.exists():
-            more = qsm_case_tables(args.qsm_maps, args.qsm_cache, methods)
-            samples, truths = pd.concat([samples, more[0]]), pd.concat([truths, more[1]])
+    parts = []
+    for benchmark in args.benchmarks:
+        samples_path, truth_path = args.out / f"samples_{benchmark}.tsv", args.out / f"truth_{benchmark}.tsv"
+        if samples_path.exists() and truth_path.exists():  # delete them to measure anew
+            print(f"{benchmark}: samples and truth read from {args.out}")
+            parts.append((pd.read_csv(samples_path, sep="\t"), pd.read_csv(truth_path, sep="\t")))
+            continue
+        if benchmark == "transfer":
+            if args.make_qsm:
+                make_qsm(args.results, args.bids, methods, args.cores)
+            samples, truths = heldout_tables(args.results, args.bids, args.out, methods, settings["inference"])
+        else:
+            samples, truths = qsm_case_tables(args.qsm_maps, args.qsm_cache, methods)
         samples.to_csv(samples_path, sep="\t", index=False)
         truths.to_csv(truth_path, sep="\t", index=False)
+        parts.append((samples, truths))
+    samples = pd.concat([part[0] for part in parts], ignore_index=True)
+    truths = pd.concat([part[1] for part in parts], ignore_index=True)
     default = {"segmentation": DEFAULT["segmentation"], "qsm": settings["qsm"]["method"]}
     summary = unc.summarise(samples, KEYS, default)
     summary.insert(0, "group", summary.method.map(group_of))
@@ -264,7 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     known = ~np.isnan(truth)
     summary, truth = summary[known].reset_index(drop=True), truth[known]
     transfer = summary.set != "qsm"
-    tables = [cross_validated(summary[transfer].reset_index(drop=True), truth[transfer.to_numpy()], "set", args.coverage)]
+    tables = []
+    if transfer.any():
+        tables.append(cross_validated(summary[transfer].reset_index(drop=True), truth[transfer.to_numpy()], "set",
+                                      args.coverage))
     qsm_rows = ~transfer.to_numpy()
     if qsm_rows.any():
         tables.append(cross_validated(summary[qsm_rows].reset_index(drop=True), truth[qsm_rows], "session",
@@ -273,17 +312,17 @@ def main(argv: list[str] | None = None) -> None:
     table["benchmark"] = np.where(table.set == "qsm", "qsm (leave one case out)", "transfer (leave one set out)")
     table.to_csv(args.out / "intervals.tsv", sep="\t", index=False)
     overall = coverage_table(table, ["benchmark", "variant", "measure", "group"])
-    by_set = coverage_table(table[table.variant == "asymmetric"], ["benchmark", "measure", "group", "set"])
-    by_method = coverage_table(table[table.variant == "asymmetric"], ["benchmark", "measure", "method"])
+    by_set = coverage_table(table[table.variant == DEFAULT_VARIANT], ["benchmark", "measure", "group", "set"])
+    by_method = coverage_table(table[table.variant == DEFAULT_VARIANT], ["benchmark", "measure", "method"])
     nucleus = table.structure.str.rsplit("_", n=1).str[0]
-    by_nucleus = coverage_table(table[table.variant == "asymmetric"].assign(nucleus=nucleus),
+    by_nucleus = coverage_table(table[table.variant == DEFAULT_VARIANT].assign(nucleus=nucleus),
                                 ["benchmark", "measure", "group", "nucleus"])
     coverage = pd.concat([overall, by_set, by_method, by_nucleus], ignore_index=True)
     coverage.to_csv(args.out / "coverage.tsv", sep="\t", index=False)
     text = [f"Intervals for {args.coverage:.0%} coverage (deepnuclei.uncertainty), measured on data our generator "
             "did not make\n"]
-    for title, part in (("every variant", overall), ("by set (asymmetric)", by_set),
-                        ("by method (asymmetric)", by_method), ("by nucleus (asymmetric)", by_nucleus)):
+    for title, part in (("every variant", overall), (f"by set ({DEFAULT_VARIANT})", by_set),
+                        (f"by method ({DEFAULT_VARIANT})", by_method), (f"by nucleus ({DEFAULT_VARIANT})", by_nucleus)):
         text += [f"## {title}\n", part.to_markdown(index=False, floatfmt=".3g"), ""]
     (args.out / "uncertainty.md").write_text("\n".join(text))
     print("\n".join(text))

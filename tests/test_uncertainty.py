@@ -34,7 +34,8 @@ def test_summary_of_known_samples() -> None:
 
 def test_interval_from_known_samples_and_factor() -> None:
     summary = unc.summarise(one_case(), KEYS, DEFAULT)
-    calibrations = [unc.Calibration("chi_mean_ppb", "all", 0.5, 20), unc.Calibration("volume_mm3", "all", 2.0, 20)]
+    calibrations = [unc.Calibration("chi_mean_ppb", "all", 0.5, 20, symmetric=False),
+                    unc.Calibration("volume_mm3", "all", 2.0, 20, symmetric=False)]
     table = unc.intervals(summary, calibrations).set_index("measure")
     # chi: floor 1 ppb -> 100 - 0.5 (32 + 1), 100 + 0.5 (4 + 1)
     assert table.loc["chi_mean_ppb", "lower"] == pytest.approx(83.5)
@@ -42,9 +43,12 @@ def test_interval_from_known_samples_and_factor() -> None:
     # volume: floor 5 % of 500 = 25 -> 500 - 2 (10 + 25), 500 + 2 (20 + 25)
     assert table.loc["volume_mm3", "lower"] == pytest.approx(430.0)
     assert table.loc["volume_mm3", "upper"] == pytest.approx(590.0)
-    symmetric = [unc.Calibration("chi_mean_ppb", "all", 0.5, 20, symmetric=True)]
+    symmetric = [unc.Calibration("chi_mean_ppb", "all", 0.5, 20)]  # the default: the larger side on both
     row = unc.intervals(summary, symmetric).set_index("measure").loc["chi_mean_ppb"]
     assert (row.lower, row.upper) == pytest.approx((83.5, 116.5))
+    half = [unc.Calibration("chi_mean_ppb", "all", 0.5, 20, weight=0.5)]  # 100 -/+ 0.5 (0.5 x 32 + 1)
+    row = unc.intervals(summary, half).set_index("measure").loc["chi_mean_ppb"]
+    assert (row.lower, row.upper) == pytest.approx((91.5, 108.5))
 
 
 def test_conformal_quantile_is_the_ceil_n_plus_one_rank() -> None:
@@ -76,7 +80,7 @@ def test_calibration_factor_on_a_constructed_case() -> None:
 def test_asymmetric_scores_use_the_truths_side() -> None:
     summary = pd.DataFrame({"measure": ["chi_mean_ppb"] * 2, "estimate": [100.0, 100.0], "below": [29.0, 29.0],
                             "above": [4.0, 4.0]})
-    np.testing.assert_allclose(unc.scores(summary, [85.0, 110.0]), [0.5, 2.0])  # 15 / 30 and 10 / 5
+    np.testing.assert_allclose(unc.scores(summary, [85.0, 110.0], symmetric=False), [0.5, 2.0])  # 15/30, 10/5
     np.testing.assert_allclose(unc.scores(summary, [85.0, 110.0], symmetric=True), [0.5, 10 / 30])
 
 
@@ -86,6 +90,20 @@ def test_groups_get_their_own_factor() -> None:
     truth = np.r_[np.full(10, 1100.0), np.full(10, 1010.0)]  # atlas 10 % off, network 1 %
     factors = {c.group: c.factor for c in unc.calibrate(summary, truth, 0.9)}
     assert factors == pytest.approx({"atlas": 2.0, "network": 0.2})  # error over the floor, 50 mm3
+
+
+def test_calibration_learns_to_ignore_a_spread_that_says_nothing() -> None:
+    """Errors of one size whatever the spread: with the weights to choose from, calibration gives the spread
+    weight 0 (a constant width, the narrowest that covers); where errors grow with the spread, weight 1."""
+    rng = np.random.default_rng(1)
+    spread = rng.uniform(0.0, 40.0, 400)
+    summary = pd.DataFrame({"measure": "chi_mean_ppb", "estimate": 50.0, "below": spread, "above": spread})
+    flat = 50.0 + rng.uniform(-5.0, 5.0, 400)
+    (ignored,) = unc.calibrate(summary, flat, weights=unc.WEIGHTS)
+    assert ignored.weight == 0.0 and ignored.factor == pytest.approx(4.5, abs=0.3)  # 90 % of |U(-5, 5)|, floor 1
+    scaled = 50.0 + spread * rng.uniform(-1.0, 1.0, 400)
+    (trusted,) = unc.calibrate(summary, scaled, weights=unc.WEIGHTS)
+    assert trusted.weight == 1.0 and trusted.factor < 1.0
 
 
 @pytest.mark.parametrize("coverage", [0.8, 0.9])

@@ -18,8 +18,9 @@ factor learnt on cases with a known truth (split-conformal prediction): the scor
 and the factor is the ceil((n + 1) * coverage)-th smallest of the n scores, so that a new case exchangeable
 with the calibration cases lies in `estimate -/+ factor * (spread + floor)` with probability at least
 `coverage`. The floor keeps a case without spread (an atlas's volume: one label map) from a zero-width interval:
-it is then `factor * floor`, relative to the estimate for the volume. `symmetric=True` uses the larger of the two
-sides on both. Factors are learnt per group of cases (a measure, and whether the method has segmentation
+it is then `factor * floor`, relative to the estimate for the volume. Symmetric intervals (the default,
+`SYMMETRIC`) use the larger of the two sides on both; asymmetric ones each side's own spread. Calibration may
+also learn how much to trust the spread against the floor (`weights`). Factors are learnt per group of cases (a measure, and whether the method has segmentation
 samples: a network, or an atlas with the QSM spread only); benchmarks/bench_uncertainty.py measures the
 coverage on data that another generator made.
 """
@@ -38,6 +39,11 @@ MEASURES = ("chi_mean_ppb", "volume_mm3")
 # volume (about a one-voxel shell of a small nucleus on a 1 mm grid is 20 to 40 %: the factor scales it)
 FLOORS = {"chi_mean_ppb": (1.0, 0.0), "volume_mm3": (0.0, 0.05)}
 COVERAGE = 0.9
+# The default intervals: symmetric, the spread at its full weight. On the held-out sets (docs/measures.md) they
+# held the truth as often as the alternatives of bench_uncertainty.py and most evenly across nuclei.
+SYMMETRIC = True
+# Weights of the spread against the floor that `calibrate` may choose from (the bench's "learnt weight")
+WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -78,24 +84,29 @@ def summarise(samples: pd.DataFrame, keys: Sequence[str], default: Mapping[str, 
     return pd.concat(rows, ignore_index=True)
 
 
-def scales(summary: pd.DataFrame, symmetric: bool = False,
-           floors: Mapping[str, Floor] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The half-widths, below and above the estimate, that a factor of 1 gives each case: the spread on that
-    side (the larger of the two where `symmetric`) plus the measure's floor."""
+def floors_of(summary: pd.DataFrame, floors: Mapping[str, Floor] | None = None) -> np.ndarray:
+    """Each case's floor (`Floor.of` its estimate; `floor_of` its measure unless `floors` names one)."""
     floors = floors or {}
-    floor = np.array([floors.get(m, floor_of(m)).of(e) for m, e in zip(summary.measure, summary.estimate)], dtype=float)
+    return np.array([floors.get(m, floor_of(m)).of(e) for m, e in zip(summary.measure, summary.estimate)], dtype=float)
+
+
+def scales(summary: pd.DataFrame, symmetric: bool = False, floors: Mapping[str, Floor] | None = None,
+           weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The half-widths, below and above the estimate, that a factor of 1 gives each case: the spread on that
+    side (the larger of the two where `symmetric`) times `weight`, plus the measure's floor."""
+    floor = floors_of(summary, floors)
     below, above = summary.below.to_numpy(float), summary.above.to_numpy(float)
     if symmetric:
         below = above = np.maximum(below, above)
-    return below + floor, above + floor
+    return weight * below + floor, weight * above + floor
 
 
 def scores(summary: pd.DataFrame, truth: Sequence[float] | np.ndarray, symmetric: bool = False,
-           floors: Mapping[str, Floor] | None = None) -> np.ndarray:
+           floors: Mapping[str, Floor] | None = None, weight: float = 1.0) -> np.ndarray:
     """Each case's conformity score: its error over the scale on the truth's side (`scales`); the smallest
     factor whose interval holds the truth."""
     error = np.asarray(truth, dtype=float) - summary.estimate.to_numpy(float)
-    below, above = scales(summary, symmetric, floors)
+    below, above = scales(summary, symmetric, floors, weight)
     scale = np.where(error < 0, below, above)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(error == 0, 0.0, np.abs(error) / scale)
@@ -121,42 +132,64 @@ class Calibration:
     factor: float
     cases: int
     coverage: float = COVERAGE
-    symmetric: bool = False
+    symmetric: bool = SYMMETRIC
+    weight: float = 1.0  # of the spread against the floor (`scales`)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def mean_width(summary: pd.DataFrame, factor: float, symmetric: bool = False,
+               floors: Mapping[str, Floor] | None = None, weight: float = 1.0) -> float:
+    """The mean width of the cases' intervals in units of their floors (ppb for the susceptibility, 5 % of the
+    estimate for the volume: `FLOORS`), so that large nuclei do not decide alone."""
+    below, above = scales(summary, symmetric, floors, weight)
+    return float(np.mean(factor * (below + above) / floors_of(summary, floors)))
+
+
 def calibrate(summary: pd.DataFrame, truth: Sequence[float] | np.ndarray, coverage: float = COVERAGE,
-              group: str = "group", symmetric: bool = False,
-              floors: Mapping[str, Floor] | None = None) -> list[Calibration]:
+              group: str = "group", symmetric: bool = SYMMETRIC, floors: Mapping[str, Floor] | None = None,
+              weights: Sequence[float] = (1.0,)) -> list[Calibration]:
     """A factor per measure and value of the `group` column (one group where the column is absent), from cases
-    with a known truth (aligned with the summary's rows)."""
+    with a known truth (aligned with the summary's rows). With several `weights` of the spread against the
+    floor, the one whose calibrated intervals are narrowest on these cases (`mean_width`): how much the
+    samples' spread says about the error is learnt with the factor (0: not at all, a width by the floor)."""
     summary = summary.reset_index(drop=True)
     truth = np.asarray(truth, dtype=float)
     groups = summary[group] if group in summary else pd.Series("all", index=summary.index)
     calibrations = []
     for (measure, name), rows in summary.groupby([summary.measure, groups], sort=False).groups.items():
         known = rows[~np.isnan(truth[rows])]
-        values = scores(summary.loc[known], truth[known], symmetric, floors)
-        calibrations.append(Calibration(measure, name, conformal_quantile(values, coverage), len(known), coverage,
-                                        symmetric))
+        cases = summary.loc[known]
+        candidates = []
+        for weight in weights:
+            factor = conformal_quantile(scores(cases, truth[known], symmetric, floors, weight), coverage)
+            width = mean_width(cases, factor, symmetric, floors, weight) if math.isfinite(factor) else math.inf
+            candidates.append((width, weight, factor))
+        width, weight, factor = min(candidates, key=lambda candidate: candidate[0])
+        calibrations.append(Calibration(measure, name, factor, len(known), coverage, symmetric, weight))
     return calibrations
 
 
 def intervals(summary: pd.DataFrame, calibrations: Sequence[Calibration], group: str = "group",
               floors: Mapping[str, Floor] | None = None) -> pd.DataFrame:
-    """The summary with each case's interval (`lower`, `upper`) and the `factor` it was given: the estimate
-    -/+ factor x scale (`scales`), with the calibration of its measure and group (NaN where none was learnt)."""
+    """The summary with each case's interval (`lower`, `upper`) and the `factor` and `weight` it was given: the
+    estimate -/+ factor x scale (`scales`), with the calibration of its measure and group (NaN where none was
+    learnt)."""
     table = summary.reset_index(drop=True).copy()
     groups = table[group] if group in table else pd.Series("all", index=table.index)
     factor = {(c.measure, c.group): c.factor for c in calibrations}
     symmetric = {(c.measure, c.group): c.symmetric for c in calibrations}
-    table["factor"] = [factor.get(key, np.nan) for key in zip(table.measure, groups)]
-    sym = np.array([symmetric.get(key, False) for key in zip(table.measure, groups)])
-    below, above = scales(table, False, floors)
-    sym_below, sym_above = scales(table, True, floors)
-    below, above = np.where(sym, sym_below, below), np.where(sym, sym_above, above)
+    weight = {(c.measure, c.group): c.weight for c in calibrations}
+    keys = list(zip(table.measure, groups))
+    table["factor"] = [factor.get(key, np.nan) for key in keys]
+    table["weight"] = [weight.get(key, np.nan) for key in keys]
+    sym = np.array([symmetric.get(key, False) for key in keys])
+    spread_below, spread_above = table.below.to_numpy(float), table.above.to_numpy(float)
+    wider = np.maximum(spread_below, spread_above)
+    floor = floors_of(table, floors)
+    below = table.weight.to_numpy(float) * np.where(sym, wider, spread_below) + floor
+    above = table.weight.to_numpy(float) * np.where(sym, wider, spread_above) + floor
     with np.errstate(invalid="ignore"):  # an infinite factor times a zero scale
         table["lower"] = table.estimate - table.factor * below
         table["upper"] = table.estimate + table.factor * above
