@@ -12,10 +12,13 @@ from deepnuclei.augment import mirror_permutation
 from deepnuclei.infer import (
     ModelInfo,
     for_inference,
+    PASSES,
     predict,
     predict_logits,
+    predict_passes,
     reference_values,
     segment_files,
+    segment_samples,
 )
 from deepnuclei.io import InputError, read_volume, save_volume
 from deepnuclei.labels import task_classes
@@ -116,6 +119,38 @@ def test_flip_averaging_sees_a_mirrored_head_as_the_mirror_with_its_sides_swappe
 
     flipped, plain = disagreement(0), disagreement(None)
     assert flipped < 1e-3 and plain > 0.05
+
+
+@pytest.mark.parametrize("name", ["linus", "dbresunet"])
+def test_the_passes_are_the_direct_the_mirrored_and_the_flip_averaged_label_maps(name: str) -> None:
+    """The segmentation samples of deepnuclei.uncertainty: `averaged` is what `predict` gives with the mirror,
+    `direct` what it gives without, and `mirrored` the mirror image's labels mirrored back, sides swapped."""
+    task = "stn" if name == "linus" else "nuclei7"
+    model, info = tiny_model(name, task)
+    model = for_inference(model, info.spec.dims)
+    image = torch.rand(info.in_channels, 32, 32, 16)
+    passes = predict_passes(model, info, image, flip_axis=0)
+    assert list(passes) == list(PASSES) == ["averaged", "direct", "mirrored"]
+    np.testing.assert_array_equal(passes["averaged"], predict(model, info, image, flip_axis=0).labels)
+    np.testing.assert_array_equal(passes["direct"], predict(model, info, image).labels)
+    swap = mirror_permutation(task).numpy()
+    np.testing.assert_array_equal(passes["mirrored"], swap[predict(model, info, image.flip(1)).labels[::-1]])
+    assert (passes["direct"] != passes["mirrored"]).mean() > 0.05  # an untrained network: two opinions
+
+
+def test_segment_samples_are_written_as_segment_files_writes_them(tmp_path) -> None:
+    model, info = tiny_model("dbresunet", task="nuclei7")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
+    affine = np.array([[1.25, 0, 0, -90], [0, 1.25, 0, -110], [0, 0, 2, -40], [0, 0, 0, 1]])
+    channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), affine) for name in ("a", "b")]
+    segment_files(checkpoint, channels, tmp_path / "dseg.nii.gz", tmp_path / "infer.json", flip=True)
+    samples, samples_affine = segment_samples(checkpoint, channels)
+    written, _ = read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)
+    np.testing.assert_array_equal(samples["averaged"], written)
+    np.testing.assert_allclose(samples_affine, affine)
+    for labels in samples.values():
+        assert labels.shape == (20, 18, 10) and set(np.unique(labels)) <= {0, *reference_values("nuclei7").values()}
 
 
 def test_mixed_precision_on_cpu_mostly_agrees() -> None:

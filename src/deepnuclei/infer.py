@@ -184,15 +184,23 @@ def predict_logits(model: nn.Module, info: ModelInfo, image: torch.Tensor, overl
     return predict_windows(model, spec, image, info.patch_size, overlap, batch_size or 2)
 
 
+def flip_pass_probabilities(model: nn.Module, info: ModelInfo, image: torch.Tensor, axis: int,
+                            overlap: float, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class probabilities of the image (the direct pass) and of its left-right mirror, mirrored back
+    with the sides' classes swapped (the mirrored pass): two opinions of one network on the same head."""
+    dim = axis + 1  # after the channel dimension
+    direct = predict_logits(model, info, image, overlap, batch_size).softmax(0)
+    mirrored = predict_logits(model, info, image.flip(dim), overlap, batch_size).softmax(0).flip(dim)
+    return direct, mirrored[mirror_permutation(info.task).to(mirrored.device)]
+
+
 def flip_averaged_probabilities(model: nn.Module, info: ModelInfo, image: torch.Tensor, axis: int,
                                 overlap: float, batch_size: int | None) -> torch.Tensor:
     """Class probabilities averaged over the image and its left-right mirror (test-time augmentation): the
     networks are trained on mirrored heads too (with their sides swapped), so the mirror is a second opinion
     of the same network, at twice the cost."""
-    dim = axis + 1  # after the channel dimension
-    direct = predict_logits(model, info, image, overlap, batch_size).softmax(0)
-    mirrored = predict_logits(model, info, image.flip(dim), overlap, batch_size).softmax(0).flip(dim)
-    return (direct + mirrored[mirror_permutation(info.task).to(mirrored.device)]) / 2
+    direct, mirrored = flip_pass_probabilities(model, info, image, axis, overlap, batch_size)
+    return (direct + mirrored) / 2
 
 
 def label_map(logits: torch.Tensor) -> torch.Tensor:
@@ -255,6 +263,26 @@ def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor,
     return Prediction(labels, predicted - started, cleaned - predicted)
 
 
+# The segmentation samples of one network on one session (deepnuclei.uncertainty): its two passes and the
+# label map the workflow writes with inference.flip
+PASSES = ("averaged", "direct", "mirrored")
+
+
+def predict_passes(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor, flip_axis: int,
+                   overlap: float = WINDOW_OVERLAP, batch_size: int | None = None,
+                   mixed_precision: bool | None = None) -> dict[str, np.ndarray]:
+    """The label maps (task class indices, uint8) of the direct pass, of the mirrored pass and of their
+    averaged probabilities (`PASSES`; `averaged` is `predict(..., flip_axis=flip_axis).labels`), for the
+    price of `predict` with the mirror."""
+    device = next(model.parameters()).device
+    image = torch.as_tensor(image, dtype=torch.float32).to(device)
+    model.eval()
+    with torch.inference_mode(), autocast(device, mixed_precision):
+        direct, mirrored = flip_pass_probabilities(model, info, image, flip_axis, overlap, batch_size)
+        probabilities = {"averaged": (direct + mirrored) / 2, "direct": direct, "mirrored": mirrored}
+        return {name: label_map(probabilities[name]).cpu().numpy() for name in PASSES}
+
+
 def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: int | None,
             mixed_precision: bool | None) -> None:
     """One untimed pass on a corner of the image (one batch of slices or of windows): the first call
@@ -265,6 +293,47 @@ def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: 
     else:
         corner = image[(slice(None), *(slice(0, size) for size in info.patch_size))]
     predict(model, info, corner, overlap=0.0, batch_size=batch_size, mixed_precision=mixed_precision)
+
+
+def kept_pieces(labels: np.ndarray, affine: np.ndarray, task: str, known: dict[str, Any] | None,
+                drop_misplaced: bool) -> np.ndarray:
+    """A task label map without the pieces that lie where training never put their structure, where
+    `drop_misplaced` asks for it (`training_range.drop_misplaced_pieces`, given the model's record `known`)."""
+    return drop_misplaced_pieces(labels, affine, task_classes(task), known) if drop_misplaced else labels
+
+
+def written_labels(labels: np.ndarray, affine: np.ndarray, task: str, padding_record: str | os.PathLike | None,
+                   first_channel: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A task label map as the workflow writes it: in reference label values (`reference_values`), and,
+    given the `preprocess` record of the model's inputs, back on the SWI grid they were padded from."""
+    labels = np.array([0, *reference_values(task).values()], dtype=np.uint8)[labels]
+    if padding_record is not None:
+        labels, affine = move_by_record(labels, affine, padding_record, first_channel, inverse=True)
+    return labels, affine
+
+
+def segment_samples(
+    checkpoint: str | os.PathLike,
+    channel_paths: Sequence[str | os.PathLike],
+    device: torch.device | None = None,
+    overlap: float = WINDOW_OVERLAP,
+    batch_size: int | None = None,
+    mixed_precision: bool | None = None,
+    padding_record: str | os.PathLike | None = None,
+    drop_misplaced: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One subject's segmentation samples (`predict_passes`: `averaged`, `direct`, `mirrored`), each as
+    `segment_files` writes its label map (with `flip`: `averaged` is that file's content), and their affine."""
+    device = device or default_device()
+    state = read_state(checkpoint, device)
+    model, info = model_from_state(state, device)
+    subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
+    passes = predict_passes(model, info, subject.image, subject.left_right_axis, overlap, batch_size, mixed_precision)
+    samples, affine = {}, subject.affine
+    for name, labels in passes.items():
+        labels = kept_pieces(labels, subject.affine, info.task, state.get("training_range"), drop_misplaced)
+        samples[name], affine = written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0])
+    return samples, affine
 
 
 def segment_files(
@@ -291,20 +360,17 @@ def segment_files(
     warm_up(model, info, subject.image, batch_size, mixed_precision)
     prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision,
                          flip_axis=subject.left_right_axis if flip else None)
-    classes, known = task_classes(info.task), state.get("training_range")
-    labels = drop_misplaced_pieces(prediction.labels, subject.affine, classes, known) if drop_misplaced else prediction.labels
-    range_check = check_session(known, subject.image.numpy(), labels, subject.affine, classes)
+    known = state.get("training_range")
+    labels = kept_pieces(prediction.labels, subject.affine, info.task, known, drop_misplaced)
+    range_check = check_session(known, subject.image.numpy(), labels, subject.affine, task_classes(info.task))
     for warning in range_check["warnings"]:
         log.warning("%s, %s: out of the training range: %s", info.model, Path(channel_paths[0]).name, warning)
-    values = reference_values(info.task)
-    labels, affine = np.array([0, *values.values()], dtype=np.uint8)[labels], subject.affine
-    if padding_record is not None:
-        labels, affine = move_by_record(labels, affine, padding_record, channel_paths[0], inverse=True)
+    labels, affine = written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0])
     save_volume(out_dseg, labels, affine, np.uint8)
     record = {
         "model": info.model,
         "task": info.task,
-        "label_values": values,
+        "label_values": reference_values(info.task),
         "inference_seconds": prediction.inference_seconds,
         "parameters": count_parameters(model),  # the efficiency tables' (they import no torch)
         "device": str(device),
