@@ -45,11 +45,13 @@ def atlas_results(tiny_cohort, tmp_path_factory):
     return results
 
 
+@pytest.mark.slow  # the fixture registers 4 atlases: half a minute
 def test_single_atlas_segments_each_large_nucleus(atlas_results):
     large = {name: score for name, score in atlas_results["atlas"].items() if name.split("_")[0] in LARGE_NUCLEI}
     assert min(large.values()) >= 0.6, large
 
 
+@pytest.mark.slow
 def test_joint_label_fusion_is_not_worse_on_average(atlas_results):
     assert np.mean(list(atlas_results["atlas-jlf"].values())) >= np.mean(list(atlas_results["atlas"].values()))
 
