@@ -197,15 +197,32 @@ def test_group_tables_without_sessions_leave_session_id_missing(session, tmp_pat
     assert (tmp_path / "wide.csv").read_text().splitlines()[1].startswith("sub-07,NA,atlas,T1w,")
 
 
-def test_the_measures_command_writes_the_tsv_of_the_methods_structures(session, tmp_path):
-    files = session["files"]
+def test_the_measures_command_writes_every_case_of_one_session_in_the_plan(session, tmp_path):
+    """One job per session: each of its cases (a method's structures: its lookup and task) to its own
+    files, as `write_session_measures` writes them, and their QC picture; another session's cases are left alone."""
+    files = {name: str(path) for name, path in session["files"].items()}
     write_text_atomic(tmp_path / "dseg.tsv", dseg_tsv([s.name for s in ALL_STRUCTURES]))
-    arguments = [item for name, path in files.items() for item in (f"--{name.replace('_', '-')}", str(path))]
-    assert main(["measures", "--subject", "01", "--method", "linus", *arguments, "--lookup", str(tmp_path / "dseg.tsv"),
-                 "--task", "stn", "--out", str(tmp_path / "m.tsv")]) == 0
-    table = read_measures(tmp_path / "m.tsv")
+
+    def case(subject: str, method: str, task: str | None) -> dict:
+        return {"subject": subject, "participant": subject, "session": None, "method": method, **files,
+                "lookup": str(tmp_path / "dseg.tsv"), "task": task, "out": str(tmp_path / f"{subject}_{method}.tsv"),
+                "qsmxt": str(tmp_path / f"{subject}_{method}.csv"), "inference_record": None}
+
+    (tmp_path / "measures.json").write_text(json.dumps([case("01", "atlas", None), case("01", "linus", "stn"),
+                                                        case("02", "atlas", None)]))
+    assert main(["measures", "--plan", str(tmp_path / "measures.json"), "--subject", "01", "--qc",
+                 str(tmp_path / "qc.png")]) == 0
+    height, width = matplotlib.image.imread(tmp_path / "qc.png").shape[:2]  # a row per method, 2 grids x 3 views
+    assert width / height == pytest.approx((2.5 * 6) / (2.6 * 2 + 0.8), rel=0.02)
+    table = read_measures(tmp_path / "01_linus.tsv")
     assert list(table["structure"]) == ["STN_L", "STN_R"]
     assert list(table["voxels"]) == [0, 1] and table["volume_mm3"].iloc[1] == pytest.approx(0.9 * 1.1 * 1.3, abs=1e-4)
+    write_session_measures(structures_of(tmp_path / "dseg.tsv"), tmp_path / "direct.tsv", tmp_path / "direct.csv",
+                           **session["files"])
+    pd.testing.assert_frame_equal(read_measures(tmp_path / "01_atlas.tsv"), read_measures(tmp_path / "direct.tsv"))
+    assert (tmp_path / "01_atlas.csv").read_text() == (tmp_path / "direct.csv").read_text()
+    assert not (tmp_path / "02_atlas.tsv").exists()
+    assert main(["measures", "--plan", str(tmp_path / "measures.json"), "--subject", "03"]) != 0  # no case: an error
 
 
 def test_qsmxt_statistics_are_qsmxts_over_the_nonzero_voxels(tmp_path):

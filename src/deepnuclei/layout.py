@@ -108,6 +108,10 @@ class Layout:
 
     # ---- nucleus measures (deepnuclei.measures)
 
+    def measures_dir(self, key: str) -> str:
+        """A session's measures: the two files below of every method that segments it (one job writes them)."""
+        return str(self.results / "measures" / f"sub-{key}")
+
     def measures(self, method: str, key: str) -> str:
         """One method's (or the reference's) measures of every structure in one session, a TSV."""
         return self.result("measures", key, "nuclei.tsv", desc=method)

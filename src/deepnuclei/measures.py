@@ -250,6 +250,15 @@ def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[st
     return measured_structures(list(read_dseg_tsv(lookup).values()), task)
 
 
+def write_cases_measures(cases: Sequence) -> dict[str, pd.DataFrame]:
+    """`write_session_measures` of each case (deepnuclei.plan_files.MeasuresCase: one method's label maps of
+    one session, and its files `out` and `qsmxt`) on the structures of its lookup and task; method -> table."""
+    return {case.method: write_session_measures(structures_of(case.lookup, case.task), case.out, case.qsmxt,
+                                                t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm,
+                                                t1=case.t1)
+            for case in cases}
+
+
 # ---- the group tables
 
 

@@ -186,3 +186,12 @@ def segmentation_qc(out_path: str | os.PathLike, t1_path: str | os.PathLike | No
         raise ValueError("segmentation QC needs the T1 or the QSM")
     rows = list(dict.fromkeys(name for grid in grids for name in grid.labels))
     return session_qc_figure(grids, rows, out_path, title)
+
+
+def cases_qc(out_path: str | os.PathLike, cases: Sequence, title: str = "") -> Path:
+    """`segmentation_qc` of one session's measures cases (deepnuclei.plan_files.MeasuresCase, the reference
+    first): each case's label maps over the T1 and the QSM that its measures read."""
+    t1 = next((case.t1 for case in cases if case.t1), None)
+    qsm = next((case.qsm for case in cases if case.qsm), None)
+    return segmentation_qc(out_path, t1, {case.method: case.t1_labels for case in cases if case.t1_labels}, qsm,
+                           {case.method: case.swi_labels for case in cases if case.swi_labels}, title)

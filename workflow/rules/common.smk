@@ -218,8 +218,11 @@ def overlap_case(wildcards):
     return PLAN.overlap_case(wildcards.method, wildcards.subject)
 
 
-def measures_case(wildcards):
-    return PLAN.measures_case(wildcards.method, wildcards.subject)
+def measures_inputs(wildcards):
+    """The files a session's measures read: every case's label maps, images and lookup."""
+    cases = PLAN.measures_sessions()[wildcards.subject]
+    return list(dict.fromkeys(path for case in cases for path in (case.t1_labels, case.t1, case.swi_labels, case.qsm,
+                                                                  case.lookup) if path))
 
 
 def qc_labels(subject, space):
@@ -227,7 +230,7 @@ def qc_labels(subject, space):
     segmented the session."""
     labels = {"reference": PLAN.reference_labels(subject, space)} if space in PLAN.reference_grids(subject) else {}
     for method in PLAN.evaluated_methods():
-        if subject in PLAN.segmented(method) and space in PLAN.output_spaces(method, subject):
+        if subject in PLAN.segmented_set(method) and space in PLAN.output_spaces(method, subject):
             labels[method] = segmentation(method, subject, space)
     return labels
 
@@ -235,11 +238,6 @@ def qc_labels(subject, space):
 def overlay_labels(subject):
     """`qc_labels` on the grid of the session's overlay picture: its SWI grid (T1 grid without SWI)."""
     return qc_labels(subject, "SWI" if SESSIONS[subject].has_swi else "T1w")
-
-
-def qc_option(subject, space):
-    pairs = [f"{name}={path}" for name, path in qc_labels(subject, space).items()]
-    return f"--{'t1' if space == 'T1w' else 'swi'}-labels {' '.join(pairs)}" if pairs else ""
 
 
 def derivative_datasets():
@@ -272,9 +270,9 @@ def all_targets():
     targets += [registration_qc(key) for key in registered] + [qsm_qc(key) for key in swi]
     targets += [path for method in PLAN.evaluated_methods() for path in segmentation_targets(method)]
     targets += [str(RESULTS / "segmentations" / "dseg.tsv")]
-    if PLAN_CONTENTS["measures"]:  # every segmented (and every labelled) session's nucleus measures
+    if PLAN_CONTENTS["measures"]:  # every segmented (and every labelled) session's nucleus measures and QC picture
         targets += [LAYOUT.measures_table(), LAYOUT.measures_wide(), LAYOUT.measures_qsmxt_table()]
-    targets += [LAYOUT.segmentation_qc(key) for key in PLAN.segmented_sessions()]
+        targets += [LAYOUT.segmentation_qc(key) for key in PLAN.measures_sessions()]
     targets += [str(RESULTS / root / "dataset_description.json") for root in derivative_datasets()]
     targets += [model_bundle(model) for model in config["models"] if model in MODELS and PLAN.trained(model)]
     if PLAN_CONTENTS["overlap"]:

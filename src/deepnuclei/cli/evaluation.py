@@ -66,12 +66,6 @@ def overlays(args: argparse.Namespace) -> None:
     segmentation_overlays(args.image, dict(args.labels), args.out, args.title)
 
 
-def segmentation_qc(args: argparse.Namespace) -> None:
-    from ..qc import segmentation_qc as draw
-
-    draw(args.out, args.t1, dict(args.t1_labels), args.qsm, dict(args.swi_labels), args.title)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = add_command(subparsers, "overlap-case", overlap_case, "Dice, precision, recall, distances and volumes of one "
                                                                 "segmentation against the reference labels")
@@ -121,14 +115,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       "every method's labels over one image, three views, a row per method")
     sub.add_argument("--image", required=True)
     sub.add_argument("--labels", nargs="+", required=True, type=name_and_path, help="NAME=DSEG pairs, the reference first")
-    sub.add_argument("--title", default="")
-    sub.add_argument("--out", required=True)
-
-    sub = add_command(subparsers, "segmentation-qc", segmentation_qc,
-                      "every method's labels over a session's T1 and QSM, a row per method")
-    sub.add_argument("--t1", help="the native T1")
-    sub.add_argument("--t1-labels", nargs="*", default=[], type=name_and_path, help="NAME=DSEG pairs on the T1 grid")
-    sub.add_argument("--qsm", help="the susceptibility map")
-    sub.add_argument("--swi-labels", nargs="*", default=[], type=name_and_path, help="NAME=DSEG pairs on the SWI grid")
     sub.add_argument("--title", default="")
     sub.add_argument("--out", required=True)

@@ -8,12 +8,20 @@ from .options import add_command, log
 
 
 def measures(args: argparse.Namespace) -> None:
-    from ..measures import structures_of, write_session_measures
+    from ..io import InputError, read_json
+    from ..measures import write_cases_measures
+    from ..plan_files import MeasuresCase
 
-    table = write_session_measures(structures_of(args.lookup, args.task), args.out, args.out_qsmxt,
-                                   t1_labels=args.t1_labels, swi_labels=args.swi_labels, qsm=args.qsm, t1=args.t1)
-    log.info("%s on sub-%s, volume (mm3) and mean susceptibility (ppb) per structure:\n%s", args.method, args.subject,
-             table.set_index("structure")[["volume_mm3", "chi_mean_ppb"]].to_string())
+    cases = [MeasuresCase.from_json(case) for case in read_json(args.plan) if case["subject"] == args.subject]
+    if not cases:
+        raise InputError(args.plan, f"no measures case of sub-{args.subject}")
+    for method, table in write_cases_measures(cases).items():
+        log.info("%s on sub-%s, volume (mm3) and mean susceptibility (ppb) per structure:\n%s", method, args.subject,
+                 table.set_index("structure")[["volume_mm3", "chi_mean_ppb"]].to_string())
+    if args.qc:
+        from ..qc import cases_qc
+
+        cases_qc(args.qc, cases, f"sub-{args.subject}")
 
 
 def merge_measures(args: argparse.Namespace) -> None:
@@ -26,17 +34,12 @@ def merge_measures(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = add_command(subparsers, "measures", measures, "volume, centre of mass and susceptibility of every structure "
-                                                        "of one session's label maps (a TSV)")
-    sub.add_argument("--subject", required=True, help="the session key (sub-<key>), for the log")
-    sub.add_argument("--method", required=True, help="the method (or `reference`), for the log")
-    sub.add_argument("--t1-labels", help="the labels on the T1 grid: volumes and centres of mass")
-    sub.add_argument("--t1", help="the native T1 (its affine: world mm and voxel indices)")
-    sub.add_argument("--swi-labels", help="the labels on the SWI grid: susceptibility (volumes without a T1)")
-    sub.add_argument("--qsm", help="the susceptibility map (ppm) on the SWI grid")
-    sub.add_argument("--lookup", required=True, help="dseg.tsv (package numbering) of the structures the method writes")
-    sub.add_argument("--task", help="a model's task: only its structures")
-    sub.add_argument("--out", required=True, help="TSV of one row per structure")
-    sub.add_argument("--out-qsmxt", help="CSV of the same structures' statistics in QSMxT's columns")
+                                                        "of one session's label maps, every method's (a TSV and a QSMxT "
+                                                        "CSV each), and their QC picture")
+    sub.add_argument("--plan", required=True, help="plan file measures.json: JSON list of {subject, method, "
+                                                   "t1_labels, t1, swi_labels, qsm, lookup, task, out, qsmxt, ...}")
+    sub.add_argument("--subject", required=True, help="the session key (sub-<key>): its cases are measured")
+    sub.add_argument("--qc", help="PNG: the cases' labels over the session's T1 and QSM, a row per method")
 
     sub = add_command(subparsers, "merge-measures", merge_measures,
                       "the group tables of nucleus measures: long TSV and wide CSV")
