@@ -243,7 +243,7 @@ def check_bundles_applied(root: Path, snakemake) -> None:
     for model in ("linus", "linus-t1", "dbresunet"):
         assert load_bundle(root / "results" / "bundles" / f"{model}.zip").manifest["name"] == model
     this_runs_bundles = root / "this_runs_bundles.yaml"  # instead of the package's, apply.yaml's default
-    this_runs_bundles.write_text("inference: {flip: false}\n"  # the training run's inference, to compare with
+    this_runs_bundles.write_text("inference: {flip: false, drop_misplaced: false}\n"  # the training run's inference
                                  "models:\n" + "".join(f"  {model}: {{bundle: results/bundles/{model}.zip}}\n"
                                                        for model in ("linus", "dbresunet")))
     run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
