@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deepnuclei.evaluate import (
-    keep_largest_components, overlap, overlap_table, score_labels, score_structure, summary_by_method,
+    keep_largest_components, mean_ppb, overlap, overlap_table, score_labels, score_structure, summary_by_method,
     surface_distances,
 )
 from deepnuclei.io import InputError, save_volume
@@ -232,3 +232,16 @@ def test_scores_are_the_same_whether_the_reference_has_gp_apart_or_as_one_label(
     assert set(table("merged", None)["structure"]) == {*SEPARATE, "GP_L", "GP_R"}
     # a reference without STN: no STN rows, for the atlas as for a model
     assert not table("merged", [name for name in MERGED if not name.startswith("STN")])["structure"].str.startswith("STN").any()
+
+
+def test_the_evaluation_and_the_measures_report_one_mean_susceptibility() -> None:
+    """One mean per structure, whichever table reports it: summed in float64 from a float32 map."""
+    from deepnuclei.measures import chi_measures
+
+    rng = np.random.default_rng(0)
+    chi_ppm = rng.normal(0.1, 0.05, (40, 40, 20)).astype(np.float32)
+    labels = np.zeros(chi_ppm.shape, np.uint8)
+    labels[5:35, 5:35, 2:18] = STRUCTURE_BY_NAME["THA_L"].label
+    measured = chi_measures(labels, chi_ppm, ["THA_L"])["THA_L"]["chi_mean_ppb"]
+    assert mean_ppb(chi_ppm, labels == STRUCTURE_BY_NAME["THA_L"].label) == measured
+    assert measured == pytest.approx(1000 * chi_ppm[5:35, 5:35, 2:18].astype(np.float64).mean(), rel=1e-12)
