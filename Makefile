@@ -47,9 +47,9 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	OMP_NUM_THREADS=1 PATH=$(BIN):$$PATH pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-# The `reproduce` target end to end on the tiny cohort (tests/test_reproduce_run.py, about 8 minutes)
+# The `reproduce` target end to end on the tiny cohort (tests/workflow/test_reproduce_run.py, about 8 minutes)
 test-reproduce: $(VENV)/.installed
-	PATH=$(BIN):$$PATH pytest -m reproduce tests/test_reproduce_run.py
+	PATH=$(BIN):$$PATH pytest -m reproduce tests/workflow/test_reproduce_run.py
 
 report: $(VENV)/.installed
 	PATH=$(BIN):$$PATH snakemake --report results/report.html

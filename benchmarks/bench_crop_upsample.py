@@ -1,5 +1,5 @@
 """DB-ResUNet's crop-and-upsample of the global branch's features, forward and backward, three ways
-that give the same numbers (tests/test_models.py), in one process on the same tensors: the 3D
+that give the same numbers (tests/unit/models/test_models.py), in one process on the same tensors: the 3D
 `grid_sample` on an affine grid, one small matrix product per axis (`resample_per_axis`, what
 `crop_and_upsample` falls back to) and `crop_and_upsample` (one F.interpolate on a whole-voxel crop).
 

@@ -13,8 +13,10 @@ import yaml
 
 from deepnuclei.demo.cohort import generate_subject
 from deepnuclei.demo.template import Template, prepare_template
+from deepnuclei.labels import dseg_tsv
+from helpers import ROOT
+from helpers.datasets import write_session
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,3 +106,27 @@ def with_trailing_axis():
         return out
 
     return copy
+
+
+@pytest.fixture
+def longitudinal(tmp_path) -> Path:
+    """Participant 01 with two labelled sessions (T1-grid labels only), 02 labelled on the SWI grid, 03
+    unlabelled, 04 with a T1 only, 05 with SWI only; the dataset's own dseg.tsv."""
+    bids = tmp_path / "bids"
+    write_session(bids, "01", "pre", labels=("T1w",))
+    write_session(bids, "01", "post", labels=("T1w",))
+    write_session(bids, "02", "pre", labels=("SWI",))
+    write_session(bids, "03", "pre")
+    write_session(bids, "04", "pre", echoes=0)
+    write_session(bids, "05", "pre", t1=False)
+    (bids / "derivatives" / "labels" / "dseg.tsv").write_text(dseg_tsv())
+    return bids
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the test machine's cores are shared, and waiting OpenMP threads stall there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -129,9 +129,15 @@ def rounded_index_distance(predicted_index: np.ndarray, reference_index: np.ndar
     return float(np.linalg.norm(np.asarray(grid_affine)[:3, :3] @ offset))
 
 
+def ppb_mean(values_ppm: np.ndarray) -> float:
+    """The mean of susceptibilities given in ppm, in ppb, summed in float64 (a float32 sum over a large
+    structure drifts); NaN for none. The evaluation's and the measures' tables both report it."""
+    return float(1000.0 * np.mean(values_ppm, dtype=np.float64)) if len(values_ppm) else np.nan
+
+
 def mean_ppb(chi_ppm: np.ndarray | None, mask: np.ndarray) -> float:
-    """Mean susceptibility in the mask in ppb; NaN without a map or for an empty mask."""
-    return float(1000.0 * chi_ppm[mask].mean()) if chi_ppm is not None and mask.any() else np.nan
+    """Mean susceptibility in the mask in ppb (`ppb_mean`); NaN without a map or for an empty mask."""
+    return ppb_mean(chi_ppm[mask]) if chi_ppm is not None else np.nan
 
 
 def score_structure(

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
-from .evaluate import mean_index, scored_names, scored_structures, union_box
+from .evaluate import mean_index, ppb_mean, scored_names, scored_structures, union_box
 from .io import (
     InputError,
     apply_affine,
@@ -114,7 +114,7 @@ def chi_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]) 
     for name, ppm in _structure_values(labels, chi_ppm, names):
         ppb = 1000.0 * ppm
         measures[name] = {"chi_voxels": len(ppb),
-                          "chi_mean_ppb": float(ppb.mean()) if len(ppb) else np.nan,
+                          "chi_mean_ppb": ppb_mean(ppm),
                           "chi_median_ppb": float(np.median(ppb)) if len(ppb) else np.nan,
                           "chi_sd_ppb": float(ppb.std(ddof=1)) if len(ppb) > 1 else np.nan}
     return measures

@@ -5,7 +5,7 @@ and the commands and rules that read them read them through it (`TrainPlan.read(
 Each file's JSON is the dataclass's fields by name (a field marked `OMITTED_WHEN_NONE` is left out when
 None), so a file written before these classes existed reads the same, and an unchanged plan is written
 byte for byte as before (Snakemake reruns nothing). `schema(kind)` derives a JSON schema from the
-dataclass; workflow/schemas/plan/ holds them, one per kind of file, and tests/test_plan_files.py checks
+dataclass; workflow/schemas/plan/ holds them, one per kind of file, and tests/unit/test_plan_files.py checks
 that they match the classes and that every plan file written validates.
 
 A model's entry (`models: {...}`, the config's, or a bundle's) stays a mapping: the config schema and

@@ -5,7 +5,7 @@
 
 Nested keys are dotted (`demo.seed`); `<name>` stands for a key the user chooses (a model's name). The
 descriptions are the schema's (workflow/schemas/config.schema.yaml): edit them there, not in the README.
-tests/test_docs.py checks that the README is current and names every key of config/config.yaml.
+tests/unit/test_docs.py checks that the README is current and names every key of config/config.yaml.
 """
 
 from __future__ import annotations
