@@ -352,7 +352,9 @@ def segment_files(
     """Segment one subject's channel files (the model's input order) with a checkpoint: writes the
     label map in reference label values (`reference_values`) on the first channel's grid, or, given
     the `preprocess` record of those inputs, back on the SWI grid they were padded from; and a JSON
-    record of those values and the inference time; returns that record."""
+    record of those values and the times (`wall_seconds`: from reading the model to the written labels;
+    `inference_seconds`: `predict`'s); returns that record."""
+    started = time.perf_counter()
     device = device or default_device()
     state = read_state(checkpoint, device)
     model, info = model_from_state(state, device)
@@ -368,6 +370,7 @@ def segment_files(
     labels, affine = written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0])
     save_volume(out_dseg, labels, affine, np.uint8)
     record = {
+        "wall_seconds": time.perf_counter() - started,
         "model": info.model,
         "task": info.task,
         "label_values": reference_values(info.task),

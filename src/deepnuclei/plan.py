@@ -32,7 +32,7 @@ from .bundle import bundle_path, is_bundle, load_bundle
 from .labels import check_task, lookup_structures
 from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
 from .plan_files import (AtlasCase, DatasetRecord, EvaluationPlan, ExperimentCohort, ExperimentsPlan, MeasuresCase,
-                         OverlapCase, Participants, PreprocessPlan, QsmMetricCase, QsmSource, SessionRecord, TimingCase,
+                         InferencePlan, OverlapCase, Participants, PreprocessPlan, QsmMetricCase, QsmSource, SessionRecord, TimingCase,
                          TrainCase, TrainCases, TrainPlan, TreCase, write_plan_file)
 
 log = logging.getLogger(__name__)
@@ -371,6 +371,17 @@ def resolve_bundles(models: Mapping[str, dict]) -> tuple[dict[str, dict], dict[s
 # ---- the plan ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InferenceGroup:
+    """Sessions that one inference rule serves: the models that read their `space` grid, and whether a registration
+    links it to the other grid (the labels then go there too)."""
+
+    space: str
+    registered: bool
+    models: tuple[str, ...]
+    sessions: list[str]
+
+
 @dataclass(eq=False)  # hashed by identity: its queries are cached
 class Plan:
     """Every decision about the dataset: sessions, roles, and what each method segments and scores."""
@@ -537,6 +548,37 @@ class Plan:
         space = self.native_space(model)
         return [self.layout.preprocessed(key, f"{suffix}.nii.gz", space) for suffix in self.models[model]["inputs"]]
 
+    def model_weights(self, model: str) -> str:
+        """The file inference loads: the model's bundle, or the best checkpoint of this run's training."""
+        return self.models[model].get("bundle") or self.layout.model_file(model, "checkpoint_best.pt")
+
+    def inference_plan(self, model: str) -> InferencePlan:
+        space, subject = self.native_space(model), "{subject}"
+        other = next(other for other in SPACES if other != space)
+        return InferencePlan(model, self.model_weights(model), self.model_inputs(model, subject),
+                             self.layout.preprocessed(subject, "padding.json", space),
+                             self.layout.segmentation(model, subject, space), self.layout.segmentation(model, subject, other),
+                             self.layout.inference_record(model, subject))
+
+    @cache
+    def inference_groups(self) -> list[InferenceGroup]:
+        """The sessions that the same models segment on the same grid, with (or without) the registration that
+        takes their labels to the other grid, largest group first: one inference job per session and group runs
+        them all (a job per model and session made 1,000 sessions of config/paper.yaml plan 9,000 jobs more)."""
+        evaluated = set(self.evaluated_methods())
+        kinds = ([model for model in self.models if model in evaluated],
+                 [model for model in self.models if model not in evaluated])  # the LiNUS experiments': their target
+        groups: dict[tuple[str, bool, tuple[str, ...]], list[str]] = {}
+        for key, session in self.sessions.items():
+            for space in SPACES:
+                for kind in kinds:
+                    models = tuple(model for model in kind
+                                   if self.native_space(model) == space and key in self.segmented_set(model))
+                    if models:
+                        groups.setdefault((space, session.registered, models), []).append(key)
+        found = [InferenceGroup(space, registered, models, keys) for (space, registered, models), keys in groups.items()]
+        return sorted(found, key=lambda group: -len(group.sessions))
+
     # ---- case lists
 
     def training_plan(self, model: str) -> TrainPlan:
@@ -619,14 +661,16 @@ class Plan:
         return sessions
 
     def timing_cases(self, methods: Iterable[str]) -> list[TimingCase]:
-        """Where each method's time per subject was recorded: the benchmark of the job that segmented it
-        and, for models, the inference record (network time, device)."""
+        """Where each method's time per subject was recorded: an atlas method's in the benchmark of the job that
+        segmented it, a model's in its inference record (its own wall and network time, device)."""
         cases = []
         for method in methods:
-            rule = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}.get(method, f"infer_{method}")
-            cases += [TimingCase(method, key, self.layout.benchmark(rule, key),
-                                 self.layout.inference_record(method, key) if method in self.models else None)
-                      for key in self.scored(method)]
+            if method in self.models:
+                cases += [TimingCase(method, key, record=self.layout.inference_record(method, key))
+                          for key in self.scored(method)]
+            else:
+                rule = {"atlas": "atlas_single", "atlas-jlf": "atlas_jlf"}[method]
+                cases += [TimingCase(method, key, benchmark=self.layout.benchmark(rule, key)) for key in self.scored(method)]
         return cases
 
     def experiment_methods(self) -> list[str]:
@@ -843,6 +887,9 @@ def plan_files(plan: Plan) -> dict[str, Any]:
     for model in plan.models:
         if plan.trained(model) and plan.training_sessions(model, "train"):
             files[f"train_{model}"] = plan.training_plan(model)
+    for group in plan.inference_groups():
+        for model in group.models:
+            files[f"infer_{model}"] = plan.inference_plan(model)
     for cohort in dict.fromkeys(session.cohort for session in plan.sessions.values()):
         for space in SPACES:
             files[Path(plan.layout.preprocess_plan(space, cohort)).stem] = plan.preprocess_settings(space, cohort)

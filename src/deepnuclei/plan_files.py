@@ -175,12 +175,35 @@ class MeasuresCase(PlanRecord):
 
 
 @dataclass
+class InferencePlan(PlanRecord):
+    """infer_<model>.json: one model's part of every inference job (`deepnuclei infer-session --plans`), which
+    segments a session with all the models that read its grid. Paths hold `{subject}` for the session key."""
+
+    model: str
+    weights: str  # the model's bundle, or the best checkpoint of this run's training
+    inputs: list[str]  # the preprocessed model inputs, in the model's channel order
+    padding_record: str  # the preprocess record that takes the labels back to the image grid
+    dseg: str  # the labels on the model's own grid
+    other: str  # the labels on the session's other grid, where its registration links the two
+    record: str  # the inference record
+
+    def for_session(self, subject: str) -> InferencePlan:
+        """The plan with one session's paths."""
+        def fill(path: str) -> str:
+            return path.replace("{subject}", subject)
+
+        return InferencePlan(self.model, self.weights, [fill(path) for path in self.inputs], fill(self.padding_record),
+                             fill(self.dseg), fill(self.other), fill(self.record))
+
+
+@dataclass
 class TimingCase(PlanRecord):
-    """Where a method's time on one session was recorded: its job's benchmark and a model's inference record."""
+    """Where a method's time on one session was recorded: an atlas method's in its job's benchmark, a model's in
+    its inference record (one job segments a session with several models)."""
 
     method: str
     subject: str
-    benchmark: str
+    benchmark: str | None = field(default=None, metadata=OMITTED_WHEN_NONE)
     record: str | None = field(default=None, metadata=OMITTED_WHEN_NONE)
 
 
@@ -257,7 +280,7 @@ class ExperimentsPlan(PlanRecord):
 
 # the kind of each plan file, by its name's first word (train_<model>, preprocess_<space>, qsm_metrics_<cohort>)
 KINDS: dict[str, Any] = {
-    "dataset": DatasetRecord, "train": TrainPlan, "preprocess": PreprocessPlan, "overlap": list[OverlapCase],
+    "dataset": DatasetRecord, "train": TrainPlan, "infer": InferencePlan, "preprocess": PreprocessPlan, "overlap": list[OverlapCase],
     "linus_experiments_overlap": list[OverlapCase], "measures": list[MeasuresCase], "evaluation": EvaluationPlan,
     "atlas_jlf": list[AtlasCase], "tre": list[TreCase], "qsm_metrics": list[QsmMetricCase],
     "linus_experiments": ExperimentsPlan,

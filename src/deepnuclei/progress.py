@@ -21,7 +21,7 @@ STAGES = (
     ("demo_", "simulation"), ("validate_", "checks"), ("bids_validator", "checks"), ("qsm_metrics", "evaluation"),
     ("qsm", "QSM"), ("register_", "registration"), ("t1_to_swi", "registration"), ("registration_", "registration"),
     ("preprocess_", "preprocessing"), ("relabel_", "preprocessing"), ("move_reference", "preprocessing"),
-    ("atlas_", "atlas"), ("segmentation_to_swi", "atlas"), ("train", "training"), ("export_model", "training"),
+    ("atlas_", "atlas"), ("train", "training"), ("export_model", "training"),
     ("infer", "inference"),
 )
 STAGE_ORDER = ("simulation", "checks", "QSM", "registration", "preprocessing", "atlas", "training", "inference",

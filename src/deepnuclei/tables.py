@@ -317,13 +317,14 @@ def read_benchmark_seconds(path: str | os.PathLike) -> float:
 
 
 def timing_table(cases: Sequence[TimingCase]) -> pd.DataFrame:
-    """Per method and subject: the job's wall seconds from its Snakemake benchmark file and, for models,
-    the network's seconds, device and parameter count from the inference record; nothing is timed again."""
+    """Per method and subject: the wall seconds of an atlas method's job (its Snakemake benchmark file) or of a
+    model's part of its session's inference job (reading the model to the written labels), and for models the
+    network's seconds, device and parameter count, all from the inference record; nothing is timed again."""
     rows = []
     for case in cases:
         record = read_json(case.record) if case.record else {}
         rows.append({"method": case.method, "subject": str(case.subject),
-                     "job_seconds": read_benchmark_seconds(case.benchmark),
+                     "job_seconds": read_benchmark_seconds(case.benchmark) if case.benchmark else record["wall_seconds"],
                      "network_seconds": record.get("inference_seconds", float("nan")),
                      "device": record.get("device", "cpu"), "parameters": record.get("parameters", float("nan"))})
     return pd.DataFrame(rows, columns=["method", "subject", "job_seconds", "network_seconds", "device", "parameters"])

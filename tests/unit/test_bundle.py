@@ -7,19 +7,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from deepnuclei.bundle import FORMAT_VERSION, export_model, load_bundle, summary
 from deepnuclei.infer import ModelInfo, load_model, predict
 from deepnuclei.io import InputError, read_volume, save_volume, write_json
-from deepnuclei.labels import STRUCTURE_BY_NAME
 from deepnuclei.layout import Layout
 from deepnuclei.plan import PlanError, make_plan, plan_files
 from deepnuclei.plan_files import QsmSource
@@ -232,49 +229,6 @@ def test_the_viewer_opens_bundles_beside_trained_models(trained, tmp_path):
     assert all(result.status_code == 200 for result in results_by_model)
     labels = [gzip.decompress(base64.b64decode(result.json["labels_nii_gz_base64"])) for result in results_by_model]
     assert labels[0] == labels[1]  # the same NIfTI bytes (gzip's header holds a time)
-
-
-def check_bundles_applied(root: Path, snakemake) -> None:
-    """After the tiny demo's end-to-end run in `root` (tests/workflow/test_workflow.py): its bundles, applied with
-    config/apply.yaml to the same images without any labels, give the training run's label maps bit for
-    bit, and the measures equal a direct computation from those maps and the QSM."""
-    bids, unlabelled = root / "resources" / "demo" / "bids", root / "unlabelled"
-    shutil.copytree(bids, unlabelled, ignore=shutil.ignore_patterns("derivatives"))
-    for model in ("linus", "linus-t1", "dbresunet"):
-        assert load_bundle(root / "results" / "bundles" / f"{model}.zip").manifest["name"] == model
-    this_runs_bundles = root / "this_runs_bundles.yaml"  # instead of the package's, apply.yaml's default
-    this_runs_bundles.write_text("inference: {flip: false, drop_misplaced: false}\n"  # the training run's inference
-                                 "models:\n" + "".join(f"  {model}: {{bundle: results/bundles/{model}.zip}}\n"
-                                                       for model in ("linus", "dbresunet")))
-    run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
-                    str(ROOT / "config" / "apply.yaml"), str(this_runs_bundles), "--config", f"bids_dir={unlabelled}",
-                    cwd=root)
-    assert run.returncode == 0, run.stderr[-3000:]
-    applied, trained_run = root / "results-apply", root / "results"
-    assert not (applied / "models").exists() and not (applied / "evaluation" / "overlap.csv").exists()
-    for model in ("linus", "dbresunet"):
-        for space in ("SWI", "T1w"):
-            name = Path("segmentations") / model / "sub-02" / f"sub-02_space-{space}_dseg.nii.gz"
-            assert np.array_equal(read_volume(applied / name)[0], read_volume(trained_run / name)[0]), name
-        assert (applied / "segmentations" / model / "sub-01" / "sub-01_space-SWI_dseg.nii.gz").exists()  # unlabelled too
-    labels, _ = read_volume(applied / "segmentations" / "dbresunet" / "sub-02" / "sub-02_space-SWI_dseg.nii.gz")
-    t1_labels, t1_affine = read_volume(applied / "segmentations" / "dbresunet" / "sub-02" / "sub-02_space-T1w_dseg.nii.gz")
-    chi, _ = read_volume(applied / "qsm" / "sub-02" / "sub-02_space-SWI_desc-sharptv_Chimap.nii.gz")
-    measured = pd.read_csv(applied / "measures" / "sub-02" / "sub-02_desc-dbresunet_nuclei.tsv", sep="\t",
-                           na_values="n/a").set_index("structure")
-    checked = 0
-    for structure, row in measured.iterrows():
-        inside = labels == STRUCTURE_BY_NAME[structure].label
-        if inside.sum() == 0 or structure.startswith("GP"):  # GP: the union of its parts, checked in test_measures
-            continue
-        assert row.chi_mean_ppb == pytest.approx(1000 * chi[inside].mean(), abs=1e-3)
-        assert row.chi_median_ppb == pytest.approx(1000 * np.median(chi[inside]), abs=1e-3)
-        in_t1 = t1_labels == STRUCTURE_BY_NAME[structure].label
-        assert row.volume_mm3 == pytest.approx(in_t1.sum() * abs(np.linalg.det(t1_affine[:3, :3])), rel=1e-4)
-        checked += 1
-    assert checked >= 3
-    group = pd.read_csv(applied / "measures" / "nuclei.tsv", sep="\t", dtype={"participant_id": str})
-    assert {"atlas", "linus", "dbresunet"} <= set(group["method"]) and "reference" not in set(group["method"])
 
 
 def test_apply_uses_the_models_that_ship_in_the_package_and_they_know_what_they_were_trained_on():

@@ -207,14 +207,17 @@ def test_method_summary_and_table_files(tmp_path):
     assert (tmp_path / "all" / "ablation_rate.csv") in write_evaluation_tables(overlap, tmp_path / "all", ablations=ablations)
 
 
-def test_efficiency_reads_the_benchmarks_and_the_inference_records(tmp_path):
+def test_efficiency_reads_the_atlas_benchmarks_and_the_inference_records(tmp_path):
+    """An atlas method's time is its job's (Snakemake's benchmark file); a model's, its part of the session's
+    inference job, which its record holds."""
     cases, expected = [], parameters_of(get_spec("linus"), in_channels=1, n_classes=3)  # background, STN_L, STN_R
     for subject, seconds in (("01", 2.0), ("02", 4.0)):
         benchmark = tmp_path / f"{subject}.tsv"
-        benchmark.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:0{seconds:.0f}\t100\n")
+        benchmark.write_text(f"s\th:m:s\tmax_rss\n{2 * seconds}\t0:00:0{seconds:.0f}\t100\n")
         record = tmp_path / f"{subject}.json"
-        record.write_text(json.dumps({"inference_seconds": seconds / 4, "device": "cpu", "parameters": expected}))
-        cases += [TimingCase("linus", subject, str(benchmark), str(record)), TimingCase("atlas", subject, str(benchmark))]
+        record.write_text(json.dumps({"wall_seconds": seconds, "inference_seconds": seconds / 4, "device": "cpu",
+                                      "parameters": expected}))
+        cases += [TimingCase("linus", subject, record=str(record)), TimingCase("atlas", subject, str(benchmark))]
     models = {"linus": {"architecture": "linus", "inputs": ["Chimap"], "task": "stn"}}
     efficiency = efficiency_table(timing_table(cases)).set_index("method")
     assert efficiency.loc["linus", "parameters"] == expected and efficiency.loc["linus", "model_size"] == 4 * expected
@@ -230,7 +233,7 @@ def test_efficiency_reads_the_benchmarks_and_the_inference_records(tmp_path):
     columns = list(efficiency.columns)
     assert columns.index("inference_time_cpu_sd") == columns.index("inference_time_cpu") + 1
     assert columns.index("network_seconds_sd") == columns.index("network_seconds") + 1
-    assert np.isnan(efficiency.loc["atlas", "parameters"])
+    assert np.isnan(efficiency.loc["atlas", "parameters"]) and efficiency.loc["atlas", "job_seconds"] == pytest.approx(6.0)
     # the papers' times in seconds: MRICloud's 1.6 h, the LiNUS paper's registration method's 15 min
     assert efficiency.loc["paper: MRICloud, DB-ResUNet Table II", "inference_time_cpu"] == pytest.approx(5760.0)
     assert efficiency.loc["paper: Traditional method, LiNUS Table III", "job_seconds"] == pytest.approx(900.0)

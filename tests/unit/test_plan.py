@@ -53,6 +53,17 @@ def test_sessions_inputs_and_roles_of_a_longitudinal_dataset(longitudinal, tmp_p
     assert record.subjects["04_ses-pre"].segmented_by == ["atlas", "atlas-jlf", "linus-t1"]
     assert record.subjects["02_ses-pre"].scored_for == ["atlas", "atlas-jlf", "linus", "dbresunet", "linus-t1",
                                                         "dbresunet-rate1x1x1", "dbresunet-in-Chimap"]
+    # one inference job per session and grid: the test session's also runs the ablation variants; 04 has no
+    # registration (T1 only), so its labels stay on the T1 grid
+    groups = {(group.space, group.registered, group.models): group.sessions for group in plan.inference_groups()}
+    assert groups == {
+        ("SWI", True, ("linus", "dbresunet")): ["01_ses-post", "01_ses-pre", "03_ses-pre"],
+        ("SWI", True, ("linus", "dbresunet", "dbresunet-rate1x1x1", "dbresunet-in-Chimap")): ["02_ses-pre"],
+        ("T1w", True, ("linus-t1",)): ["01_ses-post", "01_ses-pre", "02_ses-pre", "03_ses-pre"],
+        ("T1w", False, ("linus-t1",)): ["04_ses-pre"]}
+    inference = plan.inference_plan("linus-t1").for_session("04_ses-pre")
+    assert inference.dseg.endswith("segmentations/linus-t1/sub-04_ses-pre/sub-04_ses-pre_space-T1w_dseg.nii.gz")
+    assert inference.inputs == [plan.layout.preprocessed("04_ses-pre", "T1w.nii.gz", "T1w")]
 
 
 def test_participant_filters_as_bids_apps_take_them(longitudinal, tmp_path):
@@ -240,7 +251,12 @@ def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     counts = Counter(job.rule.name for job in jobs)
     assert counts["validate_inputs"] == counts["qsm"] == counts["atlas_single"] == 1000
     models = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["models"]
-    assert counts["infer_swi"] + counts["infer_t1w"] >= 1000 * len(models)
+    # one inference job per session and grid runs all of its models, on both grids
+    assert {space: sum(count for rule, count in counts.items() if rule.startswith(f"infer_{space}"))
+            for space in ("swi", "t1w")} == {"swi": 1000, "t1w": 1000}
+    segmented = Counter(Path(path).parts[-3] for job in jobs if job.rule.name.startswith("infer_") for path in job.output
+                        if path.endswith("_dseg.nii.gz"))
+    assert {model: segmented[model] for model in models} == {model: 2000 for model in models}
     assert counts["overlap_case"] > 0 and counts["train"] >= len(models)
     # measures and QC picture: one job per session for every method (and the reference where labelled), merged once
     assert counts["measures_session"] == 1000 and counts["measures"] == 1

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 from dataclasses import fields
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from deepnuclei.atlas import AtlasParams
+from deepnuclei.bundle import load_bundle
 from deepnuclei.infer import WINDOW_OVERLAP
 from deepnuclei.io import read_json, read_volume
 from deepnuclei.labels import STRUCTURE_BY_NAME
@@ -111,11 +112,52 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         assert read_volume(segmentations / "sub-02_space-T1w_dseg.nii.gz")[0].shape == (80, 96, 80)
         assert read_json(segmentations / "sub-02_inference.json")["inference_seconds"] > 0
     check_evaluation(tmp_path / "results", overlap, models)
-    from test_bundle import check_bundles_applied  # here: test_bundle imports this module's helpers
-
     check_bundles_applied(tmp_path, snakemake)
     check_measures(tmp_path / "results", models)
     check_derivatives(tmp_path / "results", models)
+
+
+def check_bundles_applied(root: Path, snakemake) -> None:
+    """After the tiny demo's end-to-end run in `root` (tests/workflow/test_workflow.py): its bundles, applied with
+    config/apply.yaml to the same images without any labels, give the training run's label maps bit for
+    bit, and the measures equal a direct computation from those maps and the QSM."""
+    bids, unlabelled = root / "resources" / "demo" / "bids", root / "unlabelled"
+    shutil.copytree(bids, unlabelled, ignore=shutil.ignore_patterns("derivatives"))
+    for model in ("linus", "linus-t1", "dbresunet"):
+        assert load_bundle(root / "results" / "bundles" / f"{model}.zip").manifest["name"] == model
+    this_runs_bundles = root / "this_runs_bundles.yaml"  # instead of the package's, apply.yaml's default
+    this_runs_bundles.write_text("inference: {flip: false, drop_misplaced: false}\n"  # the training run's inference
+                                 "models:\n" + "".join(f"  {model}: {{bundle: results/bundles/{model}.zip}}\n"
+                                                       for model in ("linus", "dbresunet")))
+    run = snakemake("--cores", "2", "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
+                    str(ROOT / "config" / "apply.yaml"), str(this_runs_bundles), "--config", f"bids_dir={unlabelled}",
+                    cwd=root)
+    assert run.returncode == 0, run.stderr[-3000:]
+    applied, trained_run = root / "results-apply", root / "results"
+    assert not (applied / "models").exists() and not (applied / "evaluation" / "overlap.csv").exists()
+    for model in ("linus", "dbresunet"):
+        for space in ("SWI", "T1w"):
+            name = Path("segmentations") / model / "sub-02" / f"sub-02_space-{space}_dseg.nii.gz"
+            assert np.array_equal(read_volume(applied / name)[0], read_volume(trained_run / name)[0]), name
+        assert (applied / "segmentations" / model / "sub-01" / "sub-01_space-SWI_dseg.nii.gz").exists()  # unlabelled too
+    labels, _ = read_volume(applied / "segmentations" / "dbresunet" / "sub-02" / "sub-02_space-SWI_dseg.nii.gz")
+    t1_labels, t1_affine = read_volume(applied / "segmentations" / "dbresunet" / "sub-02" / "sub-02_space-T1w_dseg.nii.gz")
+    chi, _ = read_volume(applied / "qsm" / "sub-02" / "sub-02_space-SWI_desc-sharptv_Chimap.nii.gz")
+    measured = pd.read_csv(applied / "measures" / "sub-02" / "sub-02_desc-dbresunet_nuclei.tsv", sep="\t",
+                           na_values="n/a").set_index("structure")
+    checked = 0
+    for structure, row in measured.iterrows():
+        inside = labels == STRUCTURE_BY_NAME[structure].label
+        if inside.sum() == 0 or structure.startswith("GP"):  # GP: the union of its parts, checked in test_measures
+            continue
+        assert row.chi_mean_ppb == pytest.approx(1000 * chi[inside].mean(), abs=1e-3)
+        assert row.chi_median_ppb == pytest.approx(1000 * np.median(chi[inside]), abs=1e-3)
+        in_t1 = t1_labels == STRUCTURE_BY_NAME[structure].label
+        assert row.volume_mm3 == pytest.approx(in_t1.sum() * abs(np.linalg.det(t1_affine[:3, :3])), rel=1e-4)
+        checked += 1
+    assert checked >= 3
+    group = pd.read_csv(applied / "measures" / "nuclei.tsv", sep="\t", dtype={"participant_id": str})
+    assert {"atlas", "linus", "dbresunet"} <= set(group["method"]) and "reference" not in set(group["method"])
 
 
 def check_derivatives(results: Path, models: set[str]) -> None:

@@ -1,56 +1,52 @@
-# Atlas baselines, evaluated like any model: labels on the T1 grid (segmentation_to_swi moves them to the
-# SWI grid where the session has one).
+# Atlas baselines, evaluated like any model: labels made on the T1 grid and, where the session's registration links
+# it to the SWI grid, moved there in the same job. One rule per method for registered sessions (`atlas_single`,
+# `atlas_jlf`) and one for sessions without SWI (`_only`).
 
 ATLAS = config["atlas"]
 ATLAS_SETTINGS = as_json({key: value for key, value in ATLAS.items() if key != "threads"})  # threads: no rerun
+ATLAS_RULES = {  # method -> rule name, its atlases (inputs, and their options from them), memory, minutes
+    "atlas": ("atlas_single", {"atlas_t1": ATLAS["template_t1"], "atlas_labels": ATLAS["template_labels"]},
+              lambda input: f"--atlas-t1 {input.atlas_t1} --atlas-labels {input.atlas_labels}", 4000, 60),  # demo: 1.0 GB, < 1 min
+    "atlas-jlf": ("atlas_jlf", {"atlases": plan_file("atlas_jlf"),  # the first training sessions' T1 and labels
+                                "atlas_files": [path for key in ("t1", "labels") for path in plan_paths("atlas_jlf", key)]},
+                  lambda input: f"--atlas-list {input.atlases}", 16000, 480),  # demo: 1.1 GB and 2.5 minutes with 3 atlases
+}
+for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.items():
+    for registered in (True, False):
+        sessions = PLAN.sessions_where(registered)
+        if not sessions:
+            continue
 
-
-rule atlas_single:
-    input:
-        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
-        atlas_t1=ATLAS["template_t1"],
-        atlas_labels=ATLAS["template_labels"],
-        validated=validation_record("{subject}"),
-    output:
-        segmentation("atlas", "{subject}", "T1w"),
-    params:
-        settings=ATLAS_SETTINGS,
-    threads: ATLAS["threads"]
-    resources:  # demo: 1.0 GB, under a minute; real 1 mm T1s may need more
-        mem_mb=attempt_scaled(4000),
-        runtime=attempt_scaled(60),
-    log:
-        log_path("atlas_single", "{subject}"),
-    benchmark:
-        benchmark_path("atlas_single", "{subject}")
-    conda:
-        "../../envs/registration.yaml"
-    shell:
-        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-t1 {input.atlas_t1}"
-        " --atlas-labels {input.atlas_labels} --out {output} --settings '{params.settings}' > {log} 2>&1"
-
-
-rule atlas_jlf:
-    """Joint label fusion of the first training sessions (plan file atlas_jlf: their T1 and labels)."""
-    input:
-        t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
-        atlases=plan_file("atlas_jlf"),
-        atlas_files=[path for key in ("t1", "labels") for path in plan_paths("atlas_jlf", key)],
-        validated=validation_record("{subject}"),
-    output:
-        segmentation("atlas-jlf", "{subject}", "T1w"),
-    params:
-        settings=ATLAS_SETTINGS,
-    threads: ATLAS["threads"]
-    resources:  # demo: 1.1 GB and 2.5 minutes with 3 atlases
-        mem_mb=attempt_scaled(16000),
-        runtime=attempt_scaled(480),
-    log:
-        log_path("atlas_jlf", "{subject}"),
-    benchmark:
-        benchmark_path("atlas_jlf", "{subject}")
-    conda:
-        "../../envs/registration.yaml"
-    shell:
-        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} --atlas-list {input.atlases}"
-        " --out {output} --settings '{params.settings}' > {log} 2>&1"
+        rule:
+            name:
+                f"{rule_name}{'' if registered else '_only'}"
+            input:
+                **atlases,
+                t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
+                validated=validation_record("{subject}"),
+                **({"swi": lambda wildcards: grid_image(wildcards.subject, "SWI"),
+                    "transform": registration_transform("{subject}")} if registered else {}),
+            output:
+                t1=segmentation(method, "{subject}", "T1w"),
+                swi=segmentation(method, "{subject}", "SWI") if registered else [],
+            wildcard_constraints:
+                subject="|".join(map(re.escape, sessions)),
+            params:
+                settings=ATLAS_SETTINGS,
+                atlases=lambda wildcards, input, atlas_options=atlas_options: atlas_options(input),
+                swi=lambda wildcards, input, output, registered=registered: (
+                    f"--swi {input.swi} --transform {input.transform} --out-swi {output.swi}"
+                    f" --interpolation {REGISTRATION['label_interpolation']}" if registered else ""),
+            threads: ATLAS["threads"]
+            resources:
+                mem_mb=attempt_scaled(memory),
+                runtime=attempt_scaled(minutes),
+            log:
+                log_path(rule_name, "{subject}"),
+            benchmark:
+                benchmark_path(rule_name, "{subject}")
+            conda:
+                "../../envs/registration.yaml"
+            shell:
+                "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} {params.atlases}"
+                " --out {output.t1} {params.swi} --settings '{params.settings}' > {log} 2>&1"

@@ -203,11 +203,6 @@ OVERLAP_TABLES = ["overlap", "linus_experiments_overlap"]
 # ---- what the rules read: a model, a case of a plan file, the label maps of a QC picture
 
 
-def model_weights(model):
-    """The file inference loads: the model's bundle, or the best checkpoint of its training."""
-    return MODELS[model].get("bundle") or model_file(model, "checkpoint_best.pt")
-
-
 def trained_model(model):
     """The input that stands for a model: its bundle (a changed bundle re-runs inference), or its training's
     summary (the checkpoints beside it are no outputs)."""

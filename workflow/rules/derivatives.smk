@@ -22,7 +22,7 @@ for root, (kind, method) in derivative_datasets().items():
             kind=kind,
             bids_dir=BIDS,
             options=(f"--method {method} --lookup {LAYOUT.segmentations_lookup()}" if method else "")
-            + (f" --model {model_weights(method)}" if method in MODELS else ""),
+            + (f" --model {PLAN.model_weights(method)}" if method in MODELS else ""),
         log:
             log_path(job),
         benchmark:

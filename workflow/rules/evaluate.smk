@@ -53,7 +53,7 @@ rule evaluation_tables:
     input:
         overlap=RESULTS / "evaluation" / "overlap.csv",
         plan=plan_file("evaluation"),
-        benchmarks=[case.benchmark for case in PLAN_CONTENTS["evaluation"].timings],
+        benchmarks=[case.benchmark for case in PLAN_CONTENTS["evaluation"].timings if case.benchmark],
         records=[case.record for case in PLAN_CONTENTS["evaluation"].timings if case.record],
         participants=PLAN_CONTENTS["evaluation"].participants.tsv or [],  # LiNUS Table I's form
     output:

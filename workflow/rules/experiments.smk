@@ -11,7 +11,7 @@ if EXPERIMENTS:
         input:
             overlap=RESULTS / "evaluation" / "linus_experiments_overlap.csv",
             plan=plan_file("linus_experiments"),
-            benchmarks=[case.benchmark for case in EXPERIMENTS.timings],
+            benchmarks=[case.benchmark for case in EXPERIMENTS.timings if case.benchmark],
             records=[case.record for case in EXPERIMENTS.timings],
             cohort_files=[path for cohort in EXPERIMENTS.cohorts.values() for path in (cohort.t1, cohort.model_input)],
             slice_predictions=[case.prediction for case in EXPERIMENTS.slice_cases],

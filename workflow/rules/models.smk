@@ -34,51 +34,53 @@ rule train:
         "deepnuclei train --plan {input.plan} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
-# Inference writes a model's labels on its own grid and, where the session's registration links it to the
-# other grid, there too (one job, not two: a cohort of 1,000 sessions and 10 models plans 10,000 fewer jobs).
-# One rule per grid, and one for T1w-space models on sessions without SWI.
-UNREGISTERED = PLAN.sessions_where(registered=False)  # usually none or few: their alternation stays short
-for space, registered in (("SWI", True), ("T1w", True), *((("T1w", False),) if UNREGISTERED else ())):
-    other = "T1w" if space == "SWI" else "SWI"
+# Inference: one job per session segments it with every model that reads its grid (a job per model and session
+# made 1,000 sessions plan 9,000 jobs more), on that grid and, where the session's registration links it to the
+# other grid, there too. One rule per group of sessions that the same models segment (deepnuclei.plan.
+# inference_groups): usually one per grid, its name `infer_swi` or `infer_t1w` (`_only`: sessions without SWI).
+for group in PLAN.inference_groups():
+    name = f"infer_{group.space.lower()}" + ("" if group.registered else "_only")
+    same_space = [other for other in PLAN.inference_groups() if other.space == group.space]
+    earlier = [other for other in same_space[:same_space.index(group)] if other.registered == group.registered]
+    other_space = "T1w" if group.space == "SWI" else "SWI"
 
     rule:
         name:
-            f"infer_{space.lower()}" + ("" if registered else "_only")
+            name + (f"_{len(earlier) + 1}" if earlier else "")
         input:
-            unpack(lambda wildcards, registered=registered, other=other: {
-                "model": trained_model(wildcards.model),
-                "channels": model_inputs(wildcards.model, wildcards.subject),
-                **({"other_grid": grid_image(wildcards.subject, other),
-                    "transform": registration_transform(wildcards.subject)} if registered else {})}),
-            record=preprocessed("{subject}", "padding.json", space),
-        output:
-            dseg=segmentation("{model}", "{subject}", space),
-            other=segmentation("{model}", "{subject}", other) if registered else [],
-            record=inference_record("{model}", "{subject}"),
-        wildcard_constraints:
-            model="|".join(re.escape(model) for model in MODELS if PLAN.native_space(model) == space) or "(?!)",
-            subject=(f"(?!({'|'.join(UNREGISTERED)})$){SESSION_KEY}" if registered else "|".join(UNREGISTERED)),
+            unpack(lambda wildcards, group=group, other_space=other_space: {
+                "channels": list(dict.fromkeys(path for model in group.models
+                                               for path in PLAN.model_inputs(model, wildcards.subject))),
+                **({"other_grid": grid_image(wildcards.subject, other_space),
+                    "transform": registration_transform(wildcards.subject)} if group.registered else {})}),
+            plans=[plan_file(f"infer_{model}") for model in group.models],
+            models=[trained_model(model) for model in group.models],
+            record=preprocessed("{subject}", "padding.json", group.space),
+        output:  # per model: its labels on its grid, on the other grid where registered, its record
+            [path for model in group.models for path in (segmentation(model, "{subject}", group.space),
+             *([segmentation(model, "{subject}", other_space)] if group.registered else []),
+             inference_record(model, "{subject}"))],
+        wildcard_constraints:  # its sessions: a session's models on one grid belong to one group
+            subject="|".join(map(re.escape, group.sessions)),
         params:
-            weights=lambda wildcards: model_weights(wildcards.model),
             settings=as_json({key: value for key, value in config["inference"].items() if key != "threads"}),
-            other=lambda wildcards, input, output: (f"--other-grid {input.other_grid} --transform {input.transform}"
-                                                    f" --out-other {output.other}" if output.other else ""),
+            other=lambda wildcards, input: (f"--other-grid {input.other_grid} --transform {input.transform}"
+                                            if "transform" in input.keys() else ""),
             interpolation=REGISTRATION["label_interpolation"],
         threads: config["inference"]["threads"]
         resources:
             gpu=config["training"]["gpus"],
             mem_mb=attempt_scaled(8000),
-            runtime=attempt_scaled(60),
+            runtime=attempt_scaled(60 * len(group.models)),
         log:
-            log_path("infer_{model}", "{subject}"),
+            log_path(f"infer_{group.space.lower()}", "{subject}"),
         benchmark:
-            benchmark_path("infer_{model}", "{subject}")
+            benchmark_path(f"infer_{group.space.lower()}", "{subject}")
         conda:
             "../../envs/torch.yaml"
         shell:
-            "deepnuclei infer --checkpoint {params.weights} --inputs {input.channels} --padding-record {input.record}"
-            " --settings '{params.settings}' --out-dseg {output.dseg} --out-json {output.record} --threads {threads}"
-            " {params.other} --interpolation {params.interpolation} > {log} 2>&1"
+            "deepnuclei infer-session --plans {input.plans} --subject {wildcards.subject} --settings '{params.settings}'"
+            " {params.other} --interpolation {params.interpolation} --threads {threads} > {log} 2>&1"
 
 
 rule export_model:

@@ -50,29 +50,6 @@ rule t1_to_swi:
         " --fixed-image {params.fixed_image} --out {output.t1} --qc {output.qc} --title '{params.title}' > {log} 2>&1"
 
 
-rule segmentation_to_swi:
-    """Atlas labels (made on the T1 grid) moved to the SWI grid; models write both grids themselves."""
-    input:
-        dseg=segmentation("{method}", "{subject}", "T1w"),
-        reference=lambda wildcards: grid_image(wildcards.subject, "SWI"),
-        transform=registration_transform("{subject}"),
-    output:
-        segmentation("{method}", "{subject}", "SWI"),
-    wildcard_constraints:
-        method="|".join(re.escape(method) for method in PLAN.atlas_methods) or "(?!)",
-    params:
-        interpolation=REGISTRATION["label_interpolation"],
-    log:
-        log_path("segmentation_to_swi_{method}", "{subject}"),
-    benchmark:
-        benchmark_path("segmentation_to_swi_{method}", "{subject}")
-    conda:
-        "../../envs/registration.yaml"
-    shell:
-        "deepnuclei move-labels --labels {input.dseg} --reference {input.reference} --transform {input.transform}"
-        " --to SWI --interpolation {params.interpolation} --out {output} > {log} 2>&1"
-
-
 rule registration_tre:
     input:
         cases=plan_file("tre") if DEMO["enabled"] else [],

@@ -18,6 +18,10 @@ def atlas(args: argparse.Namespace) -> None:
     if not atlases:
         raise InputError(args.atlas_list, "lists no atlas: joint label fusion needs training sessions with T1 labels")
     save_labels(segment_with_atlases(args.t1, atlases, AtlasParams.from_config(args.settings)), args.out)
+    if args.out_swi:
+        from ..registration import move_labels_files
+
+        move_labels_files(args.out, args.swi, args.transform, "SWI", args.interpolation, args.out_swi)
 
 
 def register_t1_to_swi(args: argparse.Namespace) -> None:
@@ -61,6 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--atlas-labels", help="single atlas: template labels (dseg values)")
     sub.add_argument("--atlas-list", help="joint label fusion: JSON list of {t1, labels} of atlas subjects")
     sub.add_argument("--out", required=True, help="labels on the subject's T1 grid")
+    sub.add_argument("--swi", help="an image on the session's SWI grid: the labels go there too")
+    sub.add_argument("--transform", help="the T1-to-SWI .tfm that links the two grids")
+    sub.add_argument("--out-swi", help="the labels on the SWI grid")
+    add_interpolation(sub)
     add_settings(sub, "the config's atlas section")
 
     sub = add_command(subparsers, "register-t1-to-swi", register_t1_to_swi,
