@@ -10,6 +10,8 @@ of every output (`sub-01_ses-02_space-SWI_desc-sharptv_Chimap.nii.gz`) and one w
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,17 @@ SESSION_KEY = "[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?"  # the workflow's `subject` wil
 
 def session_key(participant: str, session: str | None) -> str:
     return participant if not session else f"{participant}_ses-{session}"
+
+
+def session_constraint(sessions: Sequence[str], others: Sequence[str]) -> str:
+    """The `subject` wildcard's pattern for a rule that serves `sessions` where other rules serve `others`: the
+    shorter of listing one or excluding the other (a rule of 1,000 listed sessions makes Snakemake's matching of
+    every path slow). An excluded key is one followed in a path by `/` or `_` but not `_ses-` (a longer key)."""
+    if len(sessions) <= len(others):
+        return "|".join(map(re.escape, sessions)) or "(?!)"
+    if not others:
+        return SESSION_KEY
+    return f"(?!(?:{'|'.join(map(re.escape, others))})(?:/|_(?!ses-))){SESSION_KEY}"
 
 
 def bids_name(key: str, suffix: str, **entities: object) -> str:

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend choice
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnPlateau
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, ReduceLROnPlateau
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -85,7 +85,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 TASK_RECIPES = {"stn": "linus", "gpi": "linus", "nuclei7": "dbresunet"}
 PATCH_ADAPTATION = dict(batch_size=4, augmentation=dict(elastic_magnitude=0.0))  # LiNUS's recipe on 3D patches
-TUPLES = ("patch_size", "betas", "class_weights")
+TUPLES = ("patch_size", "betas", "class_weights", "step_epochs")
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,12 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam: L2 in the gradient; MI-ST: decoupled
     sub_batches: int = 2  # MI-ST: gradients per step whose agreement steers it
     momentum: float = 0.9  # MI-ST: μ
-    schedule: str = "plateau"  # "plateau" (on validation loss) or "cosine" (to min_lr at max_epochs)
+    schedule: str = "plateau"  # "plateau" (on validation loss), "cosine" (to min_lr at max_epochs) or "step"
     min_lr: float = 0.0
     plateau_factor: float = 0.1
     plateau_patience: int = 10
+    step_epochs: tuple[int, ...] = ()  # step: the epochs after which the learning rate is multiplied by step_factor
+    step_factor: float = 0.1
     stop_lr: float = 0.0  # stop once the learning rate falls below this
     augmentation: Augmentation = field(default_factory=Augmentation)
     overlap: float = WINDOW_OVERLAP  # validation: sliding-window overlap (3D), as inference's
@@ -274,7 +276,9 @@ class Trainer:
             return ReduceLROnPlateau(
                 self.optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience
             )
-        raise ValueError(f"unknown schedule '{settings.schedule}'; use 'cosine' or 'plateau'")
+        if settings.schedule == "step":
+            return MultiStepLR(self.optimizer, list(settings.step_epochs), settings.step_factor)
+        raise ValueError(f"unknown schedule '{settings.schedule}'; use 'cosine', 'plateau' or 'step'")
 
     def make_dataset(self, subjects: Sequence[Subject]) -> EpochDataset:
         settings, spec = self.settings, self.spec

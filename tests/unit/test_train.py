@@ -89,6 +89,21 @@ def test_validation_every_other_epoch_changes_no_training_step(tmp_path, on_cpu)
     assert last["scheduler"]["last_epoch"] == 3
 
 
+def test_a_step_schedule_is_the_constant_run_until_its_step_then_a_tenth(tmp_path, on_cpu) -> None:
+    """schedule step at epoch 2: epochs 1-2 train as a run whose learning rate never falls (the same samples,
+    the same losses), epochs 3-4 at step_factor times it (config/pretrained.yaml's DB-ResUNet recipe)."""
+    subjects = blob_subjects(3, channels=2)
+    config = dict(TINY_3D, max_epochs=4, iterations_per_epoch=3, lr=1e-3)
+    settings = {"step": dict(schedule="step", step_epochs=[2], step_factor=0.1),
+                "constant": dict(schedule="plateau", plateau_patience=100)}
+    for name, schedule in settings.items():
+        train("dbresunet", TINY_DBRESUNET, subjects[:2], subjects[2:], tmp_path / name, dict(config, **schedule))
+    step, constant = (pd.read_csv(tmp_path / name / "log.csv") for name in settings)
+    assert list(step.lr) == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4]) and list(constant.lr) == pytest.approx([1e-3] * 4)
+    assert list(step.train_loss[:2]) == list(constant.train_loss[:2])
+    assert list(step.train_loss[2:]) != list(constant.train_loss[2:])
+
+
 CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})

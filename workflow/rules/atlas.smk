@@ -13,7 +13,7 @@ ATLAS_RULES = {  # method -> rule name, its atlases (inputs, and their options f
 }
 for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.items():
     for registered in (True, False):
-        sessions = PLAN.sessions_where(registered)
+        sessions, others = PLAN.sessions_where(registered), PLAN.sessions_where(not registered)
         if not sessions:
             continue
 
@@ -30,7 +30,7 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 t1=segmentation(method, "{subject}", "T1w"),
                 swi=segmentation(method, "{subject}", "SWI") if registered else [],
             wildcard_constraints:
-                subject="|".join(map(re.escape, sessions)),
+                subject=session_constraint(sessions, others),
             params:
                 settings=ATLAS_SETTINGS,
                 atlases=lambda wildcards, input, atlas_options=atlas_options: atlas_options(input),

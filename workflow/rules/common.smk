@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from deepnuclei.io import InputError
-from deepnuclei.layout import SESSION_KEY, SPACES
+from deepnuclei.layout import SESSION_KEY, SPACES, session_constraint
 from deepnuclei.plan import EXISTING_QSM, MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])

@@ -41,6 +41,8 @@ rule train:
 for group in PLAN.inference_groups():
     name = f"infer_{group.space.lower()}" + ("" if group.registered else "_only")
     same_space = [other for other in PLAN.inference_groups() if other.space == group.space]
+    others = [key for other in same_space if other is not group and set(other.models) & set(group.models)
+              for key in other.sessions]  # the sessions whose labels of this group's models another rule writes
     earlier = [other for other in same_space[:same_space.index(group)] if other.registered == group.registered]
     other_space = "T1w" if group.space == "SWI" else "SWI"
 
@@ -61,7 +63,7 @@ for group in PLAN.inference_groups():
              *([segmentation(model, "{subject}", other_space)] if group.registered else []),
              inference_record(model, "{subject}"))],
         wildcard_constraints:  # its sessions: a session's models on one grid belong to one group
-            subject="|".join(map(re.escape, group.sessions)),
+            subject=session_constraint(group.sessions, others),
         params:
             settings=as_json({key: value for key, value in config["inference"].items() if key != "threads"}),
             other=lambda wildcards, input: (f"--other-grid {input.other_grid} --transform {input.transform}"
