@@ -529,6 +529,7 @@ class Trainer:
             log.info("%s epoch %d/%d: loss %.4f, %s, lr %.1e, %d iterations, %.1f s, ~%s left", self.info.model,
                      row["epoch"], self.settings.max_epochs, row["train_loss"], validation, row["lr"],
                      row["iterations"], row["seconds"], minutes(self.seconds_left()))
+        self.write_log()  # also after a resumed run with no epoch left: Snakemake removes a rerun job's outputs first
         return self.summary(reason)
 
 

@@ -104,6 +104,18 @@ def test_a_step_schedule_is_the_constant_run_until_its_step_then_a_tenth(tmp_pat
     assert list(step.train_loss[2:]) != list(constant.train_loss[2:])
 
 
+def test_a_finished_run_run_again_writes_its_log_and_curves_again(tmp_path, on_cpu) -> None:
+    """Snakemake removes a job's outputs before it reruns it (its plan file was rewritten, say): a run that
+    resumes with no epoch left still writes log.csv and curves.png, the same log as before."""
+    first = run_resume_case(tmp_path)
+    log = (tmp_path / "log.csv").read_text()
+    for name in ("log.csv", "curves.png"):
+        (tmp_path / name).unlink()
+    again = run_resume_case(tmp_path)
+    assert (tmp_path / "log.csv").read_text() == log and (tmp_path / "curves.png").stat().st_size > 0
+    assert again["best_epoch"] == first["best_epoch"] and again["epochs"] == RESUME_RUN["max_epochs"]
+
+
 CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})
