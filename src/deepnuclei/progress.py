@@ -19,7 +19,7 @@ from pathlib import Path
 # Rule-name prefixes in the order they are tried; a rule matching none is part of the evaluation.
 STAGES = (
     ("demo_", "simulation"), ("validate_", "checks"), ("bids_validator", "checks"), ("qsm_metrics", "evaluation"),
-    ("qsm", "QSM"), ("register_", "registration"), ("registration_", "registration"),
+    ("qsm", "QSM"), ("register_", "registration"), ("t1_to_swi", "registration"), ("registration_", "registration"),
     ("preprocess_", "preprocessing"), ("relabel_", "preprocessing"), ("move_reference", "preprocessing"),
     ("atlas_", "atlas"), ("train", "training"), ("export_model", "training"),
     ("infer", "inference"),
