@@ -564,7 +564,7 @@ class Plan:
     def inference_groups(self) -> list[InferenceGroup]:
         """The sessions that the same models segment on the same grid, with (or without) the registration that
         takes their labels to the other grid, largest group first: one inference job per session and group runs
-        them all (a job per model and session made 1,000 sessions of config/paper.yaml plan 9,000 jobs more)."""
+        them all (a job per model and session made 1,000 sessions of config/paper.yaml plan about 9,500 jobs more)."""
         evaluated = set(self.evaluated_methods())
         kinds = ([model for model in self.models if model in evaluated],
                  [model for model in self.models if model not in evaluated])  # the LiNUS experiments': their target

@@ -35,7 +35,7 @@ rule train:
 
 
 # Inference: one job per session segments it with every model that reads its grid (a job per model and session
-# made 1,000 sessions plan 9,000 jobs more), on that grid and, where the session's registration links it to the
+# made 1,000 sessions plan about 9,500 jobs more), on that grid and, where the session's registration links it to the
 # other grid, there too. One rule per group of sessions that the same models segment (deepnuclei.plan.
 # inference_groups): usually one per grid, its name `infer_swi` or `infer_t1w` (`_only`: sessions without SWI).
 for group in PLAN.inference_groups():
