@@ -31,7 +31,8 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 swi=segmentation(method, "{subject}", "SWI") if registered else [],
             wildcard_constraints:
                 subject=session_constraint(sessions, others),
-            params:
+            params:  # the loop's values as default arguments: a shell command is built when its job runs, after the
+                     # loop has moved on (an f-string in `shell:` took the last method's options)
                 settings=ATLAS_SETTINGS,
                 atlases=lambda wildcards, input, atlas_options=atlas_options: atlas_options(input),
                 swi=lambda wildcards, input, output, registered=registered: (
