@@ -107,9 +107,13 @@ class Layout:
     def inference_record(self, model: str, key: str) -> str:
         return self.result(f"segmentations/{model}", key, "inference.json")
 
-    def overlap_case(self, method: str, key: str) -> str:
-        """One method's scores on one session, merged into the evaluation's overlap tables."""
-        return self.result(f"evaluation/cases/{method}", key, "overlap.csv")
+    def overlap_dir(self, table: str, key: str) -> str:
+        """A session's scores for one overlap table: the file below of every method it scores (one job)."""
+        return str(self.results / "evaluation" / "cases" / table / f"sub-{key}")
+
+    def overlap_case(self, table: str, method: str, key: str) -> str:
+        """One method's scores on one session, merged into the overlap table `table`."""
+        return self.result(f"evaluation/cases/{table}", key, "overlap.csv", desc=method)
 
     def segmentations_lookup(self) -> str:
         """The `dseg.tsv` of every segmentation under segmentations/: the package's whole numbering."""

@@ -588,23 +588,31 @@ class Plan:
                         for key in self.training_sessions(model, role)] for role in ("train", "validation")}
         return TrainPlan(self.models[model], TrainCases(**cases))
 
-    @cache  # the overlap_case rule asks for each of its inputs in turn
-    def overlap_case(self, method: str, key: str) -> OverlapCase:
+    def overlap_case(self, table: str, method: str, key: str) -> OverlapCase:
         """One method on one session, on its evaluation grid; susceptibility from the QSM the models saw."""
         space = self.evaluation_space(method, key)
         return OverlapCase(subject=key, method=method, space=space, prediction=self.layout.segmentation(method, key, space),
                            reference=self.reference_labels(key, space),
                            qsm=self.qsm_map(key) if space == "SWI" else None,
-                           task=self.models.get(method, {}).get("task"), out=self.layout.overlap_case(method, key))
+                           task=self.models.get(method, {}).get("task"), out=self.layout.overlap_case(table, method, key))
 
     def evaluated_methods(self) -> list[str]:
         return self.atlas_methods + list(self.main_models)
 
-    def overlap_cases(self, name: str) -> list[OverlapCase]:
+    def overlap_cases(self, table: str) -> list[OverlapCase]:
         """`overlap`: every method of the main tables on its scored sessions; `linus_experiments_overlap`:
         every experiment model on its cohort's."""
-        methods = self.evaluated_methods() if name == "overlap" else self.experiment_methods()
-        return [self.overlap_case(method, key) for method in methods for key in self.scored(method)]
+        methods = self.evaluated_methods() if table == "overlap" else self.experiment_methods()
+        return [self.overlap_case(table, method, key) for method in methods for key in self.scored(method)]
+
+    @cache  # the overlap_session rule asks for each session's cases in turn
+    def overlap_sessions(self, table: str) -> dict[str, list[OverlapCase]]:
+        """`overlap_cases` by session, in their order: one job scores all of a session's methods (a job per
+        case made 16 methods x 38 test sessions 608 jobs)."""
+        sessions: dict[str, list[OverlapCase]] = {}
+        for case in self.overlap_cases(table):
+            sessions.setdefault(case.subject, []).append(case)
+        return sessions
 
     # ---- nucleus measures (deepnuclei.measures)
 

@@ -132,6 +132,9 @@ def test_plan_files_hold_the_case_lists_and_keep_their_time_when_unchanged(longi
     files = plan_files(plan)
     assert [case.subject for case in files["overlap"]] == ["02_ses-pre"] * 7
     assert {case.method for case in files["overlap"]} == set(plan.evaluated_methods())
+    # one scoring job per session: its cases, each method's CSV in the session's folder
+    assert plan.overlap_sessions("overlap") == {"02_ses-pre": files["overlap"]}
+    assert {Path(case.out).parent for case in files["overlap"]} == {Path(plan.layout.overlap_dir("overlap", "02_ses-pre"))}
     assert files["atlas_jlf"] == [AtlasCase(plan.sessions[key].t1, plan.reference_labels(key, "T1w"))
                                   for key in ("01_ses-post", "01_ses-pre")]
     written = write_plan_files(plan, files)
@@ -257,7 +260,7 @@ def test_a_cohort_of_1000_sessions_plans_with_short_commands(tmp_path):
     segmented = Counter(Path(path).parts[-3] for job in jobs if job.rule.name.startswith("infer_") for path in job.output
                         if path.endswith("_dseg.nii.gz"))
     assert {model: segmented[model] for model in models} == {model: 2000 for model in models}
-    assert counts["overlap_case"] > 0 and counts["train"] >= len(models)
+    assert counts["overlap_session"] == 38 and counts["train"] >= len(models)  # one scoring job per test session
     # measures and QC picture: one job per session for every method (and the reference where labelled), merged once
     assert counts["measures_session"] == 1000 and counts["measures"] == 1
     record = json.loads((tmp_path / "results" / "plan" / "dataset.json").read_text())

@@ -23,7 +23,7 @@ def record(event, message="", **fields):
 
 def test_rules_fall_into_the_stages_a_person_reads():
     assert [stage_of(rule) for rule in ("demo_subject", "qsm", "qsm_metrics", "register_t1_to_swi", "atlas_jlf",
-                                        "train", "infer", "overlap_case", "evaluation_tables")] == [
+                                        "train", "infer", "overlap_session", "evaluation_tables")] == [
         "simulation", "QSM", "evaluation", "registration", "atlas", "training", "inference", "evaluation", "evaluation"]
 
 
@@ -31,7 +31,7 @@ def test_the_line_counts_each_stage_and_shows_a_training_jobs_epoch(tmp_path):
     model_dir = tmp_path / "models" / "dbresunet"
     model_dir.mkdir(parents=True)
     progress = RunProgress()
-    progress.planned({"qsm": 2, "train": 1, "overlap_case": 3, "total": 6})
+    progress.planned({"qsm": 2, "train": 1, "overlap_session": 3, "total": 6})
     progress.job_started(1, "qsm", ["results/qsm/sub-01.nii.gz"])
     progress.job_started(2, "train", [str(model_dir / "summary.json"), str(model_dir / "log.csv")])
     progress.job_finished(1)

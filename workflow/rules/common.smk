@@ -209,8 +209,10 @@ def trained_model(model):
     return MODELS[model].get("bundle") or model_file(model, "summary.json")
 
 
-def overlap_case(wildcards):
-    return PLAN.overlap_case(wildcards.method, wildcards.subject)
+def overlap_inputs(wildcards):
+    """The files a session's scoring reads: every case's labels, reference and QSM."""
+    cases = PLAN.overlap_sessions(wildcards.cases)[wildcards.subject]
+    return list(dict.fromkeys(path for case in cases for path in (case.prediction, case.reference, case.qsm) if path))
 
 
 def measures_inputs(wildcards):

@@ -2,37 +2,36 @@
 # (on the method's evaluation grid, see deepnuclei.plan), merged into the tables by one small job.
 
 
-rule overlap_case:
-    """Per structure: Dice, precision, recall, distances, volumes, susceptibility, centre-of-mass error."""
+rule overlap_session:
+    """Per method and structure of one session: Dice, precision, recall, distances, volumes, susceptibility,
+    centre-of-mass error (a CSV per method)."""
     input:
-        prediction=lambda wildcards: overlap_case(wildcards).prediction,
-        reference=lambda wildcards: overlap_case(wildcards).reference,
-        qsm=lambda wildcards: overlap_case(wildcards).qsm or [],
+        # ancient: a session added elsewhere rewrites the plan file; this session's own files below say when it reruns
+        cases=ancient(lambda wildcards: plan_file(wildcards.cases)),
+        files=overlap_inputs,
         lookup=LAYOUT.labels_lookup(),
     output:
-        LAYOUT.overlap_case("{method}", "{subject}"),
+        directory(LAYOUT.overlap_dir("{cases}", "{subject}")),
     params:
-        task=lambda wildcards: f"--task {overlap_case(wildcards).task}" if overlap_case(wildcards).task else "",
-        qsm=lambda wildcards, input: f"--qsm {input.qsm}" if input.qsm else "",
-        space=lambda wildcards: overlap_case(wildcards).space,
         largest_component="--largest-component" if config["evaluation"]["largest_component"] else "",
+    wildcard_constraints:
+        cases="|".join(OVERLAP_TABLES),
     log:
-        log_path("overlap_{method}", "{subject}"),
+        log_path("overlap_session_{cases}", "{subject}"),
     benchmark:
-        benchmark_path("overlap_{method}", "{subject}")
+        benchmark_path("overlap_session_{cases}", "{subject}")
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei overlap-case --subject {wildcards.subject} --method {wildcards.method} --prediction {input.prediction}"
-        " --reference {input.reference} --space {params.space} {params.qsm} {params.task} {params.largest_component}"
-        " --lookup {input.lookup} --out {output} > {log} 2>&1"
+        "deepnuclei overlap-session --plan {input.cases} --subject {wildcards.subject} {params.largest_component}"
+        " --lookup {input.lookup} > {log} 2>&1"
 
 
 rule overlap:
     """The per-case scores of the main evaluation (overlap) or of the LiNUS experiments, in one table."""
     input:
         cases=lambda wildcards: plan_file(wildcards.cases),
-        scores=lambda wildcards: plan_paths(wildcards.cases, "out"),
+        sessions=lambda wildcards: [LAYOUT.overlap_dir(wildcards.cases, key) for key in PLAN.overlap_sessions(wildcards.cases)],
     output:
         csv=RESULTS / "evaluation" / "{cases}.csv",
         markdown=report(RESULTS / "evaluation" / "{cases}_summary.md", caption="../report/overlap.rst",

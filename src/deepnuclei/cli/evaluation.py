@@ -8,15 +8,19 @@ import argparse
 from .options import add_command, log, name_and_path
 
 
-def overlap_case(args: argparse.Namespace) -> None:
+def overlap_session(args: argparse.Namespace) -> None:
     from ..evaluate import write_overlap_case
     from ..labels import read_dseg_tsv
+    from ..plan_files import OverlapCase
 
-    case = {"subject": args.subject, "method": args.method, "prediction": args.prediction, "reference": args.reference,
-            "qsm": args.qsm, "task": args.task, "space": args.space, "structures": list(read_dseg_tsv(args.lookup).values())}
-    table = write_overlap_case(case, args.out, args.largest_component)
-    log.info("%s on sub-%s, Dice per structure:\n%s", args.method, args.subject,
-             table.set_index("structure")["dice"].round(3).to_string())
+    structures = list(read_dseg_tsv(args.lookup).values())
+    cases = [case for case in OverlapCase.read_list(args.plan) if case.subject == args.subject]
+    if not cases:
+        raise SystemExit(f"{args.plan}: no case of session {args.subject}")
+    for case in cases:
+        table = write_overlap_case({**case.to_json(), "structures": structures}, case.out, args.largest_component)
+        log.info("%s on sub-%s, Dice per structure:\n%s", case.method, case.subject,
+                 table.set_index("structure")["dice"].round(3).to_string())
 
 
 def merge_overlap(args: argparse.Namespace) -> None:
@@ -67,19 +71,14 @@ def overlays(args: argparse.Namespace) -> None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    sub = add_command(subparsers, "overlap-case", overlap_case, "Dice, precision, recall, distances and volumes of one "
-                                                                "segmentation against the reference labels")
-    sub.add_argument("--subject", required=True, help="the session key (sub-<key>)")
-    sub.add_argument("--method", required=True)
-    sub.add_argument("--prediction", required=True, help="the method's labels, in the package's numbering")
-    sub.add_argument("--reference", required=True, help="the reference labels on the same grid")
-    sub.add_argument("--qsm", help="susceptibility map (ppm) on that grid, for mean susceptibilities")
-    sub.add_argument("--task", help="a model's task: only its structures are scored")
-    sub.add_argument("--space", default="", help="the grid's name (SWI, T1w), kept as a column")
+    sub = add_command(subparsers, "overlap-session", overlap_session,
+                      "Dice, precision, recall, distances and volumes of every method that segmented one session, "
+                      "against its reference labels (a CSV per method, at its case's `out`)")
+    sub.add_argument("--plan", required=True, help="an overlap plan file (overlap.json): its cases")
+    sub.add_argument("--subject", required=True, help="the session key (sub-<key>) whose cases to score")
     sub.add_argument("--largest-component", action="store_true",
                      help="also score the labels cleaned up to each structure's largest component (method <method>+lcc)")
     sub.add_argument("--lookup", required=True, help="dseg.tsv of the structures the reference labels hold")
-    sub.add_argument("--out", required=True, help="CSV of one row per structure")
 
     sub = add_command(subparsers, "merge-overlap", merge_overlap,
                       "one overlap table (CSV + Markdown summary) from per-case CSVs")
