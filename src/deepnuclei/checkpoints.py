@@ -50,10 +50,10 @@ def initial_weights(source: str | os.PathLike, info: ModelInfo) -> dict[str, tor
 
 
 class Checkpoints:
-    """The checkpoints of one run in `out_dir`, of the model `info` trained with `settings` on inputs and settings
-    `fingerprint`. `parts` are what a resumed run restores (model, optimizer, scheduler, scaler: objects
-    with `state_dict` and `load_state_dict`); every checkpoint also carries the `training_range` that
-    inference compares new sessions with."""
+    """The checkpoints of one run in `out_dir`: of the model `info`, trained with `settings` (a dict) on the inputs
+    and settings `fingerprint` digests. `parts` are what a resumed run restores (model, optimizer, scheduler,
+    scaler: objects with `state_dict` and `load_state_dict`); every checkpoint also carries the
+    `training_range` that inference compares new sessions with."""
 
     def __init__(self, out_dir: Path, info: ModelInfo, fingerprint: str, settings: dict[str, Any],
                  parts: dict[str, Any], training_range: dict[str, Any]) -> None:
