@@ -21,8 +21,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from .io import load_nifti, save_volume
-from .registration import check_same_grid
+from .io import check_same_grid, load_nifti, save_volume
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def read_ants(path: str | os.PathLike) -> ants.ANTsImage:
 
 def read_atlas(atlas_t1: str | os.PathLike, atlas_labels: str | os.PathLike) -> Atlas:
     image, labels = load_nifti(atlas_t1), load_nifti(atlas_labels)
-    check_same_grid(atlas_labels, labels.affine, labels.shape, image.affine, image.shape, "atlas T1")
+    check_same_grid(atlas_labels, labels.shape, labels.affine, image.shape, image.affine, f"the atlas T1, {atlas_t1}")
     return ants.image_read(str(atlas_t1)), ants.image_read(str(atlas_labels))
 
 

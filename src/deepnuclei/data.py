@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import LABEL_KEYS, Augmentation, Augmenter
-from .io import InputError, read_volume, same_grid
+from .io import check_same_grid, read_volume
 from .labels import remap_to_task, task_classes
 from .volumes import GlobalView, context_stacks, crop, integer_rate, round_up
 
@@ -51,17 +51,12 @@ def load_subject(
     (`labels.STRUCTURES` values) remapped to `task`; every file must share the first one's grid."""
     channels = [read_volume(path) for path in channel_paths]
     shape, affine = channels[0][0].shape, channels[0][1]
-
-    def check_grid(path: str | os.PathLike, data: np.ndarray, data_affine: np.ndarray) -> None:
-        if not same_grid(data.shape, data_affine, shape, affine):
-            raise InputError(path, f"grid {data.shape} differs from that of {channel_paths[0]} ({shape})")
-
     for path, (data, data_affine) in zip(channel_paths, channels):
-        check_grid(path, data, data_affine)
+        check_same_grid(path, data.shape, data_affine, shape, affine, str(channel_paths[0]))
     labels = None
     if label_path is not None:
         dseg, dseg_affine = read_volume(label_path, dtype=np.int16)
-        check_grid(label_path, dseg, dseg_affine)
+        check_same_grid(label_path, dseg.shape, dseg_affine, shape, affine, str(channel_paths[0]))
         labels = torch.from_numpy(remap_to_task(dseg, task))
     return Subject(name, torch.from_numpy(np.stack([data for data, _ in channels])), labels, affine)
 

@@ -151,6 +151,16 @@ def same_grid(shape: Sequence[int], affine: np.ndarray, other_shape: Sequence[in
     return tuple(shape) == tuple(other_shape) and same_affine(affine, other_affine)
 
 
+def check_same_grid(path: str | os.PathLike, shape: Sequence[int], affine: np.ndarray, reference_shape: Sequence[int],
+                    reference_affine: np.ndarray, reference: str) -> None:
+    """An `InputError` on `path` unless it shares the grid of `reference` (as the message names it), saying which
+    of the shape and the affine differs."""
+    if tuple(shape) != tuple(reference_shape):
+        raise InputError(path, f"shape {tuple(shape)} differs from {tuple(reference_shape)} of {reference}")
+    if not same_affine(affine, reference_affine):
+        raise InputError(path, f"affine differs from that of {reference}")
+
+
 def b0_direction_in_voxels(affine: np.ndarray, b0_world: tuple[float, float, float] = (0, 0, 1)) -> np.ndarray:
     """Unit B0 direction in the image's voxel axes; B0 lies along the scanner (world) z axis."""
     rotation = np.asarray(affine)[:3, :3] / voxel_sizes(affine)

@@ -24,7 +24,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from .grids import identity, resample, resample_labels
-from .io import InputError, load_nifti, read_json, read_volume, same_affine, save_volume, voxel_sizes, write_json
+from .io import check_same_grid, load_nifti, read_json, read_volume, save_volume, voxel_sizes, write_json
 
 T1_CLIP_UNITS = ("value", "percentile", "median")
 T1_CLIP_UNIT = "median"  # where settings name none (config.yaml's preprocess.t1_clip_unit): see t1_window
@@ -136,10 +136,7 @@ def read_same_grid(qsm_path: str | os.PathLike, t1_path: str | os.PathLike) -> t
     """QSM and T1 on the SWI grid, checked to share it; returns both and the grid's affine."""
     qsm, affine = read_volume(qsm_path)
     t1, t1_affine = read_volume(t1_path)
-    if t1.shape != qsm.shape:
-        raise InputError(t1_path, f"shape {t1.shape} differs from the QSM's {qsm.shape} ({qsm_path})")
-    if not same_affine(t1_affine, affine):
-        raise InputError(t1_path, f"affine differs from the QSM's ({qsm_path}): is the T1 resampled to the SWI grid?")
+    check_same_grid(t1_path, t1.shape, t1_affine, qsm.shape, affine, f"the QSM on the SWI grid, {qsm_path}")
     return qsm, t1, affine
 
 
@@ -228,11 +225,8 @@ def move_by_record(data: np.ndarray, affine: np.ndarray, record_path: str | os.P
     grid = None if record.get("resampled_affine") is None else Grid(padding.shape, np.asarray(record["resampled_affine"]))
     grid_name, expected_shape, expected_affine = (("model", padding.matrix, record["model_affine"]) if inverse
                                                   else (record["space"], image_shape, record["image_affine"]))
-    if tuple(data.shape) != tuple(expected_shape):
-        raise InputError(source, f"shape {data.shape} is not the {grid_name} grid's {tuple(expected_shape)} "
-                                 f"recorded in {record_path}")
-    if not same_affine(affine, expected_affine):
-        raise InputError(source, f"affine is not the {grid_name} grid's recorded in {record_path}")
+    check_same_grid(source, data.shape, affine, expected_shape, expected_affine,
+                    f"the {grid_name} grid recorded in {record_path}")
     labels = np.issubdtype(np.asarray(data).dtype, np.integer)
     image_affine = np.asarray(record["image_affine"])
     if inverse:

@@ -4,7 +4,7 @@ Snakemake prints a block of a dozen lines per job; the `deepnuclei` logger (the 
 `snakemake_logger_plugin_deepnuclei`) prints instead, each time a job finishes and every half minute while a
 network trains, one line: the jobs done, each stage's jobs done of its total, and for each training
 job running its epoch and the time it has left (`training_status`, from the `progress.json` that
-`train.Trainer` rewrites every epoch). Errors, warnings and Snakemake's other messages are printed as
+`training_log.TrainingLog` rewrites every epoch). Errors, warnings and Snakemake's other messages are printed as
 Snakemake prints them.
 """
 

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from skimage.filters import threshold_multiotsu
 
 from .grids import LPS, resample, resample_labels, to_sitk
-from .io import InputError, apply_affine, load_nifti, read_json, read_volume, same_affine, save_volume, write_atomic, write_json
+from .io import InputError, apply_affine, check_same_grid, load_nifti, read_json, read_volume, save_volume, write_atomic, write_json
 from .plan_files import TreCase
 from .qc import Panel, three_view_figure
 
@@ -205,14 +205,6 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
 # ---------------------------------------------------------------- resampling between the grids
 
 
-def check_same_grid(path: str | os.PathLike, affine: np.ndarray, shape: Sequence[int], reference_affine: np.ndarray,
-                    reference_shape: Sequence[int], reference_name: str) -> None:
-    if tuple(shape) != tuple(reference_shape):
-        raise InputError(path, f"shape {tuple(shape)} differs from the {reference_name}'s {tuple(reference_shape)}")
-    if not same_affine(affine, reference_affine):
-        raise InputError(path, f"affine differs from the {reference_name}'s (not on the same grid)")
-
-
 # ---------------------------------------------------------------- accuracy
 
 
@@ -266,7 +258,7 @@ def read_magnitudes(paths: Sequence[str | os.PathLike]) -> tuple[list[np.ndarray
     for path in paths:
         data, echo_affine = read_volume(path)
         if affine is not None:
-            check_same_grid(path, echo_affine, data.shape, affine, magnitudes[0].shape, "first echo")
+            check_same_grid(path, data.shape, echo_affine, magnitudes[0].shape, affine, f"the first echo, {paths[0]}")
         magnitudes.append(data)
         affine = echo_affine if affine is None else affine
     return magnitudes, affine

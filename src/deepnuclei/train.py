@@ -16,12 +16,8 @@ give three (`plateau_factor: 0.1` switches to that reading). The LiNUS paper giv
 deformation for its 3D baselines: a 3D model on LiNUS's recipe takes `PATCH_ADAPTATION` (DB-ResUNet's batch
 of 4 patches, no elastic deformation) over it. docs/reproduce.md lists every such assumption.
 
-Every epoch writes `checkpoint_last.pt` atomically (model, optimizer, scheduler, scaler, RNG
-states, history, best score) and, when validation Dice improves, `checkpoint_best.pt`; a rerun
-in the same folder resumes after the last finished epoch, unless the run's `fingerprint` (of its
-settings and input files, see `input_fingerprint`) changed: then it starts over. Samples depend only on (seed, epoch,
-index) (see `data`), so on CPU a resumed run gives the same weights as an uninterrupted one.
-`log.csv`, `curves.png` and `summary.json` are rewritten every epoch.
+`Trainer` runs the epochs; every epoch it writes the checkpoints a rerun resumes from (`checkpoints`),
+`log.csv` and `curves.png` (`training_log`), and at the end `summary.json`.
 
 `optimizer` is Adam by default, or "mist": our reading of the MI-ST optimizer that the LiNUS paper
 prefers to Adam (see `optim.MIST`), which takes one backward pass per sub-batch of each batch.
@@ -29,38 +25,35 @@ prefers to Adam (see `optim.MIST`), which takes one backward pass per sub-batch 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from matplotlib.figure import Figure  # no pyplot: no global figure state, no backend choice
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, ReduceLROnPlateau
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .augment import Augmentation
+from .checkpoints import Checkpoints, initial_weights, input_fingerprint
 from .data import EpochDataset, PatchDataset, SliceDataset, Subject, load_subject
 from .evaluate import dice
-from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits, read_state
-from .io import write_atomic, write_json, write_text_atomic
+from .infer import WINDOW_OVERLAP, ModelInfo, default_device, label_map, native_half_precision, predict_logits
+from .io import write_json
 from .labels import task_classes
 from .losses import SegmentationLoss, criterion
 from .models import ModelSpec, count_parameters, get_spec
 from .optim import MIST
 from .plan_files import TrainPlan
-from .progress import PROGRESS_FILE, minutes
+from .progress import minutes
+from .training_log import TrainingLog
 from .training_range import anatomy_statistics, input_statistics, training_range
 
 log = logging.getLogger(__name__)
@@ -205,155 +198,95 @@ def tiles_per_volume(shape: Sequence[int], patch_size: Sequence[int]) -> int:
     return math.prod(math.ceil(extent / size) for extent, size in zip(shape, patch_size))
 
 
+def make_optimizer(settings: TrainConfig, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    if settings.optimizer == "mist":
+        return MIST(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    raise ValueError(f"unknown optimizer '{settings.optimizer}'; use 'adam' or 'mist'")
+
+
+def make_scheduler(settings: TrainConfig, optimizer: torch.optim.Optimizer) -> LRScheduler | ReduceLROnPlateau:
+    if settings.schedule == "cosine":
+        return CosineAnnealingLR(optimizer, settings.max_epochs, settings.min_lr)
+    if settings.schedule == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience)
+    if settings.schedule == "step":
+        return MultiStepLR(optimizer, list(settings.step_epochs), settings.step_factor)
+    raise ValueError(f"unknown schedule '{settings.schedule}'; use 'cosine', 'plateau' or 'step'")
+
+
+def make_dataset(settings: TrainConfig, spec: ModelSpec, patch_size: Sequence[int],
+                 subjects: Sequence[Subject]) -> EpochDataset:
+    """The training samples of an epoch: slices for a 2D `spec`, patches of `patch_size` for a 3D one."""
+    common = dict(
+        task=settings.task,
+        seed=settings.seed,
+        foreground_fraction=settings.foreground_fraction,
+        augmentation=settings.augmentation,
+    )
+    if spec.dims == 2:
+        n_slices = sum(subject.image.shape[spec.slice_axis + 1] for subject in subjects)
+        return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, samples_per_epoch(settings, n_slices),
+                            **common, crop_size=settings.patch_size, context_slices=spec.context_slices)
+    n_tiles = sum(tiles_per_volume(subject.image.shape[1:], patch_size) for subject in subjects)
+    return PatchDataset(subjects, patch_size, samples_per_epoch(settings, n_tiles), rate=spec.global_rate, **common)
+
+
+def samples_per_epoch(settings: TrainConfig, samples_in_one_pass: int) -> int:
+    batch = settings.batch_size
+    return batch * (settings.iterations_per_epoch or math.ceil(samples_in_one_pass / batch))
+
+
 class Trainer:
     """One model's training run in `out_dir`; `run()` trains (or resumes) to the end."""
 
     def __init__(self, spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],
                  val_subjects: Sequence[Subject], out_dir: str | os.PathLike, config: dict[str, Any],
                  fingerprint: str = "", init: str | os.PathLike | None = None) -> None:
-        self.fingerprint = fingerprint
-        self.settings = TrainConfig.from_dict(get_spec(spec_name), config)
+        self.settings = settings = TrainConfig.from_dict(get_spec(spec_name), config)
         spec = get_spec(spec_name).with_options(**options)
-        self.info = ModelInfo(spec.name, self.settings.task, int(train_subjects[0].image.shape[0]),
-                              self.settings.patch_size or spec.patch_size, dict(spec.options))
+        self.info = ModelInfo(spec.name, settings.task, int(train_subjects[0].image.shape[0]),
+                              settings.patch_size or spec.patch_size, dict(spec.options))
         self.spec, self.val_subjects, self.out_dir = spec, list(val_subjects), Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = default_device()
-        self.half_precision = half_precision(self.settings, self.device)  # once: autocast() runs every batch
+        self.half_precision = half_precision(settings, self.device)  # once: autocast() runs every batch
         configure_determinism(self.device)
-        torch.manual_seed(self.settings.seed)
+        torch.manual_seed(settings.seed)
         # channels-last: oneDNN's fast layout for narrow convolutions (benchmarks/bench_training_step.py, one
         # CPU thread: LiNUS 0.19 s a step instead of 0.23, DB-ResUNet 0.80 instead of 0.97)
         self.layout = torch.channels_last if spec.dims == 2 else torch.channels_last_3d
         self.model = self.info.build().to(self.device, memory_format=self.layout)
-        settings = self.settings
-        self.optimizer = self.make_optimizer()
-        self.scheduler = self.make_scheduler()
+        self.optimizer = make_optimizer(settings, self.model.parameters())
+        self.scheduler = make_scheduler(settings, self.optimizer)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.half_precision == torch.float16)
         main_loss = criterion(settings.loss, self.info.n_classes, settings.class_weights)
         self.loss = SegmentationLoss(main_loss, settings.aux_weight).to(self.device)
-        self.dataset = self.make_dataset(train_subjects)
-        self.training_range = subjects_range([*train_subjects, *val_subjects], self.settings.task)
-        self.history: list[dict[str, float]] = []
+        self.dataset = make_dataset(settings, spec, self.info.patch_size, train_subjects)
+        training_range = subjects_range([*train_subjects, *val_subjects], settings.task)
+        self.history = TrainingLog(self.out_dir, self.info.model, settings.max_epochs)
         self.best_score = -math.inf
         self.init = None if init is None else str(init)  # the bundle or checkpoint it was fine-tuned from
-        if init is not None:
-            self.initialise(init)
-        self.resume()
+        if init is not None:  # a resumed run then replaces these weights with its own
+            self.model.load_state_dict(initial_weights(init, self.info))
+            log.info("%s starts from the weights of %s", self.info.model, init)
+        resumed_parts = dict(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler)
+        self.checkpoints = Checkpoints(self.out_dir, self.info, fingerprint, asdict(settings), resumed_parts,
+                                       training_range)
+        if (resumed := self.checkpoints.resume()) is not None:
+            self.history.rows, self.best_score = resumed
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.half_precision, enabled=self.half_precision is not None)
 
     @property
-    def checkpoint_last(self) -> Path:
-        return self.out_dir / "checkpoint_last.pt"
-
-    @property
-    def checkpoint_best(self) -> Path:
-        return self.out_dir / "checkpoint_best.pt"
-
-    @property
     def epoch(self) -> int:
-        return len(self.history)
+        return len(self.history.rows)
 
     @property
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        settings, parameters = self.settings, self.model.parameters()
-        if settings.optimizer == "adam":
-            return torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
-        if settings.optimizer == "mist":
-            return MIST(parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-        raise ValueError(f"unknown optimizer '{settings.optimizer}'; use 'adam' or 'mist'")
-
-    def make_scheduler(self) -> LRScheduler | ReduceLROnPlateau:
-        settings = self.settings
-        if settings.schedule == "cosine":
-            return CosineAnnealingLR(self.optimizer, settings.max_epochs, settings.min_lr)
-        if settings.schedule == "plateau":
-            return ReduceLROnPlateau(
-                self.optimizer, factor=settings.plateau_factor, patience=settings.plateau_patience
-            )
-        if settings.schedule == "step":
-            return MultiStepLR(self.optimizer, list(settings.step_epochs), settings.step_factor)
-        raise ValueError(f"unknown schedule '{settings.schedule}'; use 'cosine', 'plateau' or 'step'")
-
-    def make_dataset(self, subjects: Sequence[Subject]) -> EpochDataset:
-        settings, spec = self.settings, self.spec
-        common = dict(
-            task=settings.task,
-            seed=settings.seed,
-            foreground_fraction=settings.foreground_fraction,
-            augmentation=settings.augmentation,
-        )
-        if spec.dims == 2:
-            n_slices = sum(subject.image.shape[spec.slice_axis + 1] for subject in subjects)
-            length = self.samples_per_epoch(n_slices)
-            return SliceDataset(subjects, spec.slice_axis, spec.size_multiple, length, **common,
-                                crop_size=settings.patch_size, context_slices=spec.context_slices)
-        n_tiles = sum(tiles_per_volume(subject.image.shape[1:], self.info.patch_size) for subject in subjects)
-        return PatchDataset(subjects, self.info.patch_size, self.samples_per_epoch(n_tiles),
-                            rate=spec.global_rate, **common)
-
-    def samples_per_epoch(self, samples_in_one_pass: int) -> int:
-        batch = self.settings.batch_size
-        return batch * (self.settings.iterations_per_epoch or math.ceil(samples_in_one_pass / batch))
-
-    # ---- checkpoints -------------------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "info": self.info.as_dict(),
-            "fingerprint": self.fingerprint,
-            "settings": asdict(self.settings),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "history": self.history,
-            "best_score": self.best_score,
-            "training_range": self.training_range,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        }
-
-    def initialise(self, source: str | os.PathLike) -> None:
-        """Start from the weights of a bundle or checkpoint of the same network (fine-tuning); a resumed run
-        then replaces them with its own."""
-        state = read_state(source)
-        stored = ModelInfo.from_dict(state["info"])
-        if (stored.model, stored.task, stored.in_channels, json.dumps(stored.options, sort_keys=True)) != (
-                self.info.model, self.info.task, self.info.in_channels, json.dumps(self.info.options, sort_keys=True)):
-            raise ValueError(f"{source} holds another network ({stored.as_dict()}) than the one trained "
-                             f"({self.info.as_dict()}): it cannot initialise it")
-        self.model.load_state_dict(state["model"])
-        log.info("%s starts from the weights of %s", self.info.model, source)
-
-    def resume(self) -> None:
-        if not self.checkpoint_last.exists():
-            return
-        # on CPU first: load_state_dict moves each tensor where an uninterrupted run keeps it (Adam's
-        # step counts stay on the CPU)
-        state = torch.load(self.checkpoint_last, map_location="cpu", weights_only=True)
-        if state.get("fingerprint", "") != self.fingerprint:
-            log.warning("%s was trained on other inputs or settings: training %s from the start",
-                        self.checkpoint_last, self.info.model)
-            return
-        stored, wanted = (json.dumps(info, sort_keys=True) for info in (state["info"], self.info.as_dict()))
-        if stored != wanted:  # compared as JSON, where tuples and lists are one
-            raise ValueError(f"{self.checkpoint_last} holds another model ({state['info']}); "
-                             f"remove {self.out_dir} to train {self.info.as_dict()}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.history, self.best_score = state["history"], state["best_score"]
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([rng.cpu() for rng in state["rng"]["cuda"]])
-        log.info("resuming %s after epoch %d from %s", self.info.model, self.epoch, self.checkpoint_last)
 
     # ---- one epoch ---------------------------------------------------------------------------------
 
@@ -458,45 +391,18 @@ class Trainer:
             "iterations": iterations,
             "seconds": time.perf_counter() - started,
         }
-        self.history.append(row)
+        self.history.rows.append(row)
         score = -train_loss if math.isnan(val_dice) else val_dice  # no validation subjects: training loss
-        state = self.state()
-        if not skipped and score > self.best_score:
-            self.best_score = state["best_score"] = score
-            # before the last: a run killed in between redoes the epoch and writes it again
-            write_atomic(self.checkpoint_best, partial(torch.save, state))
-        write_atomic(self.checkpoint_last, partial(torch.save, state))
+        best = not skipped and score > self.best_score
+        if best:
+            self.best_score = score
+        self.checkpoints.save(self.history.rows, self.best_score, best)
         return row
 
     # ---- outputs -----------------------------------------------------------------------------------
 
-    def write_log(self) -> None:
-        table = pd.DataFrame(self.history)
-        write_text_atomic(self.out_dir / "log.csv", table.to_csv(index=False))
-        figure = Figure(figsize=(10, 4))
-        loss_axes, dice_axes = figure.subplots(1, 2)
-        validated = table.dropna(subset=["val_loss"])  # `validate_every` leaves gaps
-        loss_axes.plot(table.epoch, table.train_loss, label="training")
-        loss_axes.plot(validated.epoch, validated.val_loss, label="validation")
-        loss_axes.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"{self.info.model}: loss")
-        loss_axes.legend()
-        dice_axes.plot(validated.epoch, validated.val_dice, color="tab:green")
-        dice_axes.set(xlabel="epoch", ylabel="mean Dice", ylim=(0, 1), title="validation Dice")
-        figure.tight_layout()
-        write_atomic(self.out_dir / "curves.png", partial(figure.savefig, dpi=100))
-
-    def seconds_left(self) -> float:
-        """The time the remaining epochs take at the mean pace so far (at most: a plateau may stop sooner)."""
-        return float(np.mean([row["seconds"] for row in self.history])) * (self.settings.max_epochs - self.epoch)
-
-    def write_progress(self) -> None:
-        """`progress.PROGRESS_FILE`, which the `deepnuclei` Snakemake logger shows while the job runs."""
-        write_json(self.out_dir / PROGRESS_FILE, {"model": self.info.model, "epoch": self.epoch,
-                                                  "max_epochs": self.settings.max_epochs,
-                                                  "seconds_left": self.seconds_left()})
-
     def summary(self, stop_reason: str | None) -> dict[str, Any]:
-        table = pd.DataFrame(self.history)
+        table = self.history.table()
         validated = table.val_dice.notna().any()
         best = table.loc[table.val_dice.idxmax() if validated else table.train_loss.idxmin()]
         record = {
@@ -510,8 +416,8 @@ class Trainer:
             "stop_reason": stop_reason,
             "init": self.init,
             "train_seconds": float(table.seconds.sum()),
-            "checkpoint_best": str(self.checkpoint_best),
-            "checkpoint_last": str(self.checkpoint_last),
+            "checkpoint_best": str(self.checkpoints.best),
+            "checkpoint_last": str(self.checkpoints.last),
         }
         write_json(self.out_dir / "summary.json", record)
         return record
@@ -522,22 +428,15 @@ class Trainer:
                  self.device, count_parameters(self.model), len(self.dataset), self.epoch + 1)
         while (reason := self.finished()) is None and self.epoch != stop_after_epoch:
             row = self.run_epoch()
-            self.write_log()
-            self.write_progress()
+            self.history.write()
+            self.history.write_progress()
             validation = ("not validated" if math.isnan(row["val_loss"]) else
                           f"validation loss {row['val_loss']:.4f}, Dice {row['val_dice']:.3f}")
             log.info("%s epoch %d/%d: loss %.4f, %s, lr %.1e, %d iterations, %.1f s, ~%s left", self.info.model,
                      row["epoch"], self.settings.max_epochs, row["train_loss"], validation, row["lr"],
-                     row["iterations"], row["seconds"], minutes(self.seconds_left()))
-        self.write_log()  # also after a resumed run with no epoch left: Snakemake removes a rerun job's outputs first
+                     row["iterations"], row["seconds"], minutes(self.history.seconds_left()))
+        self.history.write()  # also after a resumed run with no epoch left: Snakemake removes a rerun job's outputs first
         return self.summary(reason)
-
-
-def input_fingerprint(settings: Any, paths: Sequence[str | os.PathLike]) -> str:
-    """A digest of the settings and of each input file's path, size and modification time: a rerun
-    after a kill finds the same one and resumes; new data or settings give another and start over."""
-    files = [(str(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in paths]
-    return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()
 
 
 def train(spec_name: str, options: dict[str, Any], train_subjects: Sequence[Subject],

@@ -125,21 +125,22 @@ def main() -> None:
     """Screenshot of a real demo subject segmented by a workflow model, with its timings."""
     import pandas as pd
     import torch
-    import yaml
 
+    from deepnuclei.plan_command import load_config
     from deepnuclei.viewer import create_app
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subject", default="07")
     parser.add_argument("--model", default="linus")
     parser.add_argument("--results", default="results")
-    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="a config file merged over config/config.yaml, as `deepnuclei view --config`")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="screenshot PNG (default results/viewer/<model>_sub-<subject>.png)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = Path(args.results)
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = load_config(args.config)
     inputs = config["models"][args.model]["inputs"]
     path = f"sub-{args.subject}/sub-{args.subject}_space-SWI_desc-model_{inputs[0]}.nii.gz"
     app = create_app(results / "preprocess", results, config, 256)

@@ -6,7 +6,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from deepnuclei.io import InputError, b0_direction_in_voxels, load_nifti, read_json, read_volume, save_volume
+from deepnuclei.io import (
+    GRID_TOLERANCE_MM,
+    InputError,
+    b0_direction_in_voxels,
+    check_same_grid,
+    load_nifti,
+    read_json,
+    read_volume,
+    save_volume,
+)
 
 
 def test_missing_file_is_named(tmp_path):
@@ -81,3 +90,14 @@ def test_b0_direction_in_voxel_axes_of_a_tilted_slab():
     affine = np.eye(4)
     affine[:3, :3] = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]]) @ np.diag([1, 1, 2])
     np.testing.assert_allclose(b0_direction_in_voxels(affine), [0, np.sin(tilt), np.cos(tilt)], atol=1e-12)
+
+
+def test_a_grid_check_names_the_file_and_what_differs():
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    check_same_grid("b.nii.gz", (4, 5, 6), affine + GRID_TOLERANCE_MM / 2, (4, 5, 6), affine, "a.nii.gz")
+    with pytest.raises(InputError, match=r"^b.nii.gz: shape \(4, 5, 7\) differs from \(4, 5, 6\) of a.nii.gz$"):
+        check_same_grid("b.nii.gz", [4, 5, 7], affine, (4, 5, 6), affine, "a.nii.gz")
+    moved = affine.copy()
+    moved[0, 3] = 2 * GRID_TOLERANCE_MM
+    with pytest.raises(InputError, match="^b.nii.gz: affine differs from that of the first echo$"):
+        check_same_grid("b.nii.gz", (4, 5, 6), moved, (4, 5, 6), affine, "the first echo")

@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
+from deepnuclei.checkpoints import input_fingerprint
 from deepnuclei.data import Subject
 from deepnuclei.infer import load_model, predict
 from deepnuclei.models import get_spec
 from deepnuclei.progress import training_status
-from deepnuclei.train import TrainConfig, dice_per_class, input_fingerprint, train
+from deepnuclei.train import TrainConfig, dice_per_class, train
 from helpers import ROOT
 from helpers.training import RESUME_RUN, TINY_3D, TINY_DBRESUNET, TINY_LINUS, blob_subjects, identical, run_resume_case
 

@@ -1,12 +1,13 @@
-"""What the commands share: how each is registered with its handler, the log they write to, and the options
-that mean the same in several of them (`--settings` JSON text, `--threads`, `--interpolation`, NAME=DSEG)."""
+"""What the commands share: how each is registered with its handler, the log they write to, the options
+that mean the same in several of them (`--settings` JSON text, `--threads`, `--interpolation`, NAME=DSEG),
+and the config settings that several of them read (`mixed_precision`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger("deepnuclei")
@@ -32,6 +33,13 @@ def json_text(text: str) -> Any:
 def add_settings(parser: argparse.ArgumentParser, what: str) -> None:
     """`--settings`: a config section as JSON text on the command line (the rules' `as_json`), parsed."""
     parser.add_argument("--settings", required=True, type=json_text, help=f"{what} as JSON")
+
+
+def mixed_precision(inference: Mapping[str, Any]) -> bool | None:
+    """The config's `inference.mixed_precision` as `infer.predict` takes it: None for "auto" (16-bit where the
+    device has it natively), or absent."""
+    setting = inference.get("mixed_precision", "auto")
+    return None if setting == "auto" else setting
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:

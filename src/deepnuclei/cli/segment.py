@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .options import add_command, add_interpolation, add_settings, add_threads
+from .options import add_command, add_interpolation, add_settings, add_threads, mixed_precision
 
 
 def segment(weights: str, inputs: list[str], padding_record: str, out_dseg: str, out_json: str, settings: dict,
@@ -16,7 +15,7 @@ def segment(weights: str, inputs: list[str], padding_record: str, out_dseg: str,
     from ..io import read_json
 
     segment_files(weights, inputs, out_dseg, out_json, overlap=settings["overlap"], batch_size=settings["batch_size"],
-                  mixed_precision=None if settings["mixed_precision"] == "auto" else settings["mixed_precision"],
+                  mixed_precision=mixed_precision(settings),
                   padding_record=padding_record, flip=settings["flip"], drop_misplaced=settings["drop_misplaced"])
     if out_other:
         from ..registration import move_labels_files
@@ -48,13 +47,12 @@ def infer_session(args: argparse.Namespace) -> None:
 
 def view(args: argparse.Namespace) -> None:
     import torch
-    import yaml
 
+    from ..plan_command import load_config
     from ..viewer import create_app, serve
 
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load(Path(args.config).read_text())
-    serve(create_app(args.data_dir, args.results, config, args.max_upload_mb), args.port)
+    serve(create_app(args.data_dir, args.results, load_config(args.config), args.max_upload_mb), args.port)
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
@@ -86,8 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       "local web viewer on 127.0.0.1: open an MRI, segment it, see the nuclei in three views")
     sub.add_argument("--data-dir", default="results", help="the only folder whose NIfTI files the viewer reads")
     sub.add_argument("--results", default="results", help="trained models are read from its models/<name>/")
-    sub.add_argument("--config", default="config/config.yaml",
-                     help="preprocess windows, inference settings, model inputs")
+    sub.add_argument("--config", action="append", default=[], metavar="FILE",
+                     help="a config file merged over config/config.yaml, as snakemake --configfile; repeatable "
+                          "(preprocess windows, inference settings, model inputs)")
     sub.add_argument("--port", type=int, default=8765)
     sub.add_argument("--max-upload-mb", type=float, default=256,
                      help="largest file read, uploaded or in the data folder")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError, load_nifti, read_json, read_volume, same_affine
+from ..io import InputError, check_same_grid, load_nifti, read_json, read_volume
 
 SCANNER_PHASE_RANGES = ((0, 4095), (-4096, 4095))  # 12-bit phase as stored by Siemens and others
 PHASE_MIN_HALF = 0.01  # share of non-zero voxels on either side of 0 rad under which a "phase" is a magnitude
@@ -97,10 +97,7 @@ def shared_affine(paths: Sequence[str | os.PathLike]) -> np.ndarray:
     reference = load_nifti(paths[0])
     for path in paths[1:]:
         image = load_nifti(path)
-        if image.shape != reference.shape:
-            raise InputError(path, f"shape {image.shape} differs from {reference.shape} of {paths[0]}")
-        if not same_affine(image.affine, reference.affine):
-            raise InputError(path, f"affine differs from that of {paths[0]}")
+        check_same_grid(path, image.shape, image.affine, reference.shape, reference.affine, str(paths[0]))
     return reference.affine
 
 

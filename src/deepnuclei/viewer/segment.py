@@ -23,12 +23,14 @@ from matplotlib import colormaps
 from torch import nn
 
 from ..bundle import load_bundle
+from ..cli.options import mixed_precision
 from ..data import Subject
 from ..evaluate import centre_of_mass
 from ..infer import (
     WINDOW_OVERLAP,
     ModelInfo,
     default_device,
+    kept_pieces,
     model_from_state,
     predict,
     read_state,
@@ -37,7 +39,6 @@ from ..infer import (
 )
 from ..io import InputError, nifti_image, read_json, voxel_volume_mm3
 from ..labels import task_classes
-from ..training_range import drop_misplaced_pieces
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +174,16 @@ def measure(labels: np.ndarray, affine: np.ndarray, task: str) -> list[dict[str,
 def segment(loaded: LoadedModel, subject: Subject, inference: Mapping[str, Any]) -> Segmentation:
     """Labels of one model input with the config's `inference:` settings, as `infer.segment_files` writes them:
     with `flip`, averaged with its left-right mirror's; with `drop_misplaced`, without the pieces that lie where
-    training never put their structure."""
+    training never put their structure; in 16 bits as `mixed_precision` says."""
     batch_size, largest = inference.get("batch_size"), inference.get("largest_component", False)
+    precision = mixed_precision(inference)
     if not loaded.warm:
-        warm_up(loaded.model, loaded.info, subject.image, batch_size, None)
+        warm_up(loaded.model, loaded.info, subject.image, batch_size, precision)
         loaded.warm = True
     prediction = predict(loaded.model, loaded.info, subject.image, inference.get("overlap", WINDOW_OVERLAP), batch_size,
-                         largest, flip_axis=subject.left_right_axis if inference.get("flip") else None)
-    labels = prediction.labels
-    if inference.get("drop_misplaced"):
-        labels = drop_misplaced_pieces(labels, subject.affine, task_classes(loaded.info.task), loaded.training_range)
+                         largest, precision, flip_axis=subject.left_right_axis if inference.get("flip") else None)
+    labels = kept_pieces(prediction.labels, subject.affine, loaded.info.task, loaded.training_range,
+                         inference.get("drop_misplaced", False))
     labels = np.array([0, *reference_values(loaded.info.task).values()], dtype=np.uint8)[labels]
     return Segmentation(labels, subject.affine, measure(labels, subject.affine, loaded.info.task),
                         prediction.inference_seconds, prediction.cleanup_seconds)

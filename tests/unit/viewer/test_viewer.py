@@ -17,6 +17,8 @@ import pytest
 import torch
 import yaml
 
+from deepnuclei.cli import main
+from deepnuclei.cli.options import mixed_precision
 from deepnuclei.data import Subject
 from deepnuclei.evaluate import centre_of_mass
 from deepnuclei.infer import segment_files
@@ -37,19 +39,20 @@ TINY_LINUS = {"widths": (4, 8, 16, 32, 32)}
 # every sample a slice through a nucleus, no augmentation: the tiny LiNUS finds both in 120 steps
 TINY_TRAINING = dict(task="stn", max_epochs=12, iterations_per_epoch=10, batch_size=8, lr=1e-2, min_lr=1e-2,
                      foreground_fraction=1.0, augmentation={"probability": 0.0})
+SHAPE = (40, 48, 10)  # of the demo volume
+
+
+def ellipsoid(centre: tuple[float, ...], radii: tuple[float, ...]) -> np.ndarray:
+    """The voxels of the `SHAPE` grid inside the axis-aligned ellipsoid."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")).astype(float)
+    return (((grid - np.reshape(centre, (3, 1, 1, 1))) / np.reshape(radii, (3, 1, 1, 1))) ** 2).sum(0) <= 1
 
 
 def demo_volume() -> tuple[np.ndarray, np.ndarray]:
     """A QSM slab on the model's scale and its STN labels (1 left, 2 right): a brain ellipsoid with a
     brighter left and a less bright right nucleus."""
-    shape = (40, 48, 10)
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")).astype(float)
-
-    def ellipsoid(centre: tuple[float, ...], radii: tuple[float, ...]) -> np.ndarray:
-        return (((grid - np.reshape(centre, (3, 1, 1, 1))) / np.reshape(radii, (3, 1, 1, 1))) ** 2).sum(0) <= 1
-
     left, right = ellipsoid((12, 24, 5), (5, 6, 2.5)), ellipsoid((28, 24, 5), (5, 6, 2.5))
-    noise = np.random.default_rng(0).normal(0, 0.02, shape)
+    noise = np.random.default_rng(0).normal(0, 0.02, SHAPE)
     image = 0.4 * ellipsoid((20, 24, 5), (18, 22, 7)) + 0.5 * left + 0.3 * right + noise
     return image.astype(np.float32), np.where(left, 1, np.where(right, 2, 0)).astype(np.uint8)
 
@@ -140,13 +143,65 @@ def test_raw_files_and_uploads_are_scaled_and_segmented_like_the_model_input(cli
 def test_inference_flip_and_drop_misplaced_as_the_workflow_does(site, tmp_path) -> None:
     """With `inference.flip` and `inference.drop_misplaced` the viewer's labels are those `deepnuclei infer`
     writes with them."""
-    config = {**CONFIG, "inference": {**CONFIG["inference"], "flip": True, "drop_misplaced": True}}
-    flipped = segment(create_app(site / "data", site / "results", config, LIMIT_MB).test_client(), path=MODEL_FILE)
-    out = tmp_path / "dseg.nii.gz"
-    segment_files(site / "results" / "models" / "linus" / "checkpoint_best.pt", [site / "data" / MODEL_FILE], out,
-                  tmp_path / "infer.json", overlap=CONFIG["inference"]["overlap"],
-                  batch_size=CONFIG["inference"]["batch_size"], flip=True, drop_misplaced=True)
-    assert np.array_equal(np.asarray(labels_of(flipped).dataobj), np.asarray(nib.load(out).dataobj))
+    settings = dict(flip=True, drop_misplaced=True)
+    assert np.array_equal(viewer_labels(site / "data", site, MODEL_FILE, **settings),
+                          workflow_labels(site, site / "data" / MODEL_FILE, tmp_path, **settings))
+
+
+def workflow_labels(site: Path, image: Path, out_dir: Path, **settings) -> np.ndarray:
+    """The labels `deepnuclei infer` writes for `image` with the tiny LiNUS and the config's inference settings,
+    `settings` over them."""
+    inference = {**CONFIG["inference"], **settings}
+    out = out_dir / "dseg.nii.gz"
+    segment_files(site / "results" / "models" / "linus" / "checkpoint_best.pt", [image], out, out_dir / "infer.json",
+                  overlap=inference["overlap"], batch_size=inference["batch_size"], flip=inference["flip"],
+                  drop_misplaced=inference["drop_misplaced"], mixed_precision=mixed_precision(inference))
+    return np.asarray(nib.load(out).dataobj)
+
+
+def viewer_labels(data: Path, site: Path, path: str, **settings) -> np.ndarray:
+    """The labels the viewer returns for `path` under `data` with the config's inference settings, `settings` over them."""
+    config = {**CONFIG, "inference": {**CONFIG["inference"], **settings}}
+    return np.asarray(labels_of(segment(create_app(data, site / "results", config, LIMIT_MB).test_client(),
+                                        path=path)).dataobj)
+
+
+def test_drop_misplaced_drops_a_stray_piece_as_the_workflow_does(site, tmp_path) -> None:
+    """A bright ball far from the nuclei, which the tiny LiNUS labels as both STN: with `inference.drop_misplaced`
+    the viewer drops it, as the workflow's `infer.kept_pieces` does, and still finds both nuclei."""
+    image, _ = demo_volume()
+    stray = ellipsoid((20, 8, 5), (4, 4, 2))
+    name = "sub-stray_space-SWI_desc-model_Chimap.nii.gz"
+    save_volume(tmp_path / "data" / name, image + 0.5 * stray, AFFINE)
+    kept, dropped = (viewer_labels(tmp_path / "data", site, name, drop_misplaced=drop) for drop in (False, True))
+    assert set(np.unique(kept[stray])) == {0, 17, 18} and not dropped[stray].any()
+    assert (dropped == 17).sum() > 200 and (dropped == 18).sum() > 200  # each nucleus has 315 voxels
+    assert np.array_equal(dropped, workflow_labels(site, tmp_path / "data" / name, tmp_path, drop_misplaced=True))
+
+
+def test_mixed_precision_as_the_workflow_does(site, tmp_path) -> None:
+    """`inference.mixed_precision` true runs the viewer's model in 16 bits (bfloat16 on a CPU) as the workflow's,
+    false in float32: the labels are the workflow's for each, and differ between them by a few voxels."""
+    labels = {setting: viewer_labels(site / "data", site, MODEL_FILE, mixed_precision=setting) for setting in (True, False)}
+    for setting, viewed in labels.items():
+        assert np.array_equal(viewed, workflow_labels(site, site / "data" / MODEL_FILE, tmp_path,
+                                                      mixed_precision=setting)), setting
+    assert 0 < (labels[True] != labels[False]).sum() < 50
+
+
+def test_view_reads_its_config_files_over_config_yaml(monkeypatch) -> None:
+    """`deepnuclei view --config config/apply.yaml` serves apply.yaml merged over config/config.yaml, as the
+    workflow reads it: apply.yaml's inference settings beside config.yaml's, and config.yaml's preprocess windows."""
+    import deepnuclei.viewer
+
+    served = {}
+    monkeypatch.setattr(deepnuclei.viewer, "create_app", lambda data, results, config, max_mb: config)
+    monkeypatch.setattr(deepnuclei.viewer, "serve", lambda config, port: served.update(config=config, port=port))
+    assert main(["view", "--config", str(ROOT / "config" / "apply.yaml"), "--threads", str(torch.get_num_threads())]) == 0
+    config, base = served["config"], yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert config["preprocess"] == base["preprocess"] and served["port"] == 8765
+    assert config["inference"] == {**base["inference"], "flip": True, "drop_misplaced": True}
+    assert config["models"]["linus"] == {**base["models"]["linus"], "bundle": "pretrained:linus"}
 
 
 @pytest.mark.parametrize("path, problem", [
