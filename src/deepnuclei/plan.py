@@ -563,8 +563,10 @@ class Plan:
     @cache
     def inference_groups(self) -> list[InferenceGroup]:
         """The sessions that the same models segment on the same grid, with (or without) the registration that
-        takes their labels to the other grid, largest group first: one inference job per session and group runs
-        them all (a job per model and session made 1,000 sessions of config/paper.yaml plan about 9,500 jobs more)."""
+        takes their labels to the other grid: one inference job per session and group runs them all (a job per
+        model and session made 1,000 sessions of config/paper.yaml plan about 9,500 jobs more). In an order that
+        the groups' contents set, not their sizes, so that a rule's name (`infer_swi`, `infer_swi_2`) stays its
+        group's as a dataset grows: by grid, registered first, most models first."""
         evaluated = set(self.evaluated_methods())
         kinds = ([model for model in self.models if model in evaluated],
                  [model for model in self.models if model not in evaluated])  # the LiNUS experiments': their target
@@ -577,7 +579,7 @@ class Plan:
                     if models:
                         groups.setdefault((space, session.registered, models), []).append(key)
         found = [InferenceGroup(space, registered, models, keys) for (space, registered, models), keys in groups.items()]
-        return sorted(found, key=lambda group: -len(group.sessions))
+        return sorted(found, key=lambda group: (group.space, not group.registered, -len(group.models), group.models))
 
     # ---- case lists
 

@@ -61,6 +61,9 @@ def test_sessions_inputs_and_roles_of_a_longitudinal_dataset(longitudinal, tmp_p
         ("SWI", True, ("linus", "dbresunet", "dbresunet-rate1x1x1", "dbresunet-in-Chimap")): ["02_ses-pre"],
         ("T1w", True, ("linus-t1",)): ["01_ses-post", "01_ses-pre", "02_ses-pre", "03_ses-pre"],
         ("T1w", False, ("linus-t1",)): ["04_ses-pre"]}
+    # the rules' names follow this order, which the groups' contents set (the test session's group has more
+    # models), not how many sessions each holds
+    assert [len(group.models) for group in plan.inference_groups()] == [4, 2, 1, 1]
     inference = plan.inference_plan("linus-t1").for_session("04_ses-pre")
     assert inference.dseg.endswith("segmentations/linus-t1/sub-04_ses-pre/sub-04_ses-pre_space-T1w_dseg.nii.gz")
     assert inference.inputs == [plan.layout.preprocessed("04_ses-pre", "T1w.nii.gz", "T1w")]
