@@ -57,9 +57,18 @@ class Layout:
     def plan_file(self, name: str) -> str:
         return str(self.results / "plan" / f"{name}.json")
 
+    def cohort_plan_file(self, name: str, cohort: str = MAIN_COHORT) -> str:
+        """A plan file of the dataset's own sessions (`<name>.json`) or of a further cohort's (`<name>_<cohort>.json`)."""
+        return self.plan_file(name + ("" if cohort == MAIN_COHORT else f"_{cohort}"))
+
     def preprocess_plan(self, space: str, cohort: str = MAIN_COHORT) -> str:
         """The plan file of a space's model-input settings: preprocess_SWI.json, preprocess_T1w[_<cohort>].json."""
-        return self.plan_file(f"preprocess_{space}" + ("" if cohort == MAIN_COHORT else f"_{cohort}"))
+        return self.cohort_plan_file(f"preprocess_{space}", cohort)
+
+    def settings(self, name: str, cohort: str = MAIN_COHORT) -> str:
+        """The settings file of a job (`deepnuclei.plan.settings_files`): settings_qsm_sharptv.json,
+        settings_demo_<cohort>.json, settings_registration.json, ..."""
+        return self.cohort_plan_file(f"settings_{name}", cohort)
 
     def log(self, rule: str, key: str = "all") -> str:
         return str(self.results / "logs" / rule / f"sub-{key}.log")

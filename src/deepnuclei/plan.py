@@ -444,10 +444,7 @@ class Plan:
         """The model-input settings of a space: the config's section (with the cohort's overrides), and where
         bundled models read that space, their bundles' preprocessing (matrix, windows, voxel size and
         orientation), which must then agree."""
-        section = PREPROCESS_SECTIONS[space]
-        settings = dict(self.config[section])
-        if cohort != MAIN_COHORT:  # a cohort's own grid, e.g. a 0.3 mm T1 (config/paper.yaml's PD25)
-            settings.update(self.config["cohorts"][cohort].get(section, {}))
+        settings = self.section(PREPROCESS_SECTIONS[space], cohort)  # a cohort's own grid, e.g. paper.yaml's PD25
         bundled = {name: preprocessing for name, preprocessing in self.bundled.items()
                    if self.native_space(name) == space and self.method_cohort(name) == cohort}
         if len({json.dumps(preprocessing, sort_keys=True) for preprocessing in bundled.values()}) > 1:
@@ -457,6 +454,22 @@ class Plan:
         # the QSM recorded is the one this run makes (a bundle's own is compared with it in check_models)
         settings = PreprocessPlan.from_json({**settings, **next(iter(bundled.values()), {})})
         return replace(settings, qsm=self.qsm_source(cohort) if space == "SWI" else None)
+
+    def cohort_overrides(self, section: str, cohort: str, default: Any = None) -> Any:
+        """A section of a cohort's entry (`demo`, `preprocess`, `qsm`, `outside_view`); `default` for the dataset's
+        own sessions, which the config's sections describe."""
+        return default if cohort == MAIN_COHORT else self.config["cohorts"][cohort].get(section, default)
+
+    def section(self, name: str, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+        """A config section with the cohort's overrides of it."""
+        return {**self.config[name], **self.cohort_overrides(name, cohort, {})}
+
+    def qsm_settings(self, method: str, cohort: str = MAIN_COHORT) -> dict[str, Any]:
+        """A QSM method's settings (`qsm.methods`) with the cohort's `qsm` overrides."""
+        return {**self.config["qsm"]["methods"][method], **self.cohort_overrides("qsm", cohort, {})}
+
+    def cohorts(self) -> list[str]:
+        return list(dict.fromkeys(session.cohort for session in self.sessions.values()))
 
     def qsm_method(self, key: str) -> str:
         """The `desc` of the QSM a session's SWI-grid steps read: `existing` for its own map, else qsm.method."""
@@ -474,9 +487,7 @@ class Plan:
 
     def qsm_source(self, cohort: str = MAIN_COHORT) -> QsmSource:
         """The QSM that SWI-space models read: `qsm.method` and its settings (with the cohort's overrides)."""
-        method = self.config["qsm"]["method"]
-        overrides = self.config["cohorts"][cohort].get("qsm", {}) if cohort != MAIN_COHORT else {}
-        return QsmSource(method, {**self.config["qsm"]["methods"][method], **overrides})
+        return QsmSource(self.config["qsm"]["method"], self.qsm_settings(self.config["qsm"]["method"], cohort))
 
     @cache
     def can_segment(self, method: str, key: str) -> bool:
@@ -900,9 +911,11 @@ def plan_files(plan: Plan) -> dict[str, Any]:
     for group in plan.inference_groups():
         for model in group.models:
             files[f"infer_{model}"] = plan.inference_plan(model)
-    for cohort in dict.fromkeys(session.cohort for session in plan.sessions.values()):
+    for cohort in plan.cohorts():
         for space in SPACES:
             files[Path(plan.layout.preprocess_plan(space, cohort)).stem] = plan.preprocess_settings(space, cohort)
+    for (name, cohort), settings in settings_files(plan).items():
+        files[Path(plan.layout.settings(name, cohort)).stem] = settings
     files["overlap"] = plan.overlap_cases("overlap")
     files["measures"] = plan.measures_cases()
     files["evaluation"] = plan.evaluation_plan()
@@ -917,6 +930,25 @@ def plan_files(plan: Plan) -> dict[str, Any]:
             files["linus_experiments_overlap"] = plan.overlap_cases("linus_experiments_overlap")
         except PlanError as error:  # only the `linus_experiments` target needs them: it reports this
             files["dataset"].notes.append(f"linus_experiments: {error}")
+    return files
+
+
+# A job's threads change none of its results: they are left out of its settings, so that changing them reruns nothing
+UNTIMED = ("threads",)
+
+
+def settings_files(plan: Plan) -> dict[tuple[str, str], dict[str, Any]]:
+    """The config sections that jobs read as settings files (`--settings FILE`), by name and cohort: registration,
+    atlas and inference; each QSM method's and the demo's for every cohort (with its overrides)."""
+    def timed(section: Mapping) -> dict[str, Any]:
+        return {key: value for key, value in section.items() if key not in UNTIMED}
+
+    files = {(name, MAIN_COHORT): timed(plan.config[name]) for name in ("registration", "atlas", "inference")}
+    for cohort in plan.cohorts():
+        for method in plan.config["qsm"]["methods"]:
+            files[(f"qsm_{method}", cohort)] = plan.qsm_settings(method, cohort)
+        if plan.config["demo"]["enabled"]:
+            files[("demo", cohort)] = plan.section("demo", cohort)
     return files
 
 

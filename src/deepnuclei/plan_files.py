@@ -284,6 +284,7 @@ KINDS: dict[str, Any] = {
     "linus_experiments_overlap": list[OverlapCase], "measures": list[MeasuresCase], "evaluation": EvaluationPlan,
     "atlas_jlf": list[AtlasCase], "tre": list[TreCase], "qsm_metrics": list[QsmMetricCase],
     "linus_experiments": ExperimentsPlan,
+    "settings": dict[str, Any],  # a config section as a job reads it: the config's schema checks it
 }
 
 

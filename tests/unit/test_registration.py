@@ -91,9 +91,10 @@ def test_tre_is_the_mean_displacement():
 def test_cli_registration_recovers_the_true_transform(demo_subject, tmp_path):
     files = subject_files(demo_subject)
     magnitudes = [str(path) for path in files["magnitudes"]]
-    transform, record = tmp_path / "xfm.tfm", tmp_path / "registration.json"
+    transform, record, settings = tmp_path / "xfm.tfm", tmp_path / "registration.json", tmp_path / "settings.json"
+    settings.write_text(json.dumps(DEMO_SETTINGS))
     assert main(["register-t1-to-swi", "--t1", str(files["t1"]), "--magnitudes", *magnitudes,
-                 "--method", "simpleitk", "--settings", json.dumps(DEMO_SETTINGS),
+                 "--method", "simpleitk", "--settings", str(settings),
                  "--transform", str(transform), "--record", str(record)]) == 0
     t1_in_swi, qc = tmp_path / "t1_swi.nii.gz", tmp_path / "qc.png"
     assert main(["t1-to-swi", "--t1", str(files["t1"]), "--magnitudes", *magnitudes, "--transform", str(transform),
@@ -187,8 +188,9 @@ def test_bad_transform_files_are_named(tmp_path):
 
 def test_cli_reports_a_missing_t1_and_fails(tmp_path):
     echo = save_volume(tmp_path / "echo-1.nii.gz", np.ones((6, 6, 4)), np.eye(4))
+    (tmp_path / "settings.json").write_text("{}")
     code = main(["register-t1-to-swi", "--t1", str(tmp_path / "no_T1w.nii.gz"), "--magnitudes", str(echo),
-                 "--method", "simpleitk", "--settings", "{}", "--transform", str(tmp_path / "x.tfm"),
+                 "--method", "simpleitk", "--settings", str(tmp_path / "settings.json"), "--transform", str(tmp_path / "x.tfm"),
                  "--record", str(tmp_path / "x.json")])
     assert code == 2
     assert not (tmp_path / "x.tfm").exists()

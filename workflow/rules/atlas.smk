@@ -3,7 +3,6 @@
 # `atlas_jlf`) and one for sessions without SWI (`_only`).
 
 ATLAS = config["atlas"]
-ATLAS_SETTINGS = as_json({key: value for key, value in ATLAS.items() if key != "threads"})  # threads: no rerun
 ATLAS_RULES = {  # method -> rule name, its atlases (inputs, and their options from them), memory, minutes
     "atlas": ("atlas_single", {"atlas_t1": ATLAS["template_t1"], "atlas_labels": ATLAS["template_labels"]},
               lambda input: f"--atlas-t1 {input.atlas_t1} --atlas-labels {input.atlas_labels}", 4000, 60),  # demo: 1.0 GB, < 1 min
@@ -24,6 +23,7 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 **atlases,
                 t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
                 validated=validation_record("{subject}"),
+                settings=LAYOUT.settings("atlas"),
                 **({"swi": lambda wildcards: grid_image(wildcards.subject, "SWI"),
                     "transform": registration_transform("{subject}")} if registered else {}),
             output:
@@ -33,7 +33,6 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 subject=session_constraint(sessions, others),
             params:  # the loop's values as default arguments: a shell command is built when its job runs, after the
                      # loop has moved on (an f-string in `shell:` took the last method's options)
-                settings=ATLAS_SETTINGS,
                 atlases=lambda wildcards, input, atlas_options=atlas_options: atlas_options(input),
                 swi=lambda wildcards, input, output, registered=registered: (
                     f"--swi {input.swi} --transform {input.transform} --out-swi {output.swi}"
@@ -50,4 +49,4 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 "../../envs/registration.yaml"
             shell:
                 "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} {params.atlases}"
-                " --out {output.t1} {params.swi} --settings '{params.settings}' > {log} 2>&1"
+                " --out {output.t1} {params.swi} --settings {input.settings} > {log} 2>&1"

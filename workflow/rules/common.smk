@@ -2,7 +2,6 @@
 # scores, case lists) is deepnuclei.plan's, made once here and written as files under results/plan/ that
 # rules pass by path; the `subject` wildcard is a session key (sub-<key>: "01" or "01_ses-02").
 
-import json
 import re
 from pathlib import Path
 
@@ -110,28 +109,6 @@ def raise_workflow_error(message):
 def attempt_scaled(amount):
     """A resource (memory in MB, runtime in minutes) that grows with each retry of a failed job."""
     return lambda wildcards, attempt: amount * attempt
-
-
-def as_json(section):
-    """A config section (never a case list: those are plan files) as a single-quoted-safe JSON string."""
-    text = json.dumps(section, sort_keys=True)
-    if "'" in text:
-        raise WorkflowError(f"config values must not contain single quotes: {text}")
-    return text
-
-
-def cohort_overrides(subject, section, default=None):
-    """A section of the session's cohort entry (`demo`, `preprocess`, `qsm`, `outside_view`)."""
-    cohort = SESSIONS[subject].cohort
-    return default if cohort == MAIN_COHORT else config["cohorts"][cohort].get(section, default)
-
-
-def cohort_settings(subject, section):
-    return {**config[section], **cohort_overrides(subject, section, {})}
-
-
-def qsm_settings(subject, method):
-    return {**QSM["methods"][method], **cohort_overrides(subject, "qsm", {})}
 
 
 def swi_magnitudes(subject):

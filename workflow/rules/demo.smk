@@ -24,6 +24,7 @@ if DEMO["enabled"]:
     rule demo_subject:
         input:
             template=rules.demo_template.output.template,
+            settings=lambda wildcards: LAYOUT.settings("demo", session(wildcards).cohort),
         output:
             t1=bids("{subject}", "T1w.nii.gz"),
             swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
@@ -39,7 +40,6 @@ if DEMO["enabled"]:
         params:
             bids_dir=BIDS,
             truth_dir=DEMO_ROOT / "truth",
-            settings=lambda wildcards: as_json(cohort_settings(wildcards.subject, "demo")),
         priority: PREPARATION_PRIORITY
         log:
             log_path("demo_subject", "{subject}"),
@@ -49,17 +49,18 @@ if DEMO["enabled"]:
             "../../envs/qsm.yaml"
         shell:
             "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {params.bids_dir}"
-            " --truth-dir {params.truth_dir} --qc {output.qc} --settings '{params.settings}' > {log} 2>&1"
+            " --truth-dir {params.truth_dir} --qc {output.qc} --settings {input.settings} > {log} 2>&1"
 
 
     rule demo_dataset:
+        input:
+            settings=LAYOUT.settings("demo"),
         output:
             description=BIDS / "dataset_description.json",
             participants=BIDS / "participants.tsv",
             lookup=BIDS / "derivatives" / "labels" / "dseg.tsv",
         params:
             bids_dir=BIDS,
-            settings=as_json(DEMO),
         log:
             log_path("demo_dataset"),
         benchmark:
@@ -67,4 +68,4 @@ if DEMO["enabled"]:
         conda:
             "../../envs/qsm.yaml"
         shell:
-            "deepnuclei demo-dataset --bids-dir {params.bids_dir} --settings '{params.settings}' > {log} 2>&1"
+            "deepnuclei demo-dataset --bids-dir {params.bids_dir} --settings {input.settings} > {log} 2>&1"

@@ -58,6 +58,7 @@ for group in PLAN.inference_groups():
             plans=[plan_file(f"infer_{model}") for model in group.models],
             models=[trained_model(model) for model in group.models],
             record=preprocessed("{subject}", "padding.json", group.space),
+            settings=LAYOUT.settings("inference"),
         output:  # per model: its labels on its grid, on the other grid where registered, its record
             [path for model in group.models for path in (segmentation(model, "{subject}", group.space),
              *([segmentation(model, "{subject}", other_space)] if group.registered else []),
@@ -65,7 +66,6 @@ for group in PLAN.inference_groups():
         wildcard_constraints:  # its sessions: a session's models on one grid belong to one group
             subject=session_constraint(group.sessions, others),
         params:
-            settings=as_json({key: value for key, value in config["inference"].items() if key != "threads"}),
             other=lambda wildcards, input: (f"--other-grid {input.other_grid} --transform {input.transform}"
                                             if "transform" in input.keys() else ""),
             interpolation=REGISTRATION["label_interpolation"],
@@ -81,7 +81,7 @@ for group in PLAN.inference_groups():
         conda:
             "../../envs/torch.yaml"
         shell:
-            "deepnuclei infer-session --plans {input.plans} --subject {wildcards.subject} --settings '{params.settings}'"
+            "deepnuclei infer-session --plans {input.plans} --subject {wildcards.subject} --settings {input.settings}"
             " {params.other} --interpolation {params.interpolation} --threads {threads} > {log} 2>&1"
 
 

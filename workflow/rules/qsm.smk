@@ -16,7 +16,7 @@ for checked in ("inputs", "labels"):
         output:
             validation_record("{subject}", checked),
         params:
-            outside_view=lambda wildcards: cohort_overrides(wildcards.subject, "outside_view", []),
+            outside_view=lambda wildcards: PLAN.cohort_overrides("outside_view", session(wildcards).cohort, []),
             ignore=config["labels"]["ignore"],
         priority: 100
         log:
@@ -38,6 +38,7 @@ rule qsm:
         phases=lambda wildcards: session(wildcards).phases,
         sidecars=lambda wildcards: session(wildcards).sidecars,
         validated=validation_record("{subject}"),
+        settings=lambda wildcards: LAYOUT.settings(f"qsm_{wildcards.method}", session(wildcards).cohort),
     output:
         chi=qsm_output("{subject}", "Chimap.nii.gz", "{method}"),
         mask=qsm_output("{subject}", "mask.nii.gz", "{method}"),
@@ -46,8 +47,6 @@ rule qsm:
         qc=report(qsm_qc("{subject}", "{method}"), caption="../report/qsm_qc.rst", category="QSM"),
     wildcard_constraints:
         method="|".join(QSM["methods"]),
-    params:
-        settings=lambda wildcards: as_json(qsm_settings(wildcards.subject, wildcards.method)),
     threads: QSM["threads"]
     resources:
         # 1.2 GB measured on the demo's 1.0 M-voxel slab (3 echoes); the paper's 9.6 M voxels need ~10x
@@ -62,7 +61,7 @@ rule qsm:
         "../../envs/qsm.yaml"
     shell:
         "deepnuclei qsm --magnitudes {input.magnitudes} --phases {input.phases} --sidecars {input.sidecars}"
-        " --settings '{params.settings}' --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
+        " --settings {input.settings} --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
         " --out-field {output.field} --qc {output.qc} --out-record {output.record} > {log} 2>&1"
 
 

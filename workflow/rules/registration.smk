@@ -6,13 +6,12 @@ rule register_t1_to_swi:
         t1=lambda wildcards: grid_image(wildcards.subject, "T1w"),
         magnitudes=lambda wildcards: swi_magnitudes(wildcards.subject),
         validated=validation_record("{subject}"),
+        settings=LAYOUT.settings("registration"),
     output:
         transform=registration_transform("{subject}", "{method}"),
         record=registration_record("{subject}", "{method}"),
     wildcard_constraints:
         method="simpleitk|antspyx",
-    params:
-        settings=as_json(REGISTRATION),
     threads: REGISTRATION["threads"]
     priority: PREPARATION_PRIORITY
     log:
@@ -23,7 +22,7 @@ rule register_t1_to_swi:
         "../../envs/registration.yaml"
     shell:
         "deepnuclei register-t1-to-swi --t1 {input.t1} --magnitudes {input.magnitudes} --method {wildcards.method}"
-        " --threads {threads} --settings '{params.settings}' --transform {output.transform} --record {output.record}"
+        " --threads {threads} --settings {input.settings} --transform {output.transform} --record {output.record}"
         " > {log} 2>&1"
 
 

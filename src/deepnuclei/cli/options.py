@@ -1,5 +1,5 @@
 """What the commands share: how each is registered with its handler, the log they write to, the options
-that mean the same in several of them (`--settings` JSON text, `--threads`, `--interpolation`, NAME=DSEG),
+that mean the same in several of them (`--settings FILE`, `--threads`, `--interpolation`, NAME=DSEG),
 and the config settings that several of them read (`mixed_precision`)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("deepnuclei")
@@ -23,16 +24,17 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, handler: Hand
     return parser
 
 
-def json_text(text: str) -> Any:
+def settings_file(path: str) -> dict[str, Any]:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not JSON ({error})") from None
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise argparse.ArgumentTypeError(f"{path}: not a readable JSON file ({error})") from None
 
 
 def add_settings(parser: argparse.ArgumentParser, what: str) -> None:
-    """`--settings`: a config section as JSON text on the command line (the rules' `as_json`), parsed."""
-    parser.add_argument("--settings", required=True, type=json_text, help=f"{what} as JSON")
+    """`--settings FILE`: a config section as the plan wrote it (`deepnuclei.plan.settings_files`), read."""
+    parser.add_argument("--settings", required=True, type=settings_file, metavar="FILE",
+                        help=f"JSON file of {what} (results/plan/settings_*.json)")
 
 
 def mixed_precision(inference: Mapping[str, Any]) -> bool | None:
