@@ -7,8 +7,8 @@ Two benchmarks, each with the truth known:
   inputs, the atlas's labels), with the QSM of every configured method (`qsm.methods`; `--make-qsm` runs the
   workflow for the maps they lack, about 2 minutes per session and method on one core). For each session, method (atlas, dbresunet,
   linus) and nucleus the table of samples holds the mean susceptibility and the volume of every segmentation
-  sample (a network's `averaged`, `direct` and `mirrored` label maps, `deepnuclei.infer.segment_samples`, with
-  the settings of config/apply.yaml; the atlas's one label map) on every QSM map. The truth is the mean of the
+  sample (a network's `averaged`, `direct` and `mirrored` label maps, as the workflow's inference job writes them,
+  `deepnuclei.infer.segment_files`, with the settings of config/apply.yaml; the atlas's one label map) on every QSM map. The truth is the mean of the
   true susceptibility (relative to its mean over the true brain mask, as the QSM's reference is its mean over
   its brain mask) within the true labels, and the true labels' volume, on the GRE grid. Coverage is measured
   leave-one-set-out: the factors are learnt on two sets and the intervals scored on the third.
@@ -36,8 +36,8 @@ import yaml
 
 from deepnuclei import uncertainty as unc
 from deepnuclei.evaluate import scored_names
-from deepnuclei.infer import PASSES, segment_samples
-from deepnuclei.io import read_json, read_volume, same_grid, save_volume
+from deepnuclei.infer import PASSES, segment_files
+from deepnuclei.io import read_json, read_volume, same_grid
 from deepnuclei.labels import dataset_mapping, dataset_structures, read_dseg_names, relabel
 from deepnuclei.measures import chi_measures, volume_measures
 
@@ -115,9 +115,11 @@ def truth_rows(labels: np.ndarray, chi: np.ndarray, brain: np.ndarray, affine: n
 
 
 def network_samples(results: Path, key: str, model: str, cache: Path, inference: dict) -> dict[str, Path]:
-    """The network's segmentation samples of one session on the SWI grid (cached); checks that `averaged`
-    is the label map the workflow wrote."""
-    paths = {name: cache / f"sub-{key}" / f"sub-{key}_desc-{model}{name}_dseg.nii.gz" for name in PASSES}
+    """The network's segmentation samples of one session on the SWI grid, as the workflow's inference job writes
+    them with `inference.flip` (`segment_files` with `out_passes`; cached); checks that `averaged` is the label
+    map the workflow wrote."""
+    folder = cache / f"sub-{key}"
+    paths = {name: folder / f"sub-{key}_desc-{model}{name}_dseg.nii.gz" for name in PASSES}
     written = results / "segmentations" / model / f"sub-{key}" / f"sub-{key}_space-SWI_dseg.nii.gz"
     if not all(path.exists() for path in paths.values()):
         from deepnuclei.bundle import bundle_path, load_bundle
@@ -127,12 +129,11 @@ def network_samples(results: Path, key: str, model: str, cache: Path, inference:
         preprocess = results / "preprocess" / f"sub-{key}"
         channels = [preprocess / f"sub-{key}_space-SWI_desc-model_{suffix}.nii.gz" for suffix in inputs]
         record = read_json(written.with_name(f"sub-{key}_inference.json"))  # as the workflow ran it
-        samples, affine = segment_samples(bundle, channels, overlap=inference["overlap"],
-                                          batch_size=inference["batch_size"], mixed_precision=record["mixed_precision"],
-                                          padding_record=preprocess / f"sub-{key}_space-SWI_desc-model_padding.json",
-                                          drop_misplaced=inference["drop_misplaced"])
-        for name, labels in samples.items():
-            save_volume(paths[name], labels, affine, np.uint8)
+        segment_files(bundle, channels, paths["averaged"], folder / f"sub-{key}_desc-{model}_inference.json",
+                      overlap=inference["overlap"], batch_size=inference["batch_size"],
+                      mixed_precision=record["mixed_precision"],
+                      padding_record=preprocess / f"sub-{key}_space-SWI_desc-model_padding.json", flip=True,
+                      drop_misplaced=inference["drop_misplaced"], out_passes={name: paths[name] for name in PASSES[1:]})
     ours, _ = read_volume(paths["averaged"], dtype=np.uint8)
     theirs, _ = read_volume(written, dtype=np.uint8)
     agreement = float((ours == theirs).mean()) if ours.shape == theirs.shape else float("nan")

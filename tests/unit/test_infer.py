@@ -15,10 +15,8 @@ from deepnuclei.infer import (
     PASSES,
     predict,
     predict_logits,
-    predict_passes,
     reference_values,
     segment_files,
-    segment_samples,
 )
 from deepnuclei.io import InputError, read_volume, save_volume
 from deepnuclei.labels import task_classes
@@ -122,35 +120,48 @@ def test_flip_averaging_sees_a_mirrored_head_as_the_mirror_with_its_sides_swappe
 
 
 @pytest.mark.parametrize("name", ["linus", "dbresunet"])
-def test_the_passes_are_the_direct_the_mirrored_and_the_flip_averaged_label_maps(name: str) -> None:
-    """The segmentation samples of deepnuclei.uncertainty: `averaged` is what `predict` gives with the mirror,
-    `direct` what it gives without, and `mirrored` the mirror image's labels mirrored back, sides swapped."""
+def test_the_passes_are_the_direct_and_the_mirrored_label_maps_of_the_flip_average(name: str) -> None:
+    """The segmentation samples of deepnuclei.uncertainty: with the mirror, `predict` gives its averaged labels
+    and those of the direct pass (what it gives without) and of the mirror image's, mirrored back, sides swapped."""
     task = "stn" if name == "linus" else "nuclei7"
     model, info = tiny_model(name, task)
     model = for_inference(model, info.spec.dims)
     image = torch.rand(info.in_channels, 32, 32, 16)
-    passes = predict_passes(model, info, image, flip_axis=0)
-    assert list(passes) == list(PASSES) == ["averaged", "direct", "mirrored"]
-    np.testing.assert_array_equal(passes["averaged"], predict(model, info, image, flip_axis=0).labels)
-    np.testing.assert_array_equal(passes["direct"], predict(model, info, image).labels)
+    prediction = predict(model, info, image, flip_axis=0)
+    assert list(prediction.passes) == list(PASSES[1:]) == ["direct", "mirrored"]
+    np.testing.assert_array_equal(prediction.passes["direct"], predict(model, info, image).labels)
     swap = mirror_permutation(task).numpy()
-    np.testing.assert_array_equal(passes["mirrored"], swap[predict(model, info, image.flip(1)).labels[::-1]])
-    assert (passes["direct"] != passes["mirrored"]).mean() > 0.05  # an untrained network: two opinions
+    np.testing.assert_array_equal(prediction.passes["mirrored"], swap[predict(model, info, image.flip(1)).labels[::-1]])
+    assert (prediction.passes["direct"] != prediction.passes["mirrored"]).mean() > 0.05  # untrained: two opinions
+    assert predict(model, info, image).passes == {}
 
 
-def test_segment_samples_are_written_as_segment_files_writes_them(tmp_path) -> None:
+def test_segment_files_writes_the_passes_beside_the_averaged_labels(tmp_path) -> None:
+    """With flip and `out_passes`, the inference job's averaged labels are those it writes without them, and each
+    pass's labels are that pass's prediction as the workflow writes labels (reference values, same grid)."""
     model, info = tiny_model("dbresunet", task="nuclei7")
     checkpoint = tmp_path / "checkpoint_best.pt"
     torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
     affine = np.array([[1.25, 0, 0, -90], [0, 1.25, 0, -110], [0, 0, 2, -40], [0, 0, 0, 1]])
     channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), affine) for name in ("a", "b")]
-    segment_files(checkpoint, channels, tmp_path / "dseg.nii.gz", tmp_path / "infer.json", flip=True)
-    samples, samples_affine = segment_samples(checkpoint, channels)
-    written, _ = read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)
-    np.testing.assert_array_equal(samples["averaged"], written)
-    np.testing.assert_allclose(samples_affine, affine)
-    for labels in samples.values():
-        assert labels.shape == (20, 18, 10) and set(np.unique(labels)) <= {0, *reference_values("nuclei7").values()}
+    segment_files(checkpoint, channels, tmp_path / "alone_dseg.nii.gz", tmp_path / "alone.json", flip=True)
+    passes = {name: tmp_path / f"sub-01_desc-{name}_dseg.nii.gz" for name in PASSES[1:]}
+    record = segment_files(checkpoint, channels, tmp_path / "dseg.nii.gz", tmp_path / "infer.json", flip=True,
+                           out_passes=passes)
+    assert record["passes"] == {name: str(path) for name, path in passes.items()}
+    written = {"averaged": read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)}
+    written.update({name: read_volume(path, dtype=np.uint8) for name, path in passes.items()})
+    np.testing.assert_array_equal(written["averaged"][0], read_volume(tmp_path / "alone_dseg.nii.gz", dtype=np.uint8)[0])
+    values = np.array([0, *reference_values("nuclei7").values()], dtype=np.uint8)
+    model = for_inference(model, info.spec.dims)
+    image = torch.stack([torch.as_tensor(read_volume(path)[0], dtype=torch.float32) for path in channels])
+    prediction = predict(model, info, image, flip_axis=0)  # axis 0 runs left-right in this affine
+    for name in PASSES[1:]:
+        np.testing.assert_array_equal(written[name][0], values[prediction.passes[name]])
+        np.testing.assert_allclose(written[name][1], affine)
+    assert (written["direct"][0] != written["mirrored"][0]).any()
+    with pytest.raises(ValueError, match="only with flip"):
+        segment_files(checkpoint, channels, tmp_path / "x.nii.gz", tmp_path / "x.json", out_passes=passes)
 
 
 def test_mixed_precision_on_cpu_mostly_agrees() -> None:
