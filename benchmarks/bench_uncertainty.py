@@ -18,6 +18,7 @@ Two benchmarks, each with the truth known:
 
     .venv/bin/python benchmarks/bench_uncertainty.py --make-qsm         # both, 90 %
     .venv/bin/python benchmarks/bench_uncertainty.py --coverage 0.8 --benchmarks transfer
+    .venv/bin/python benchmarks/bench_uncertainty.py --write-factors src/deepnuclei/data_files/interval_factors.json
 
 Writes into --out: samples_<benchmark>.tsv (every sample; read back where present), truth_<benchmark>.tsv, intervals.tsv (every held-out case with its interval,
 per variant), coverage.tsv and uncertainty.md; the networks' segmentation samples are kept under samples/.
@@ -258,6 +259,30 @@ def coverage_table(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_shipped_factors(path: Path, summary: pd.DataFrame, truth: np.ndarray, coverage: float,
+                          measured: pd.DataFrame, argv: list[str]) -> list[unc.Calibration]:
+    """The factors the workflow applies (`deepnuclei.uncertainty.read_factors`), of the default variant, learnt on
+    every case of every benchmark (network and atlas: the three held-out sets; reference: the QSM cases), with
+    the coverage the held-out folds measured (`measured`), the command, the date and the bundles' checksums."""
+    import datetime
+    import hashlib
+
+    from deepnuclei.bundle import bundle_path
+
+    symmetric, weights = VARIANTS[DEFAULT_VARIANT]
+    calibrations = unc.calibrate(summary, truth, coverage, symmetric=symmetric, weights=weights)
+    rows = measured[measured.variant == DEFAULT_VARIANT]
+    unc.write_factors(
+        path, calibrations, coverage=coverage, variant=DEFAULT_VARIANT,
+        command=" ".join(["benchmarks/bench_uncertainty.py", *argv]),
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        bundles={model: hashlib.sha256(Path(bundle_path(f"pretrained:{model}")).read_bytes()).hexdigest()
+                 for model in NETWORKS},
+        heldout_coverage=[{key: row[key] for key in ("benchmark", "measure", "group", "cases", "coverage",
+                                                     "coverage_95ci")} for row in rows.to_dict("records")])
+    return calibrations
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results-heldout", help="results-heldout/ of the sets")
@@ -272,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--benchmarks", nargs="+", choices=["transfer", "qsm"], default=["transfer", "qsm"])
     parser.add_argument("--coverage", type=float, default=unc.COVERAGE)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "uncertainty")
+    parser.add_argument("--write-factors", type=Path, metavar="JSON",
+                        help="learn the factors on every case and write them there (the package's: "
+                             "src/deepnuclei/data_files/interval_factors.json)")
     args = parser.parse_args(argv)
     settings = config()
     methods = list(settings["qsm"]["methods"])
@@ -327,6 +355,11 @@ def main(argv: list[str] | None = None) -> None:
         text += [f"## {title}\n", part.to_markdown(index=False, floatfmt=".3g"), ""]
     (args.out / "uncertainty.md").write_text("\n".join(text))
     print("\n".join(text))
+    if args.write_factors:
+        calibrations = write_shipped_factors(args.write_factors, summary, truth, args.coverage, overall,
+                                             sys.argv[1:] if argv is None else argv)
+        print(f"{args.write_factors}: " + ", ".join(f"{c.measure} {c.group} {c.factor:.3g} ({c.cases} cases)"
+                                                   for c in calibrations))
 
 
 if __name__ == "__main__":
