@@ -26,8 +26,10 @@ Files are BIDS-derivatives TSVs (`n/a` for missing values); the wide group table
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -44,16 +46,20 @@ from .io import (
     voxel_volume_mm3,
     write_text_atomic,
 )
+from . import uncertainty
 from .labels import MAX_LABEL, STRUCTURE_BY_NAME, read_dseg_tsv
 
 CHI_COLUMNS = ["chi_mean_ppb", "chi_median_ppb", "chi_sd_ppb"]
 WORLD_COLUMNS = ["com_x_mm", "com_y_mm", "com_z_mm"]
 INDEX_COLUMNS = ["com_i", "com_j", "com_k"]
-COUNT_COLUMNS = ["voxels", "chi_voxels"]
+# the intervals (`interval_columns`): each measure's bounds, and the samples they were measured on
+BOUND_COLUMNS = [f"{measure}_{bound}" for measure in uncertainty.MEASURES for bound in ("lower", "upper")]
+COUNT_COLUMNS = ["voxels", "chi_voxels", "interval_samples"]
 # every measure of a structure, the columns of the wide table (`<structure>_<measure>`)
-MEASURES = ["volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, *COUNT_COLUMNS]
+MEASURES = ["volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, *COUNT_COLUMNS[:2], *BOUND_COLUMNS,
+            "interval_samples"]
 COLUMNS = ["structure", "label", "volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, "voxels", "chi_voxels",
-           "volume_space"]
+           "volume_space", *BOUND_COLUMNS, "interval_samples"]
 INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
 ID_COLUMNS = ["participant_id", "session_id", "method"]
 RANGE_COLUMNS = ["in_training_range", "range_warnings"]  # a model's session against its training range
@@ -62,6 +68,10 @@ DECIMALS = 4
 # again in ppb, and the structure's volume as in the measures table
 QSMXT_STATS = ["min", "max", "median", "mean", "std", "p5", "p95"]
 QSMXT_COLUMNS = ["roi", "num_voxels", *QSMXT_STATS, *(f"{stat}_ppb" for stat in QSMXT_STATS), "volume_mm3"]
+# the intervals' default sample: the method's labels as written (a network's flip average), on `MeasuresCase.qsm`
+AVERAGED = "averaged"
+
+log = logging.getLogger(__name__)
 
 
 def measured_structures(lookup_names: Sequence[str] | None = None, task: str | None = None) -> list[str]:
@@ -132,6 +142,47 @@ def qsmxt_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]
                  if len(ppm) else [np.nan] * len(QSMXT_STATS))
         measures[name] = {"num_voxels": len(ppm), **dict(zip(QSMXT_STATS, map(float, stats)))}
     return measures
+
+
+def interval_samples(names: Sequence[str], labels: Mapping[str, str | os.PathLike],
+                     qsm: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
+    """The intervals' samples (deepnuclei.uncertainty) of one method on one session: per structure, the volume and
+    mean susceptibility (ppb) of every label map (`labels`, by name: `averaged` and a network's passes) on every QSM
+    map (`qsm`, by method; none: volumes only), all on the SWI grid."""
+    maps = {method: read_volume(path, dtype=np.float32) for method, path in qsm.items()}
+    rows = []
+    for segmentation, path in labels.items():
+        label_map, affine = read_volume(path, dtype=np.uint8)
+        volumes = volume_measures(label_map, affine, names)
+        for method, (chi_ppm, chi_affine) in maps.items() or [("", (None, None))]:
+            chis = {}
+            if chi_ppm is not None:
+                _grid(path, chi_ppm.shape, chi_affine, qsm[method])
+                chis = chi_measures(label_map, chi_ppm, names)
+            rows += [{"structure": name, "segmentation": segmentation, "qsm": method,
+                      "chi_mean_ppb": chis.get(name, {}).get("chi_mean_ppb", np.nan),
+                      "volume_mm3": volumes[name]["volume_mm3"]} for name in names]
+    return pd.DataFrame(rows, columns=["structure", "segmentation", "qsm", *uncertainty.MEASURES])
+
+
+def interval_columns(table: pd.DataFrame, samples: pd.DataFrame, default_qsm: str, group: str | None,
+                     calibrations: Sequence[uncertainty.Calibration]) -> pd.DataFrame:
+    """`BOUND_COLUMNS` and `interval_samples` of a measures table's structures: `uncertainty.intervals` of the
+    samples' spread around the table's own estimates (the volume on the T1 grid where the session has one: the
+    spread on the SWI grid is applied to it, and the floor is relative to it), with the calibrations of `group`
+    (missing bounds without one)."""
+    summary = uncertainty.summarise(samples, ["structure"], {"segmentation": AVERAGED, "qsm": default_qsm})
+    reported = table.set_index("structure")
+    summary["estimate"] = [reported.at[name, measure] for name, measure in zip(summary.structure, summary.measure)]
+    summary["group"] = group
+    bounds = uncertainty.intervals(summary, calibrations).set_index(["structure", "measure"])
+    columns = pd.DataFrame({"structure": table["structure"]})
+    for measure in uncertainty.MEASURES:
+        for bound in ("lower", "upper"):
+            column = bounds[bound].xs(measure, level="measure") if len(bounds) else pd.Series(dtype=float)
+            columns[f"{measure}_{bound}"] = columns.structure.map(column).astype(float)
+    columns["interval_samples"] = len(samples.groupby(["segmentation", "qsm"]))
+    return columns.drop(columns="structure")
 
 
 def measures_table(names: Sequence[str], volume_labels: np.ndarray, volume_affine: np.ndarray, volume_space: str,
@@ -234,11 +285,16 @@ def read_measures(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_session_measures(names: Sequence[str], out: str | os.PathLike, qsmxt_out: str | os.PathLike | None = None,
-                           **files) -> pd.DataFrame:
-    """`measures_from_files` written as a TSV (`session_maps`' keyword arguments: the files), and where
-    `qsmxt_out` is given the same structures' `qsmxt_table` as a CSV."""
+                           intervals: Callable[[pd.DataFrame], pd.DataFrame] | None = None, **files) -> pd.DataFrame:
+    """`measures_from_files` written as a TSV (`session_maps`' keyword arguments: the files), with the columns
+    `intervals` gives the table (`case_intervals`), and where `qsmxt_out` is given the same structures'
+    `qsmxt_table` as a CSV."""
     maps = session_maps(**files)
     table = measures_table(names, *maps)
+    if intervals is not None:
+        bounds = intervals(table)
+        table[list(bounds)] = bounds.to_numpy()
+        table = typed(table)
     write_tsv(table, out)
     if qsmxt_out:
         write_csv(qsmxt_table(table, *maps[3:]), qsmxt_out)
@@ -250,13 +306,35 @@ def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[st
     return measured_structures(list(read_dseg_tsv(lookup).values()), task)
 
 
-def write_cases_measures(cases: Sequence) -> dict[str, pd.DataFrame]:
+def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertainty.Calibration],
+                   table: pd.DataFrame) -> pd.DataFrame:
+    """`interval_columns` of a measures case (deepnuclei.plan_files.MeasuresCase: its `swi_samples`,
+    `qsm_samples` and `interval_group`); says in the log where the bounds are missing or rest on one sample."""
+    where = f"{case.method} on sub-{case.subject}"
+    if not any(calibration.group == case.interval_group for calibration in calibrations):
+        log.warning("%s: no interval factors for this method (group %s): bounds n/a", where, case.interval_group)
+    if not case.swi_samples:  # no labels on the SWI grid, where the samples are measured
+        return pd.DataFrame({**dict.fromkeys(BOUND_COLUMNS, np.nan), "interval_samples": 0}, index=table.index)
+    if len(case.swi_samples) * len(case.qsm_samples) == 1:
+        log.warning("%s: one segmentation sample on one QSM map: intervals of the floor alone (x its factor), "
+                    "narrower than those the factors were learnt for", where)
+    samples = interval_samples(names, case.swi_samples, case.qsm_samples)
+    return interval_columns(table, samples, next(iter(case.qsm_samples), ""), case.interval_group, calibrations)
+
+
+def write_cases_measures(cases: Sequence,
+                         calibrations: Sequence[uncertainty.Calibration] | None = None) -> dict[str, pd.DataFrame]:
     """`write_session_measures` of each case (deepnuclei.plan_files.MeasuresCase: one method's label maps of
-    one session, and its files `out` and `qsmxt`) on the structures of its lookup and task; method -> table."""
-    return {case.method: write_session_measures(structures_of(case.lookup, case.task), case.out, case.qsmxt,
-                                                t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm,
-                                                t1=case.t1)
-            for case in cases}
+    one session, and its files `out` and `qsmxt`) on the structures of its lookup and task, with its intervals
+    (`case_intervals`; by default with the package's factors, `uncertainty.read_factors`); method -> table."""
+    calibrations = uncertainty.read_factors() if calibrations is None else calibrations
+    tables = {}
+    for case in cases:
+        names = structures_of(case.lookup, case.task)
+        tables[case.method] = write_session_measures(
+            names, case.out, case.qsmxt, partial(case_intervals, case, names, calibrations),
+            t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm, t1=case.t1)
+    return tables
 
 
 # ---- the group tables
