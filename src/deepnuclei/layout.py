@@ -148,6 +148,10 @@ class Layout:
         """One row per session x method, a column per structure and measure (CSV)."""
         return str(self.results / "measures" / "nuclei_wide.csv")
 
+    def measures_intervals_figure(self) -> str:
+        """Every session's measures with their intervals, a panel per measure and nucleus (PNG)."""
+        return str(self.results / "measures" / "nuclei_intervals.png")
+
     def measures_qsmxt_table(self) -> str:
         """Every session x method x structure in QSMxT's columns, the ids first (CSV)."""
         return str(self.results / "measures" / "nuclei_qsmxt.csv")

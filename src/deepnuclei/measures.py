@@ -401,13 +401,18 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike,
-                   out_qsmxt: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The group tables from the plan file of measure cases: the long TSV and the wide CSV, and where
-    `out_qsmxt` is given the QSMxT statistics of every case (a CSV)."""
+                   out_qsmxt: str | os.PathLike | None = None, out_figure: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The group tables from the plan file of measure cases: the long TSV and the wide CSV, where `out_qsmxt` is
+    given the QSMxT statistics of every case (a CSV), and where `out_figure` is given the measures with their
+    intervals (`figures.interval_panels`, a PNG)."""
     cases = read_json(plan)
     long = long_table(cases)
     write_tsv(long, out_tsv)
     write_csv(wide_table(long), out_csv)
     if out_qsmxt:
         write_csv(qsmxt_group_table(cases), out_qsmxt)
+    if out_figure:
+        from .figures import interval_panels, save_figure
+
+        save_figure(interval_panels(long), out_figure, ("png",))
     return long

@@ -4,6 +4,7 @@ and a session's bounds from constructed label maps and QSM maps, computed here b
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepnuclei import uncertainty
@@ -91,3 +92,21 @@ def test_a_networks_interval_is_its_samples_spread_times_the_shipped_factor(maps
     jlf = read_measures(tmp_path / "atlas-jlf.tsv")
     assert jlf[BOUND_COLUMNS].isna().all().all() and (jlf.interval_samples == 1).all()
     assert "atlas-jlf on sub-01: no interval factors" in caplog.text and "one segmentation sample" in caplog.text
+
+
+def test_the_interval_figure_draws_each_estimate_with_its_bounds():
+    from deepnuclei.figures import interval_panels
+
+    long = pd.DataFrame({"participant_id": ["sub-01", "sub-01", "sub-02"], "session_id": [np.nan] * 3,
+                         "method": ["net", "net", "net"], "structure": ["CN_L", "CN_R", "CN_L"],
+                         "chi_mean_ppb": [50.0, 60.0, 40.0], "chi_mean_ppb_lower": [40.0, np.nan, 35.0],
+                         "chi_mean_ppb_upper": [70.0, np.nan, 41.0], "volume_mm3": [36.0, 30.0, 20.0],
+                         "volume_mm3_lower": [30.0, 25.0, 10.0], "volume_mm3_upper": [40.0, 35.0, 30.0]})
+    figure = interval_panels(long)
+    chi, volume = figure.axes[:2]
+    assert [ax.get_title() for ax in figure.axes] == ["CN", "CN"]
+    left = chi.containers[0]  # net, left: sub-01 then sub-02
+    np.testing.assert_allclose(np.asarray(left.lines[0].get_ydata(), float), [50.0, 40.0])
+    segments = left.lines[2][0].get_segments()
+    assert [tuple(segment[:, 1]) for segment in segments] == [(40.0, 70.0), (35.0, 41.0)]
+    np.testing.assert_allclose(np.asarray(volume.containers[1].lines[0].get_ydata(), float), [30.0])

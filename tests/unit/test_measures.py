@@ -163,7 +163,8 @@ def test_group_tables_long_and_wide_hold_the_same_values(session, tmp_path):
     write_session_measures(["CN_L", "GP_L"], cases[2]["out"], swi_labels=files["swi_labels"], qsm=files["qsm"])
     (tmp_path / "measures.json").write_text(json.dumps(cases))
     assert main(["merge-measures", "--plan", str(tmp_path / "measures.json"), "--out-tsv", str(tmp_path / "nuclei.tsv"),
-                 "--out-csv", str(tmp_path / "wide.csv")]) == 0
+                 "--out-csv", str(tmp_path / "wide.csv"), "--out-figure", str(tmp_path / "intervals.png")]) == 0
+    assert matplotlib.image.imread(tmp_path / "intervals.png").shape[0] > 100  # bounds missing here: points alone
     long = read_measures(tmp_path / "nuclei.tsv")
     assert list(long.columns) == ["participant_id", "session_id", "method", *COLUMNS, *RANGE_COLUMNS]
     assert len(long) == len(NAMES) + 1 + 2 and set(long["session_id"]) == {"ses-pre"}
