@@ -16,6 +16,10 @@ atlas: every structure; joint label fusion and the reference: those the dataset 
 as the union of GPe and GPi where a map holds them apart (as the evaluation scores it). A structure the
 method writes but the map lacks has volume 0 and no other value: it is never dropped.
 
+Each mean susceptibility and volume comes with an interval (`interval_columns`, deepnuclei.uncertainty): the
+measure's spread over the case's samples on the SWI grid (a network's flip passes x the session's QSM maps),
+around the value reported, times the factor shipped for the method's group.
+
 Beside them, the same structures' statistics as QSMxT writes them (`qsmxt_measures`: its column names,
 ppm, over the voxels where the QSM is not 0, SD with n), with 5th / 95th percentiles, ppb and volume, so that
 a QSMxT user's scripts read our nuclei as they read QSMxT's SynthSeg structures.

@@ -1,8 +1,8 @@
 """Intervals for a nucleus's measures that say how sure they are: segmentation samples x QSM methods, calibrated.
 
 A session's mean susceptibility and volume of a nucleus depend on choices the workflow makes for the user: which
-labels (a network's direct pass, its mirrored pass, or their average, which the workflow writes with
-`inference.flip`; `deepnuclei.infer.predict_passes`) and which QSM reconstruction (`qsm.methods`). Measured
+labels (a network's direct pass, its mirrored pass, or their average: with `inference.flip` the inference job
+writes all three, `deepnuclei.infer.segment_files`) and which QSM reconstruction (`qsm.method`, `qsm.intervals`). Measured
 over every combination (the *samples*), a case has
 
 - a point estimate: the measure of the default labels on the default QSM (what `results/measures/` reports),
@@ -22,7 +22,7 @@ it is then `factor * floor`, relative to the estimate for the volume. Symmetric 
 `SYMMETRIC`) use the larger of the two sides on both; asymmetric ones each side's own spread. Calibration may
 also learn how much to trust the spread against the floor (`weights`). Factors are learnt per group of cases (a measure, and whether the method has segmentation
 samples: a network, or an atlas with the QSM spread only); benchmarks/bench_uncertainty.py measures the
-coverage on data that another generator made.
+coverage on data that another generator made, and learns the factors the workflow applies (`read_factors`).
 """
 
 from __future__ import annotations
