@@ -179,14 +179,14 @@ def interval_columns(table: pd.DataFrame, samples: pd.DataFrame, default_qsm: st
     reported = table.set_index("structure")
     summary["estimate"] = [reported.at[name, measure] for name, measure in zip(summary.structure, summary.measure)]
     summary["group"] = group
-    bounds = uncertainty.intervals(summary, calibrations).set_index(["structure", "measure"])
-    columns = pd.DataFrame({"structure": table["structure"]})
-    for measure in uncertainty.MEASURES:
+    bounds = uncertainty.intervals(summary, calibrations)
+    columns = {}
+    for measure in uncertainty.MEASURES:  # a structure without the measure's estimate has no bounds
+        rows = bounds[bounds.measure == measure].set_index("structure")
         for bound in ("lower", "upper"):
-            column = bounds[bound].xs(measure, level="measure") if len(bounds) else pd.Series(dtype=float)
-            columns[f"{measure}_{bound}"] = columns.structure.map(column).astype(float)
-    columns["interval_samples"] = len(samples.groupby(["segmentation", "qsm"]))
-    return columns.drop(columns="structure")
+            columns[f"{measure}_{bound}"] = rows[bound].reindex(table["structure"]).to_numpy(float)
+    return pd.DataFrame({**columns, "interval_samples": len(samples.groupby(["segmentation", "qsm"]))},
+                        index=table.index)
 
 
 def measures_table(names: Sequence[str], volume_labels: np.ndarray, volume_affine: np.ndarray, volume_space: str,
@@ -296,9 +296,7 @@ def write_session_measures(names: Sequence[str], out: str | os.PathLike, qsmxt_o
     maps = session_maps(**files)
     table = measures_table(names, *maps)
     if intervals is not None:
-        bounds = intervals(table)
-        table[list(bounds)] = bounds.to_numpy()
-        table = typed(table)
+        table = typed(table.assign(**intervals(table)))
     write_tsv(table, out)
     if qsmxt_out:
         write_csv(qsmxt_table(table, *maps[3:]), qsmxt_out)
@@ -315,10 +313,11 @@ def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertaint
     """`interval_columns` of a measures case (deepnuclei.plan_files.MeasuresCase: its `swi_samples`,
     `qsm_samples` and `interval_group`); says in the log where the bounds are missing or rest on one sample."""
     where = f"{case.method} on sub-{case.subject}"
+    if not case.swi_samples:  # no labels on the SWI grid, where the samples are measured
+        log.warning("%s: no labels on the SWI grid: no interval samples, bounds n/a", where)
+        return pd.DataFrame({**dict.fromkeys(BOUND_COLUMNS, np.nan), "interval_samples": 0}, index=table.index)
     if not any(calibration.group == case.interval_group for calibration in calibrations):
         log.warning("%s: no interval factors for this method (group %s): bounds n/a", where, case.interval_group)
-    if not case.swi_samples:  # no labels on the SWI grid, where the samples are measured
-        return pd.DataFrame({**dict.fromkeys(BOUND_COLUMNS, np.nan), "interval_samples": 0}, index=table.index)
     if len(case.swi_samples) * len(case.qsm_samples) == 1:
         log.warning("%s: one segmentation sample on one QSM map: intervals of the floor alone (x its factor), "
                     "narrower than those the factors were learnt for", where)

@@ -667,10 +667,10 @@ class Plan:
         `interval_qsm_maps`; the group of the shipped factors (deepnuclei.uncertainty): `network` for a model,
         `atlas` for the atlas baseline, `reference` (the QSM spread alone) for the reference labels, none for the
         other methods (not calibrated: their bounds are missing)."""
-        if swi_labels is None:  # no susceptibility, and no volume samples on the grid the factors were learnt on
-            return {"swi_samples": {}, "qsm_samples": {}, "interval_group": None}
-        passes = self.flip_passes(method, key) if method in self.models and self.native_space(method) == "SWI" else {}
         group = "network" if method in self.models else INTERVAL_GROUPS.get(method)
+        if swi_labels is None:  # no susceptibility, and no volume samples on the grid the factors were learnt on
+            return {"swi_samples": {}, "qsm_samples": {}, "interval_group": group}
+        passes = self.flip_passes(method, key) if method in self.models and self.native_space(method) == "SWI" else {}
         return {"swi_samples": {"averaged": swi_labels, **passes}, "qsm_samples": self.interval_qsm_maps(key),
                 "interval_group": group}
 

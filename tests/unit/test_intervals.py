@@ -73,7 +73,8 @@ def test_a_networks_interval_is_its_samples_spread_times_the_shipped_factor(maps
     factor = {(c.measure, c.group): c.factor for c in uncertainty.read_factors()}
     cases = [case(maps, tmp_path, "net", ["averaged", "direct", "mirrored"], ["sharptv", "tkd"], "network"),
              case(maps, tmp_path, "atlas", ["averaged"], ["sharptv", "tkd"], "atlas"),
-             case(maps, tmp_path, "atlas-jlf", ["averaged"], ["sharptv"], None)]
+             case(maps, tmp_path, "atlas-jlf", ["averaged"], ["sharptv"], None),
+             case(maps, tmp_path, "t1-only", [], [], "network")]  # no labels on the SWI grid
     write_cases_measures(cases)
     net = read_measures(tmp_path / "net.tsv").set_index("structure").loc["CN_L"]
     assert net.chi_mean_ppb == pytest.approx(50) and net.volume_mm3 == pytest.approx(36)
@@ -92,6 +93,11 @@ def test_a_networks_interval_is_its_samples_spread_times_the_shipped_factor(maps
     jlf = read_measures(tmp_path / "atlas-jlf.tsv")
     assert jlf[BOUND_COLUMNS].isna().all().all() and (jlf.interval_samples == 1).all()
     assert "atlas-jlf on sub-01: no interval factors" in caplog.text and "one segmentation sample" in caplog.text
+    absent = read_measures(tmp_path / "net.tsv").set_index("structure").loc["RN_L"]  # in no sample
+    assert pd.isna(absent.chi_mean_ppb_lower) and (absent.volume_mm3_lower, absent.volume_mm3_upper) == (0, 0)
+    t1_only = read_measures(tmp_path / "t1-only.tsv")
+    assert t1_only[BOUND_COLUMNS].isna().all().all() and (t1_only.interval_samples == 0).all()
+    assert "t1-only on sub-01: no labels on the SWI grid" in caplog.text
 
 
 def test_the_interval_figure_draws_each_estimate_with_its_bounds():
