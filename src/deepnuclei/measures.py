@@ -33,12 +33,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
+from . import uncertainty
 from .evaluate import mean_index, ppb_mean, scored_names, scored_structures, union_box
 from .io import (
     InputError,
@@ -50,7 +51,6 @@ from .io import (
     voxel_volume_mm3,
     write_text_atomic,
 )
-from . import uncertainty
 from .labels import MAX_LABEL, STRUCTURE_BY_NAME, read_dseg_tsv
 
 CHI_COLUMNS = ["chi_mean_ppb", "chi_median_ppb", "chi_sd_ppb"]
@@ -148,12 +148,16 @@ def qsmxt_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]
     return measures
 
 
+def read_qsm(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    return read_volume(path, dtype=np.float32)
+
+
 def interval_samples(names: Sequence[str], labels: Mapping[str, str | os.PathLike],
-                     qsm: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
+                     qsm: Mapping[str, str | os.PathLike], read: Callable = read_qsm) -> pd.DataFrame:
     """The intervals' samples (deepnuclei.uncertainty) of one method on one session: per structure, the volume and
     mean susceptibility (ppb) of every label map (`labels`, by name: `averaged` and a network's passes) on every QSM
-    map (`qsm`, by method; none: volumes only), all on the SWI grid."""
-    maps = {method: read_volume(path, dtype=np.float32) for method, path in qsm.items()}
+    map (`qsm`, by method, read by `read`; none: volumes only), all on the SWI grid."""
+    maps = {method: read(path) for method, path in qsm.items()}
     rows = []
     for segmentation, path in labels.items():
         label_map, affine = read_volume(path, dtype=np.uint8)
@@ -308,10 +312,11 @@ def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[st
     return measured_structures(list(read_dseg_tsv(lookup).values()), task)
 
 
-def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertainty.Calibration],
+def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertainty.Calibration], read: Callable,
                    table: pd.DataFrame) -> pd.DataFrame:
     """`interval_columns` of a measures case (deepnuclei.plan_files.MeasuresCase: its `swi_samples`,
-    `qsm_samples` and `interval_group`); says in the log where the bounds are missing or rest on one sample."""
+    `qsm_samples` and `interval_group`; QSM maps read by `read`); says in the log where the bounds are missing or
+    rest on one sample."""
     where = f"{case.method} on sub-{case.subject}"
     if not case.swi_samples:  # no labels on the SWI grid, where the samples are measured
         log.warning("%s: no labels on the SWI grid: no interval samples, bounds n/a", where)
@@ -321,7 +326,7 @@ def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertaint
     if len(case.swi_samples) * len(case.qsm_samples) == 1:
         log.warning("%s: one segmentation sample on one QSM map: intervals of the floor alone (x its factor), "
                     "narrower than those the factors were learnt for", where)
-    samples = interval_samples(names, case.swi_samples, case.qsm_samples)
+    samples = interval_samples(names, case.swi_samples, case.qsm_samples, read)
     return interval_columns(table, samples, next(iter(case.qsm_samples), ""), case.interval_group, calibrations)
 
 
@@ -331,11 +336,12 @@ def write_cases_measures(cases: Sequence,
     one session, and its files `out` and `qsmxt`) on the structures of its lookup and task, with its intervals
     (`case_intervals`; by default with the package's factors, `uncertainty.read_factors`); method -> table."""
     calibrations = uncertainty.read_factors() if calibrations is None else calibrations
+    read = cache(read_qsm)  # a session's QSM maps serve every method's samples
     tables = {}
     for case in cases:
         names = structures_of(case.lookup, case.task)
         tables[case.method] = write_session_measures(
-            names, case.out, case.qsmxt, partial(case_intervals, case, names, calibrations),
+            names, case.out, case.qsmxt, partial(case_intervals, case, names, calibrations, read),
             t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm, t1=case.t1)
     return tables
 
