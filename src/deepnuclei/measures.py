@@ -178,7 +178,7 @@ def interval_columns(table: pd.DataFrame, samples: pd.DataFrame, default_qsm: st
     """`BOUND_COLUMNS` and `interval_samples` of a measures table's structures: `uncertainty.intervals` of the
     samples' spread around the table's own estimates (the volume on the T1 grid where the session has one: the
     spread on the SWI grid is applied to it, and the floor is relative to it), with the calibrations of `group`
-    (missing bounds without one)."""
+    (missing bounds without one); a volume's lower bound is at least 0."""
     summary = uncertainty.summarise(samples, ["structure"], {"segmentation": AVERAGED, "qsm": default_qsm})
     reported = table.set_index("structure")
     summary["estimate"] = [reported.at[name, measure] for name, measure in zip(summary.structure, summary.measure)]
@@ -189,6 +189,7 @@ def interval_columns(table: pd.DataFrame, samples: pd.DataFrame, default_qsm: st
         rows = bounds[bounds.measure == measure].set_index("structure")
         for bound in ("lower", "upper"):
             columns[f"{measure}_{bound}"] = rows[bound].reindex(table["structure"]).to_numpy(float)
+    columns["volume_mm3_lower"] = np.maximum(columns["volume_mm3_lower"], 0.0)  # the atlas's ±100 %: never below 0
     return pd.DataFrame({**columns, "interval_samples": len(samples.groupby(["segmentation", "qsm"]))},
                         index=table.index)
 

@@ -37,7 +37,7 @@ def test_read_factors_refuses_another_version(tmp_path):
 @pytest.fixture
 def maps(tmp_path) -> dict:
     """On a 1 mm SWI grid, CN_L in three label maps (averaged 40 voxels, direct 50, mirrored 30) and two QSM maps
-    (sharptv: 50 ppb, 80 ppb in the direct pass's extra slab; tkd: 30 ppb); on a 1 mm T1 grid, CN_L of 36 voxels."""
+    (sharptv: 50 ppb, 80 ppb in the direct pass's extra slab; tkd: 30 ppb); on a 1 mm T1 grid, CN_L of 72 voxels."""
     swi, t1 = np.eye(4), np.diag([1.0, 1.0, 1.0, 1.0])
     files = {}
     for name, extent in {"averaged": 4, "direct": 5, "mirrored": 3}.items():
@@ -49,7 +49,7 @@ def maps(tmp_path) -> dict:
     files["sharptv"] = str(save_volume(tmp_path / "sharptv.nii.gz", sharptv, swi, np.float32))
     files["tkd"] = str(save_volume(tmp_path / "tkd.nii.gz", np.full((10, 10, 4), 0.03, np.float32), swi, np.float32))
     t1_labels = np.zeros((12, 12, 6), np.uint8)
-    t1_labels[:6, :6, :1] = CN_L
+    t1_labels[:6, :6, :2] = CN_L
     files["t1_labels"] = str(save_volume(tmp_path / "t1_dseg.nii.gz", t1_labels, t1, np.uint8))
     files["t1"] = str(save_volume(tmp_path / "t1.nii.gz", np.ones((12, 12, 6), np.float32), t1, np.float32))
     files["lookup"] = str(tmp_path / "dseg.tsv")
@@ -68,7 +68,7 @@ def case(files: dict, tmp_path, method: str, samples: list[str], qsm: list[str],
 def test_a_networks_interval_is_its_samples_spread_times_the_shipped_factor(maps, tmp_path, caplog):
     """CN_L's samples: susceptibility 50 (the estimate: averaged on sharptv), 56 (direct: 40 x 50 + 10 x 80 over
     50), 50, and 30 on tkd: spread 20 below, 6 above, symmetric 20, floor 1 ppb; volume on the SWI grid 40, 50,
-    30: spread 10, around the T1 grid's 36 mm3 reported, floor 5 % of 36. The atlas: one label map, so the QSM
+    30: spread 10, around the T1 grid's 72 mm3 reported, floor 5 % of 72. The atlas: one label map, so the QSM
     spread alone and a volume of the floor alone; a method without a group: no bounds."""
     factor = {(c.measure, c.group): c.factor for c in uncertainty.read_factors()}
     cases = [case(maps, tmp_path, "net", ["averaged", "direct", "mirrored"], ["sharptv", "tkd"], "network"),
@@ -77,19 +77,20 @@ def test_a_networks_interval_is_its_samples_spread_times_the_shipped_factor(maps
              case(maps, tmp_path, "t1-only", [], [], "network")]  # no labels on the SWI grid
     write_cases_measures(cases)
     net = read_measures(tmp_path / "net.tsv").set_index("structure").loc["CN_L"]
-    assert net.chi_mean_ppb == pytest.approx(50) and net.volume_mm3 == pytest.approx(36)
+    assert net.chi_mean_ppb == pytest.approx(50) and net.volume_mm3 == pytest.approx(72)
     half = factor["chi_mean_ppb", "network"] * (20 + 1)
     assert (net.chi_mean_ppb_lower, net.chi_mean_ppb_upper) == (pytest.approx(50 - half, abs=1e-4),
                                                                pytest.approx(50 + half, abs=1e-4))
-    half = factor["volume_mm3", "network"] * (10 + 0.05 * 36)
-    assert (net.volume_mm3_lower, net.volume_mm3_upper) == (pytest.approx(36 - half, abs=1e-4),
-                                                           pytest.approx(36 + half, abs=1e-4))
+    half = factor["volume_mm3", "network"] * (10 + 0.05 * 72)
+    assert (net.volume_mm3_lower, net.volume_mm3_upper) == (pytest.approx(72 - half, abs=1e-4),
+                                                           pytest.approx(72 + half, abs=1e-4))
     assert net.interval_samples == 6
     atlas = read_measures(tmp_path / "atlas.tsv").set_index("structure").loc["CN_L"]
     half = factor["chi_mean_ppb", "atlas"] * (20 + 1)
     assert atlas.chi_mean_ppb_upper == pytest.approx(50 + half, abs=1e-4)
-    half = factor["volume_mm3", "atlas"] * 0.05 * 36
-    assert atlas.volume_mm3_lower == pytest.approx(36 - half, abs=1e-4) and atlas.interval_samples == 2
+    half = factor["volume_mm3", "atlas"] * 0.05 * 72
+    assert half > 72 and atlas.volume_mm3_lower == 0  # over 100 %: a volume's lower bound stops at 0
+    assert atlas.volume_mm3_upper == pytest.approx(72 + half, abs=1e-4) and atlas.interval_samples == 2
     jlf = read_measures(tmp_path / "atlas-jlf.tsv")
     assert jlf[BOUND_COLUMNS].isna().all().all() and (jlf.interval_samples == 1).all()
     assert "atlas-jlf on sub-01: no interval factors" in caplog.text and "one segmentation sample" in caplog.text
