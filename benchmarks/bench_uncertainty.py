@@ -8,9 +8,10 @@ Two benchmarks, each with the truth known:
   workflow for the maps they lack, about 2 minutes per session and method on one core). For each session, method (atlas, dbresunet,
   linus) and nucleus the table of samples holds the mean susceptibility and the volume of every segmentation
   sample (a network's `averaged`, `direct` and `mirrored` label maps, as the workflow's inference job writes them,
-  `deepnuclei.infer.segment_files`, with the settings of config/apply.yaml; the atlas's one label map) on every QSM map. The truth is the mean of the
-  true susceptibility (relative to its mean over the true brain mask, as the QSM's reference is its mean over
-  its brain mask) within the true labels, and the true labels' volume, on the GRE grid. Coverage is measured
+  `deepnuclei.infer.segment_files`, with the settings of config/apply.yaml; the atlas's one label map) on every
+  QSM map. The truth is the mean of the true susceptibility (relative to its mean over the true brain mask, as
+  the QSM's reference is its mean over its brain mask) within the true labels, and the true labels' volume, on
+  the GRE grid. Coverage is measured
   leave-one-set-out: the factors are learnt on two sets and the intervals scored on the third.
 * qsm: the QSM benchmark cases (benchmarks/qsm_cases.py, qsm-forward) as `bench_qsm_accuracy.py --out DIR`
   reconstructed them with every method: the true labels on every method's map (the QSM spread alone),

@@ -411,7 +411,8 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike,
-                   out_qsmxt: str | os.PathLike | None = None, out_figure: str | os.PathLike | None = None) -> pd.DataFrame:
+                   out_qsmxt: str | os.PathLike | None = None,
+                   out_figure: str | os.PathLike | None = None) -> pd.DataFrame:
     """The group tables from the plan file of measure cases: the long TSV and the wide CSV, where `out_qsmxt` is
     given the QSMxT statistics of every case (a CSV), and where `out_figure` is given the measures with their
     intervals (`figures.interval_panels`, a PNG)."""

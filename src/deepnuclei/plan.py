@@ -647,7 +647,8 @@ class Plan:
                             task=self.models.get(method, {}).get("task"), out=self.layout.measures(method, key),
                             qsmxt=self.layout.measures_qsmxt(method, key),
                             # a model's inference record holds its training-range check, flagged in the tables
-                            inference_record=self.layout.inference_record(method, key) if method in self.models else None,
+                            inference_record=(self.layout.inference_record(method, key) if method in self.models
+                                              else None),
                             **self.interval_samples(method, key, labels.get("SWI")))
 
     def interval_qsm_maps(self, key: str) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 A session's mean susceptibility and volume of a nucleus depend on choices the workflow makes for the user: which
 labels (a network's direct pass, its mirrored pass, or their average: with `inference.flip` the inference job
-writes all three, `deepnuclei.infer.segment_files`) and which QSM reconstruction (`qsm.method`, `qsm.intervals`). Measured
-over every combination (the *samples*), a case has
+writes all three, `deepnuclei.infer.segment_files`) and which QSM reconstruction (`qsm.method`, `qsm.intervals`).
+Measured over every combination (the *samples*), a case has
 
 - a point estimate: the measure of the default labels on the default QSM (what `results/measures/` reports),
 - a spread: how far the samples lie from it, below (`estimate - min`) and above (`max - estimate`).

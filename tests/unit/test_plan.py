@@ -200,7 +200,8 @@ def test_measures_cases_hold_the_interval_samples_that_flip_and_qsm_intervals_as
     assert cases[model].swi_samples == {"averaged": layout.segmentation(model, "02", "SWI"), **passes}
     assert plan.inference_plan(model).for_session("02").passes == passes
     assert passes["direct"].endswith("sub-02_space-SWI_desc-direct_dseg.nii.gz")
-    assert cases[model].qsm_samples == {method: layout.qsm("02", "Chimap.nii.gz", method) for method in ("sharptv", "tkd")}
+    assert cases[model].qsm_samples == {method: layout.qsm("02", "Chimap.nii.gz", method)
+                                        for method in ("sharptv", "tkd")}
     assert cases[model].interval_group == "network" and cases["atlas"].interval_group == "atlas"
     assert cases["reference"].interval_group == "reference" and cases["atlas-jlf"].interval_group is None
     assert cases["atlas"].swi_samples == {"averaged": cases["atlas"].swi_labels}

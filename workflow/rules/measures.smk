@@ -36,7 +36,8 @@ rule measures:
         table=report(LAYOUT.measures_table(), caption="../report/measures.rst", category="Measures"),
         wide=report(LAYOUT.measures_wide(), caption="../report/measures.rst", category="Measures"),
         qsmxt=report(LAYOUT.measures_qsmxt_table(), caption="../report/measures.rst", category="Measures"),
-        figure=report(LAYOUT.measures_intervals_figure(), caption="../report/measure_intervals.rst", category="Measures"),
+        figure=report(LAYOUT.measures_intervals_figure(), caption="../report/measure_intervals.rst",
+                      category="Measures"),
     log:
         log_path("measures"),
     benchmark:
