@@ -42,8 +42,8 @@ SWI_SUFFIXES = ("T2starw", "MEGRE")  # qsm-forward and QSMxT name multi-echo GRE
 IMAGE_EXTENSIONS = (".nii.gz", ".nii")
 INPUT_KINDS = ("T1w", "swi", "labels", "Chimap")  # the config's bids_filters keys
 EXISTING_QSM = "existing"  # the `desc` of a session's QSM taken from an existing map (qsm.input), not reconstructed
-# The groups of the shipped interval factors (deepnuclei.uncertainty) of the methods that are not models, which are
-# `network`: the atlas baseline's, and the reference labels' (learnt on true labels: the QSM spread alone)
+# The group of the shipped interval factors (deepnuclei.uncertainty) of each method that is not a model (a model's is
+# `network`): the atlas baseline's, and the reference labels' (learnt on true labels: the QSM spread alone)
 INTERVAL_GROUPS = {"atlas": "atlas", "reference": "reference"}
 PREPROCESS_SECTIONS = {"SWI": "preprocess", "T1w": "preprocess_t1w"}  # each space's model-input settings
 
