@@ -255,3 +255,35 @@ def test_segment_files_drops_misplaced_pieces_only_where_asked(tmp_path, monkeyp
     caudate_left = reference_values("nuclei7")["CN_L"]
     assert (written[False] == caudate_left).sum() == 48 + 27 and (written[True] == caudate_left).sum() == 48
     assert not written[True][17:20, 0:3, 0:3].any()
+
+
+def test_the_inference_job_writes_the_passes_its_plan_names(tmp_path) -> None:
+    """`deepnuclei infer-session` (the workflow's inference job) with inference.flip writes the averaged labels and,
+    where the plan file names them (`InferencePlan.passes`), each pass's labels on the SWI grid beside them."""
+    from deepnuclei.cli import main
+    from deepnuclei.plan_files import InferencePlan, write_plan_file
+
+    model, info = tiny_model("linus")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
+    swi_affine = np.diag([1.25, 1.25, 2.0, 1.0])
+    images = {name: save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(14, 18, 6).astype(np.float32), swi_affine)
+              for name in ("qsm", "t1")}
+    folder = tmp_path / "sub-01"
+    settings = {"matrix": [16, 16, 8], "qsm_clip_ppb": [-150, 250], "t1_clip": [0, 1]}
+    prepare_inputs(images["qsm"], images["t1"], settings, tmp_path / "model_qsm.nii.gz", folder / "sub-01_T1w.nii.gz",
+                   folder / "sub-01_padding.json")
+    stem = str(tmp_path / "sub-{subject}" / "sub-{subject}_")
+    plan = InferencePlan("linus", str(checkpoint), [stem + "T1w.nii.gz"], stem + "padding.json", stem + "dseg.nii.gz",
+                         stem + "other.nii.gz", stem + "inference.json",
+                         {name: stem + f"desc-{name}_dseg.nii.gz" for name in PASSES[1:]})
+    write_plan_file(tmp_path / "infer_linus.json", plan)
+    inference = {"overlap": 0.25, "batch_size": 4, "mixed_precision": False, "flip": True, "drop_misplaced": False}
+    assert main(["infer-session", "--plans", str(tmp_path / "infer_linus.json"), "--subject", "01",
+                 "--settings", json.dumps(inference), "--threads", "1"]) == 0
+    for name in PASSES[1:]:
+        labels, affine = read_volume(folder / f"sub-01_desc-{name}_dseg.nii.gz", dtype=np.uint8)
+        assert labels.shape == (14, 18, 6) and set(np.unique(labels)) <= {0, *reference_values("stn").values()}
+        np.testing.assert_allclose(affine, swi_affine)
+    assert json.loads((folder / "sub-01_inference.json").read_text())["passes"]["mirrored"].endswith(
+        "sub-01_desc-mirrored_dseg.nii.gz")
