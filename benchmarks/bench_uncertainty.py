@@ -7,10 +7,11 @@ Two benchmarks, each with the truth known:
   inputs, the atlas's labels), with the QSM of every configured method (`qsm.methods`; `--make-qsm` runs the
   workflow for the maps they lack, about 2 minutes per session and method on one core). For each session, method (atlas, dbresunet,
   linus) and nucleus the table of samples holds the mean susceptibility and the volume of every segmentation
-  sample (a network's `averaged`, `direct` and `mirrored` label maps, `deepnuclei.infer.segment_samples`, with
-  the settings of config/apply.yaml; the atlas's one label map) on every QSM map. The truth is the mean of the
-  true susceptibility (relative to its mean over the true brain mask, as the QSM's reference is its mean over
-  its brain mask) within the true labels, and the true labels' volume, on the GRE grid. Coverage is measured
+  sample (a network's `averaged`, `direct` and `mirrored` label maps, as the workflow's inference job writes them,
+  `deepnuclei.infer.segment_files`, with the settings of config/apply.yaml; the atlas's one label map) on every
+  QSM map. The truth is the mean of the true susceptibility (relative to its mean over the true brain mask, as
+  the QSM's reference is its mean over its brain mask) within the true labels, and the true labels' volume, on
+  the GRE grid. Coverage is measured
   leave-one-set-out: the factors are learnt on two sets and the intervals scored on the third.
 * qsm: the QSM benchmark cases (benchmarks/qsm_cases.py, qsm-forward) as `bench_qsm_accuracy.py --out DIR`
   reconstructed them with every method: the true labels on every method's map (the QSM spread alone),
@@ -18,6 +19,7 @@ Two benchmarks, each with the truth known:
 
     .venv/bin/python benchmarks/bench_uncertainty.py --make-qsm         # both, 90 %
     .venv/bin/python benchmarks/bench_uncertainty.py --coverage 0.8 --benchmarks transfer
+    .venv/bin/python benchmarks/bench_uncertainty.py --write-factors src/deepnuclei/data_files/interval_factors.json
 
 Writes into --out: samples_<benchmark>.tsv (every sample; read back where present), truth_<benchmark>.tsv, intervals.tsv (every held-out case with its interval,
 per variant), coverage.tsv and uncertainty.md; the networks' segmentation samples are kept under samples/.
@@ -36,8 +38,8 @@ import yaml
 
 from deepnuclei import uncertainty as unc
 from deepnuclei.evaluate import scored_names
-from deepnuclei.infer import PASSES, segment_samples
-from deepnuclei.io import read_json, read_volume, same_grid, save_volume
+from deepnuclei.infer import PASSES, segment_files
+from deepnuclei.io import read_json, read_volume, same_grid
 from deepnuclei.labels import dataset_mapping, dataset_structures, read_dseg_names, relabel
 from deepnuclei.measures import chi_measures, volume_measures
 
@@ -115,9 +117,11 @@ def truth_rows(labels: np.ndarray, chi: np.ndarray, brain: np.ndarray, affine: n
 
 
 def network_samples(results: Path, key: str, model: str, cache: Path, inference: dict) -> dict[str, Path]:
-    """The network's segmentation samples of one session on the SWI grid (cached); checks that `averaged`
-    is the label map the workflow wrote."""
-    paths = {name: cache / f"sub-{key}" / f"sub-{key}_desc-{model}{name}_dseg.nii.gz" for name in PASSES}
+    """The network's segmentation samples of one session on the SWI grid, as the workflow's inference job writes
+    them with `inference.flip` (`segment_files` with `out_passes`; cached); checks that `averaged` is the label
+    map the workflow wrote."""
+    folder = cache / f"sub-{key}"
+    paths = {name: folder / f"sub-{key}_desc-{model}{name}_dseg.nii.gz" for name in PASSES}
     written = results / "segmentations" / model / f"sub-{key}" / f"sub-{key}_space-SWI_dseg.nii.gz"
     if not all(path.exists() for path in paths.values()):
         from deepnuclei.bundle import bundle_path, load_bundle
@@ -127,12 +131,11 @@ def network_samples(results: Path, key: str, model: str, cache: Path, inference:
         preprocess = results / "preprocess" / f"sub-{key}"
         channels = [preprocess / f"sub-{key}_space-SWI_desc-model_{suffix}.nii.gz" for suffix in inputs]
         record = read_json(written.with_name(f"sub-{key}_inference.json"))  # as the workflow ran it
-        samples, affine = segment_samples(bundle, channels, overlap=inference["overlap"],
-                                          batch_size=inference["batch_size"], mixed_precision=record["mixed_precision"],
-                                          padding_record=preprocess / f"sub-{key}_space-SWI_desc-model_padding.json",
-                                          drop_misplaced=inference["drop_misplaced"])
-        for name, labels in samples.items():
-            save_volume(paths[name], labels, affine, np.uint8)
+        segment_files(bundle, channels, paths["averaged"], folder / f"sub-{key}_desc-{model}_inference.json",
+                      overlap=inference["overlap"], batch_size=inference["batch_size"],
+                      mixed_precision=record["mixed_precision"],
+                      padding_record=preprocess / f"sub-{key}_space-SWI_desc-model_padding.json", flip=True,
+                      drop_misplaced=inference["drop_misplaced"], out_passes={name: paths[name] for name in PASSES[1:]})
     ours, _ = read_volume(paths["averaged"], dtype=np.uint8)
     theirs, _ = read_volume(written, dtype=np.uint8)
     agreement = float((ours == theirs).mean()) if ours.shape == theirs.shape else float("nan")
@@ -257,6 +260,30 @@ def coverage_table(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_shipped_factors(path: Path, summary: pd.DataFrame, truth: np.ndarray, coverage: float,
+                          measured: pd.DataFrame, argv: list[str]) -> list[unc.Calibration]:
+    """The factors the workflow applies (`deepnuclei.uncertainty.read_factors`), of the default variant, learnt on
+    every case of every benchmark (network and atlas: the three held-out sets; reference: the QSM cases), with
+    the coverage the held-out folds measured (`measured`), the command, the date and the bundles' checksums."""
+    import datetime
+    import hashlib
+
+    from deepnuclei.bundle import bundle_path
+
+    symmetric, weights = VARIANTS[DEFAULT_VARIANT]
+    calibrations = unc.calibrate(summary, truth, coverage, symmetric=symmetric, weights=weights)
+    rows = measured[measured.variant == DEFAULT_VARIANT]
+    unc.write_factors(
+        path, calibrations, coverage=coverage, variant=DEFAULT_VARIANT,
+        command=" ".join(["benchmarks/bench_uncertainty.py", *argv]),
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        bundles={model: hashlib.sha256(Path(bundle_path(f"pretrained:{model}")).read_bytes()).hexdigest()
+                 for model in NETWORKS},
+        heldout_coverage=[{key: row[key] for key in ("benchmark", "measure", "group", "cases", "coverage",
+                                                     "coverage_95ci")} for row in rows.to_dict("records")])
+    return calibrations
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results-heldout", help="results-heldout/ of the sets")
@@ -271,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--benchmarks", nargs="+", choices=["transfer", "qsm"], default=["transfer", "qsm"])
     parser.add_argument("--coverage", type=float, default=unc.COVERAGE)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "uncertainty")
+    parser.add_argument("--write-factors", type=Path, metavar="JSON",
+                        help="learn the factors on every case and write them there (the package's: "
+                             "src/deepnuclei/data_files/interval_factors.json)")
     args = parser.parse_args(argv)
     settings = config()
     methods = list(settings["qsm"]["methods"])
@@ -326,6 +356,11 @@ def main(argv: list[str] | None = None) -> None:
         text += [f"## {title}\n", part.to_markdown(index=False, floatfmt=".3g"), ""]
     (args.out / "uncertainty.md").write_text("\n".join(text))
     print("\n".join(text))
+    if args.write_factors:
+        calibrations = write_shipped_factors(args.write_factors, summary, truth, args.coverage, overall,
+                                             sys.argv[1:] if argv is None else argv)
+        print(f"{args.write_factors}: " + ", ".join(f"{c.measure} {c.group} {c.factor:.3g} ({c.cases} cases)"
+                                                   for c in calibrations))
 
 
 if __name__ == "__main__":

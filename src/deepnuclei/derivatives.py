@@ -31,7 +31,7 @@ IGNORED = {
     "qsm": ["*_localfield.nii.gz", "/qsm_metrics*.csv"],
     "registration": ["*_xfm.tfm", "*_registration.json", "/tre.csv"],
     "segmentations": ["*_inference.json"],
-    "measures": ["*_nuclei.tsv", "/nuclei.tsv", "*.csv"],
+    "measures": ["*_nuclei.tsv", "/nuclei.tsv", "*.csv", "/nuclei_intervals.png"],
 }
 
 

@@ -184,3 +184,38 @@ def write_evaluation_figures(overlap: pd.DataFrame, methods: Sequence[str], out_
         with ProcessPoolExecutor(min(workers, len(methods))) as pool:
             return written + [path for paths in pool.map(draw, methods) for path in paths]
     return written + [path for method in methods for path in draw(method)]
+
+
+# the measures whose intervals `interval_panels` draws -> axis label
+INTERVAL_MEASURES = {"chi_mean_ppb": "mean susceptibility (ppb)", "volume_mm3": "volume (mm³)"}
+
+
+def interval_panels(long: pd.DataFrame) -> Figure:
+    """The group's measures with their intervals (deepnuclei.measures' `<measure>_lower` / `_upper`): a panel per
+    measure and nucleus, each session along x (methods side by side, left filled and right open), the estimate
+    and a bar from lower to upper; a case without bounds is drawn without a bar. Each panel's containers hold
+    one errorbar per method and side, in the long table's order."""
+    session = ("_" + long["session_id"].astype(object)).where(long["session_id"].notna(), "")
+    long = long.assign(nucleus=long["structure"].map(nucleus_of), case=long["participant_id"] + session)
+    nuclei, methods, cases = (list(dict.fromkeys(long[column])) for column in ("nucleus", "method", "case"))
+    long = long.assign(position=pd.Categorical(long["case"], categories=cases).codes)  # each session's place on x
+    figure, axes = _panels(len(INTERVAL_MEASURES) * len(nuclei), "Measures and their intervals")
+    width = 0.8 / max(len(methods), 1)
+    panels = ((measure, nucleus) for measure in INTERVAL_MEASURES for nucleus in nuclei)
+    for ax, (measure, nucleus) in zip(axes, panels):
+        for index, method in enumerate(methods):
+            rows = long[(long["nucleus"] == nucleus) & (long["method"] == method)]
+            for side, fill, offset in (("L", None, 0.3), ("R", "none", 0.7)):
+                points = rows[rows["structure"].str.endswith(f"_{side}")]
+                x = points["position"] - 0.4 + (index + offset) * width
+                estimate = points[measure].astype(float)
+                bars = np.vstack([estimate - points[f"{measure}_lower"].astype(float),
+                                  points[f"{measure}_upper"].astype(float) - estimate])
+                ax.errorbar(x, estimate, yerr=bars, fmt="o", markersize=3, capsize=2, linewidth=0.8,
+                            color=f"C{index}", markerfacecolor=fill, label=method if side == "L" else None)
+        ax.set_title(nucleus, fontsize=9)
+        ax.set_ylabel(INTERVAL_MEASURES[measure], fontsize=8)
+        ax.set_xticks(range(len(cases)), cases if len(cases) <= 20 else [""] * len(cases), fontsize=6, rotation=90)
+    if axes:
+        axes[0].legend(fontsize=7)
+    return figure

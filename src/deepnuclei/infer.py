@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from .data import load_subject
 from .evaluate import keep_largest_components
 from .io import save_volume, write_json
 from .labels import STRUCTURE_BY_NAME, TASKS, task_classes
+from .layout import FLIP_PASSES
 from .models import ModelSpec, count_parameters, get_spec
 from .preprocess import move_by_record
 from .training_range import check_session, drop_misplaced_pieces
@@ -78,6 +79,9 @@ class Prediction:
     labels: np.ndarray  # task class indices, uint8, on the input grid
     inference_seconds: float  # network, window blending and argmax; no file I/O
     cleanup_seconds: float
+    # with the mirror: the label maps of its two passes (`FLIP_PASSES`), the segmentation samples of
+    # deepnuclei.uncertainty, which cost two argmaxes more
+    passes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def default_device() -> torch.device:
@@ -194,15 +198,6 @@ def flip_pass_probabilities(model: nn.Module, info: ModelInfo, image: torch.Tens
     return direct, mirrored[mirror_permutation(info.task).to(mirrored.device)]
 
 
-def flip_averaged_probabilities(model: nn.Module, info: ModelInfo, image: torch.Tensor, axis: int,
-                                overlap: float, batch_size: int | None) -> torch.Tensor:
-    """Class probabilities averaged over the image and its left-right mirror (test-time augmentation): the
-    networks are trained on mirrored heads too (with their sides swapped), so the mirror is a second opinion
-    of the same network, at twice the cost."""
-    direct, mirrored = flip_pass_probabilities(model, info, image, axis, overlap, batch_size)
-    return (direct + mirrored) / 2
-
-
 def label_map(logits: torch.Tensor) -> torch.Tensor:
     """The class of largest logit, as uint8 (max's indices: 3 times faster than argmax on CPU)."""
     return logits.max(0).indices.to(torch.uint8)
@@ -243,44 +238,34 @@ def predict(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor,
             batch_size: int | None = None, largest_component: bool = False,
             mixed_precision: bool | None = None, flip_axis: int | None = None) -> Prediction:
     """The label map of `image` (channels, *volume) and the time it took; with `flip_axis` (the left-right
-    voxel axis), of the probabilities averaged with the mirrored image's."""
+    voxel axis), of the probabilities averaged with the mirrored image's (test-time augmentation, at twice the
+    cost), and the label maps of the direct and the mirrored pass (`Prediction.passes`)."""
     device = next(model.parameters()).device
     image = torch.as_tensor(image, dtype=torch.float32).to(device)
     model.eval()
     synchronize(device)
     started = time.perf_counter()
+    passes = {}
     with torch.inference_mode(), autocast(device, mixed_precision):
         if flip_axis is None:
             labels = label_map(predict_logits(model, info, image, overlap, batch_size))
-        else:
-            labels = label_map(flip_averaged_probabilities(model, info, image, flip_axis, overlap, batch_size))
+        else:  # the networks are trained on mirrored heads too (sides swapped): the mirror is a second opinion
+            direct, mirrored = flip_pass_probabilities(model, info, image, flip_axis, overlap, batch_size)
+            labels = label_map((direct + mirrored) / 2)
+            passes = {"direct": label_map(direct), "mirrored": label_map(mirrored)}
     synchronize(device)
     predicted = time.perf_counter()
     labels = labels.cpu().numpy()
     if largest_component:
         labels = keep_largest_components(labels)
     cleaned = time.perf_counter()
-    return Prediction(labels, predicted - started, cleaned - predicted)
+    return Prediction(labels, predicted - started, cleaned - predicted,
+                      {name: pass_labels.cpu().numpy() for name, pass_labels in passes.items()})
 
 
-# The segmentation samples of one network on one session (deepnuclei.uncertainty): its two passes and the
-# label map the workflow writes with inference.flip
-PASSES = ("averaged", "direct", "mirrored")
-
-
-def predict_passes(model: nn.Module, info: ModelInfo, image: np.ndarray | torch.Tensor, flip_axis: int,
-                   overlap: float = WINDOW_OVERLAP, batch_size: int | None = None,
-                   mixed_precision: bool | None = None) -> dict[str, np.ndarray]:
-    """The label maps (task class indices, uint8) of the direct pass, of the mirrored pass and of their
-    averaged probabilities (`PASSES`; `averaged` is `predict(..., flip_axis=flip_axis).labels`), for the
-    price of `predict` with the mirror."""
-    device = next(model.parameters()).device
-    image = torch.as_tensor(image, dtype=torch.float32).to(device)
-    model.eval()
-    with torch.inference_mode(), autocast(device, mixed_precision):
-        direct, mirrored = flip_pass_probabilities(model, info, image, flip_axis, overlap, batch_size)
-        probabilities = {"averaged": (direct + mirrored) / 2, "direct": direct, "mirrored": mirrored}
-        return {name: label_map(probabilities[name]).cpu().numpy() for name in PASSES}
+# The segmentation samples of one network on one session (deepnuclei.uncertainty): the label map the workflow
+# writes with inference.flip and its two passes (`segment_files`' `out_passes`)
+PASSES = ("averaged", *FLIP_PASSES)
 
 
 def warm_up(model: nn.Module, info: ModelInfo, image: torch.Tensor, batch_size: int | None,
@@ -312,30 +297,6 @@ def written_labels(labels: np.ndarray, affine: np.ndarray, task: str, padding_re
     return labels, affine
 
 
-def segment_samples(
-    checkpoint: str | os.PathLike,
-    channel_paths: Sequence[str | os.PathLike],
-    device: torch.device | None = None,
-    overlap: float = WINDOW_OVERLAP,
-    batch_size: int | None = None,
-    mixed_precision: bool | None = None,
-    padding_record: str | os.PathLike | None = None,
-    drop_misplaced: bool = False,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One subject's segmentation samples (`predict_passes`: `averaged`, `direct`, `mirrored`), each as
-    `segment_files` writes its label map (with `flip`: `averaged` is that file's content), and their affine."""
-    device = device or default_device()
-    state = read_state(checkpoint, device)
-    model, info = model_from_state(state, device)
-    subject = load_subject(Path(channel_paths[0]).name, channel_paths, None, info.task)
-    passes = predict_passes(model, info, subject.image, subject.left_right_axis, overlap, batch_size, mixed_precision)
-    samples, affine = {}, subject.affine
-    for name, labels in passes.items():
-        labels = kept_pieces(labels, subject.affine, info.task, state.get("training_range"), drop_misplaced)
-        samples[name], affine = written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0])
-    return samples, affine
-
-
 def segment_files(
     checkpoint: str | os.PathLike,
     channel_paths: Sequence[str | os.PathLike],
@@ -348,12 +309,18 @@ def segment_files(
     padding_record: str | os.PathLike | None = None,
     flip: bool = False,
     drop_misplaced: bool = False,
+    out_passes: Mapping[str, str | os.PathLike] | None = None,
 ) -> dict[str, Any]:
     """Segment one subject's channel files (the model's input order) with a checkpoint: writes the
     label map in reference label values (`reference_values`) on the first channel's grid, or, given
-    the `preprocess` record of those inputs, back on the SWI grid they were padded from; and a JSON
-    record of those values and the times (`wall_seconds`: from reading the model to the written labels;
-    `inference_seconds`: `predict`'s); returns that record."""
+    the `preprocess` record of those inputs, back on the SWI grid they were padded from; with `flip`, the label
+    maps of its direct and mirrored passes too, post-processed alike, where `out_passes` names their files
+    (pass -> path: the segmentation samples of deepnuclei.uncertainty); and a JSON record of those values and
+    the times (`wall_seconds`: from reading the model to the written labels; `inference_seconds`: `predict`'s);
+    returns that record."""
+    out_passes = dict(out_passes or {})
+    if out_passes and not flip:
+        raise ValueError("the direct and mirrored passes exist only with flip")
     started = time.perf_counter()
     device = device or default_device()
     state = read_state(checkpoint, device)
@@ -363,12 +330,19 @@ def segment_files(
     prediction = predict(model, info, subject.image, overlap, batch_size, mixed_precision=mixed_precision,
                          flip_axis=subject.left_right_axis if flip else None)
     known = state.get("training_range")
-    labels = kept_pieces(prediction.labels, subject.affine, info.task, known, drop_misplaced)
+
+    def write(labels: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+        """The labels as the workflow writes them (`kept_pieces`, `written_labels`); returns the kept task labels."""
+        labels = kept_pieces(labels, subject.affine, info.task, known, drop_misplaced)
+        save_volume(path, *written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0]), np.uint8)
+        return labels
+
+    labels = write(prediction.labels, out_dseg)
     range_check = check_session(known, subject.image.numpy(), labels, subject.affine, task_classes(info.task))
     for warning in range_check["warnings"]:
         log.warning("%s, %s: out of the training range: %s", info.model, Path(channel_paths[0]).name, warning)
-    labels, affine = written_labels(labels, subject.affine, info.task, padding_record, channel_paths[0])
-    save_volume(out_dseg, labels, affine, np.uint8)
+    for name, path in out_passes.items():
+        write(prediction.passes[name], path)
     record = {
         "wall_seconds": time.perf_counter() - started,
         "model": info.model,
@@ -384,6 +358,7 @@ def segment_files(
         "shape": list(subject.image.shape[1:]),
         "checkpoint": str(checkpoint),
         "padding_record": None if padding_record is None else str(padding_record),
+        "passes": {name: str(path) for name, path in out_passes.items()},
         "range_check": range_check,
     }
     write_json(out_json, record)

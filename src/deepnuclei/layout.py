@@ -18,6 +18,8 @@ from pathlib import Path
 SPACES = ("SWI", "T1w")
 MAIN_COHORT = "main"  # the dataset's own sessions; further demo cohorts have names of their own
 SESSION_KEY = "[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?"  # the workflow's `subject` wildcard
+# The two passes of a network whose probabilities inference.flip averages: the image's and its mirror's
+FLIP_PASSES = ("direct", "mirrored")
 
 
 def session_key(participant: str, session: str | None) -> str:
@@ -113,6 +115,11 @@ class Layout:
         """Where every method (atlas or model) writes its labels, in the package's numbering."""
         return self.result(f"segmentations/{method}", key, f"space-{space}_dseg.nii.gz")
 
+    def segmentation_pass(self, model: str, key: str, space: str, name: str) -> str:
+        """A model's labels of one pass (`FLIP_PASSES`) beside the averaged ones that `segmentation` names, on its
+        own grid (`sub-<key>_space-SWI_desc-direct_dseg.nii.gz`): segmentation samples for the measures' intervals."""
+        return self.result(f"segmentations/{model}", key, "dseg.nii.gz", space=space, desc=name)
+
     def inference_record(self, model: str, key: str) -> str:
         return self.result(f"segmentations/{model}", key, "inference.json")
 
@@ -153,6 +160,10 @@ class Layout:
     def measures_wide(self) -> str:
         """One row per session x method, a column per structure and measure (CSV)."""
         return str(self.results / "measures" / "nuclei_wide.csv")
+
+    def measures_intervals_figure(self) -> str:
+        """Every session's measures with their intervals, a panel per measure and nucleus (PNG)."""
+        return str(self.results / "measures" / "nuclei_intervals.png")
 
     def measures_qsmxt_table(self) -> str:
         """Every session x method x structure in QSMxT's columns, the ids first (CSV)."""

@@ -16,6 +16,10 @@ atlas: every structure; joint label fusion and the reference: those the dataset 
 as the union of GPe and GPi where a map holds them apart (as the evaluation scores it). A structure the
 method writes but the map lacks has volume 0 and no other value: it is never dropped.
 
+Each mean susceptibility and volume comes with an interval (`interval_columns`, deepnuclei.uncertainty): the
+measure's spread over the case's samples on the SWI grid (a network's flip passes x the session's QSM maps),
+around the value reported, times the factor shipped for the method's group.
+
 Beside them, the same structures' statistics as QSMxT writes them (`qsmxt_measures`: its column names,
 ppm, over the voxels where the QSM is not 0, SD with n), with 5th / 95th percentiles, ppb and volume, so that
 a QSMxT user's scripts read our nuclei as they read QSMxT's SynthSeg structures.
@@ -26,13 +30,16 @@ Files are BIDS-derivatives TSVs (`n/a` for missing values); the wide group table
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
+from . import uncertainty
 from .evaluate import mean_index, ppb_mean, scored_names, scored_structures, union_box
 from .io import (
     InputError,
@@ -49,11 +56,14 @@ from .labels import MAX_LABEL, STRUCTURE_BY_NAME, read_dseg_tsv
 CHI_COLUMNS = ["chi_mean_ppb", "chi_median_ppb", "chi_sd_ppb"]
 WORLD_COLUMNS = ["com_x_mm", "com_y_mm", "com_z_mm"]
 INDEX_COLUMNS = ["com_i", "com_j", "com_k"]
-COUNT_COLUMNS = ["voxels", "chi_voxels"]
+# the intervals (`interval_columns`): each measure's bounds, and the samples they were measured on
+BOUND_COLUMNS = [f"{measure}_{bound}" for measure in uncertainty.MEASURES for bound in ("lower", "upper")]
+COUNT_COLUMNS = ["voxels", "chi_voxels", "interval_samples"]
 # every measure of a structure, the columns of the wide table (`<structure>_<measure>`)
-MEASURES = ["volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, *COUNT_COLUMNS]
+MEASURES = ["volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, *COUNT_COLUMNS[:2], *BOUND_COLUMNS,
+            "interval_samples"]
 COLUMNS = ["structure", "label", "volume_mm3", *CHI_COLUMNS, *WORLD_COLUMNS, *INDEX_COLUMNS, "voxels", "chi_voxels",
-           "volume_space"]
+           "volume_space", *BOUND_COLUMNS, "interval_samples"]
 INTEGER_COLUMNS = ["label", *COUNT_COLUMNS]
 ID_COLUMNS = ["participant_id", "session_id", "method"]
 RANGE_COLUMNS = ["in_training_range", "range_warnings"]  # a model's session against its training range
@@ -62,6 +72,10 @@ DECIMALS = 4
 # again in ppb, and the structure's volume as in the measures table
 QSMXT_STATS = ["min", "max", "median", "mean", "std", "p5", "p95"]
 QSMXT_COLUMNS = ["roi", "num_voxels", *QSMXT_STATS, *(f"{stat}_ppb" for stat in QSMXT_STATS), "volume_mm3"]
+# the intervals' default sample: the method's labels as written (a network's flip average), on `MeasuresCase.qsm`
+AVERAGED = "averaged"
+
+log = logging.getLogger(__name__)
 
 
 def measured_structures(lookup_names: Sequence[str] | None = None, task: str | None = None) -> list[str]:
@@ -132,6 +146,52 @@ def qsmxt_measures(labels: np.ndarray, chi_ppm: np.ndarray, names: Sequence[str]
                  if len(ppm) else [np.nan] * len(QSMXT_STATS))
         measures[name] = {"num_voxels": len(ppm), **dict(zip(QSMXT_STATS, map(float, stats)))}
     return measures
+
+
+def read_qsm(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    return read_volume(path, dtype=np.float32)
+
+
+def interval_samples(names: Sequence[str], labels: Mapping[str, str | os.PathLike],
+                     qsm: Mapping[str, str | os.PathLike], read: Callable = read_qsm) -> pd.DataFrame:
+    """The intervals' samples (deepnuclei.uncertainty) of one method on one session: per structure, the volume and
+    mean susceptibility (ppb) of every label map (`labels`, by name: `averaged` and a network's passes) on every QSM
+    map (`qsm`, by method, read by `read`; none: volumes only), all on the SWI grid."""
+    maps = {method: read(path) for method, path in qsm.items()}
+    rows = []
+    for segmentation, path in labels.items():
+        label_map, affine = read_volume(path, dtype=np.uint8)
+        volumes = volume_measures(label_map, affine, names)
+        for method, (chi_ppm, chi_affine) in maps.items() or [("", (None, None))]:
+            chis = {}
+            if chi_ppm is not None:
+                _grid(path, chi_ppm.shape, chi_affine, qsm[method])
+                chis = chi_measures(label_map, chi_ppm, names)
+            rows += [{"structure": name, "segmentation": segmentation, "qsm": method,
+                      "chi_mean_ppb": chis.get(name, {}).get("chi_mean_ppb", np.nan),
+                      "volume_mm3": volumes[name]["volume_mm3"]} for name in names]
+    return pd.DataFrame(rows, columns=["structure", "segmentation", "qsm", *uncertainty.MEASURES])
+
+
+def interval_columns(table: pd.DataFrame, samples: pd.DataFrame, default_qsm: str, group: str | None,
+                     calibrations: Sequence[uncertainty.Calibration]) -> pd.DataFrame:
+    """`BOUND_COLUMNS` and `interval_samples` of a measures table's structures: `uncertainty.intervals` of the
+    samples' spread around the table's own estimates (the volume on the T1 grid where the session has one: the
+    spread on the SWI grid is applied to it, and the floor is relative to it), with the calibrations of `group`
+    (missing bounds without one); a volume's lower bound is at least 0."""
+    summary = uncertainty.summarise(samples, ["structure"], {"segmentation": AVERAGED, "qsm": default_qsm})
+    reported = table.set_index("structure")
+    summary["estimate"] = [reported.at[name, measure] for name, measure in zip(summary.structure, summary.measure)]
+    summary["group"] = group
+    bounds = uncertainty.intervals(summary, calibrations)
+    columns = {}
+    for measure in uncertainty.MEASURES:  # a structure without the measure's estimate has no bounds
+        rows = bounds[bounds.measure == measure].set_index("structure")
+        for bound in ("lower", "upper"):
+            columns[f"{measure}_{bound}"] = rows[bound].reindex(table["structure"]).to_numpy(float)
+    columns["volume_mm3_lower"] = np.maximum(columns["volume_mm3_lower"], 0.0)  # the atlas's ±100 %: never below 0
+    return pd.DataFrame({**columns, "interval_samples": len(samples.groupby(["segmentation", "qsm"]))},
+                        index=table.index)
 
 
 def measures_table(names: Sequence[str], volume_labels: np.ndarray, volume_affine: np.ndarray, volume_space: str,
@@ -234,11 +294,14 @@ def read_measures(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_session_measures(names: Sequence[str], out: str | os.PathLike, qsmxt_out: str | os.PathLike | None = None,
-                           **files) -> pd.DataFrame:
-    """`measures_from_files` written as a TSV (`session_maps`' keyword arguments: the files), and where
-    `qsmxt_out` is given the same structures' `qsmxt_table` as a CSV."""
+                           intervals: Callable[[pd.DataFrame], pd.DataFrame] | None = None, **files) -> pd.DataFrame:
+    """`measures_from_files` written as a TSV (`session_maps`' keyword arguments: the files), with the columns
+    `intervals` gives the table (`case_intervals`), and where `qsmxt_out` is given the same structures'
+    `qsmxt_table` as a CSV."""
     maps = session_maps(**files)
     table = measures_table(names, *maps)
+    if intervals is not None:
+        table = typed(table.assign(**intervals(table)))
     write_tsv(table, out)
     if qsmxt_out:
         write_csv(qsmxt_table(table, *maps[3:]), qsmxt_out)
@@ -250,13 +313,38 @@ def structures_of(lookup: str | os.PathLike, task: str | None = None) -> list[st
     return measured_structures(list(read_dseg_tsv(lookup).values()), task)
 
 
-def write_cases_measures(cases: Sequence) -> dict[str, pd.DataFrame]:
+def case_intervals(case, names: Sequence[str], calibrations: Sequence[uncertainty.Calibration], read: Callable,
+                   table: pd.DataFrame) -> pd.DataFrame:
+    """`interval_columns` of a measures case (deepnuclei.plan_files.MeasuresCase: its `swi_samples`,
+    `qsm_samples` and `interval_group`; QSM maps read by `read`); says in the log where the bounds are missing or
+    rest on one sample."""
+    where = f"{case.method} on sub-{case.subject}"
+    if not case.swi_samples:  # no labels on the SWI grid, where the samples are measured
+        log.warning("%s: no labels on the SWI grid: no interval samples, bounds n/a", where)
+        return pd.DataFrame({**dict.fromkeys(BOUND_COLUMNS, np.nan), "interval_samples": 0}, index=table.index)
+    if not any(calibration.group == case.interval_group for calibration in calibrations):
+        log.warning("%s: no interval factors for this method (group %s): bounds n/a", where, case.interval_group)
+    if len(case.swi_samples) * len(case.qsm_samples) == 1:
+        log.warning("%s: one segmentation sample on one QSM map: intervals of the floor alone (x its factor), "
+                    "narrower than those the factors were learnt for", where)
+    samples = interval_samples(names, case.swi_samples, case.qsm_samples, read)
+    return interval_columns(table, samples, next(iter(case.qsm_samples), ""), case.interval_group, calibrations)
+
+
+def write_cases_measures(cases: Sequence,
+                         calibrations: Sequence[uncertainty.Calibration] | None = None) -> dict[str, pd.DataFrame]:
     """`write_session_measures` of each case (deepnuclei.plan_files.MeasuresCase: one method's label maps of
-    one session, and its files `out` and `qsmxt`) on the structures of its lookup and task; method -> table."""
-    return {case.method: write_session_measures(structures_of(case.lookup, case.task), case.out, case.qsmxt,
-                                                t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm,
-                                                t1=case.t1)
-            for case in cases}
+    one session, and its files `out` and `qsmxt`) on the structures of its lookup and task, with its intervals
+    (`case_intervals`; by default with the package's factors, `uncertainty.read_factors`); method -> table."""
+    calibrations = uncertainty.read_factors() if calibrations is None else calibrations
+    read = cache(read_qsm)  # a session's QSM maps serve every method's samples
+    tables = {}
+    for case in cases:
+        names = structures_of(case.lookup, case.task)
+        tables[case.method] = write_session_measures(
+            names, case.out, case.qsmxt, partial(case_intervals, case, names, calibrations, read),
+            t1_labels=case.t1_labels, swi_labels=case.swi_labels, qsm=case.qsm, t1=case.t1)
+    return tables
 
 
 # ---- the group tables
@@ -323,13 +411,19 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def merge_measures(plan: str | os.PathLike, out_tsv: str | os.PathLike, out_csv: str | os.PathLike,
-                   out_qsmxt: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The group tables from the plan file of measure cases: the long TSV and the wide CSV, and where
-    `out_qsmxt` is given the QSMxT statistics of every case (a CSV)."""
+                   out_qsmxt: str | os.PathLike | None = None,
+                   out_figure: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The group tables from the plan file of measure cases: the long TSV and the wide CSV, where `out_qsmxt` is
+    given the QSMxT statistics of every case (a CSV), and where `out_figure` is given the measures with their
+    intervals (`figures.interval_panels`, a PNG)."""
     cases = read_json(plan)
     long = long_table(cases)
     write_tsv(long, out_tsv)
     write_csv(wide_table(long), out_csv)
     if out_qsmxt:
         write_csv(qsmxt_group_table(cases), out_qsmxt)
+    if out_figure:
+        from .figures import interval_panels, save_figure
+
+        save_figure(interval_panels(long), out_figure, ("png",))
     return long

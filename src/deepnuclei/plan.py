@@ -30,7 +30,7 @@ import numpy as np
 
 from .bundle import bundle_path, is_bundle, load_bundle
 from .labels import check_task, lookup_structures
-from .layout import MAIN_COHORT, SPACES, Layout, bids_name, session_key
+from .layout import FLIP_PASSES, MAIN_COHORT, SPACES, Layout, bids_name, session_key
 from .plan_files import (AtlasCase, DatasetRecord, EvaluationPlan, ExperimentCohort, ExperimentsPlan, MeasuresCase,
                          InferencePlan, OverlapCase, Participants, PreprocessPlan, QsmMetricCase, QsmSource, SessionRecord, TimingCase,
                          TrainCase, TrainCases, TrainPlan, TreCase, write_plan_file)
@@ -42,6 +42,9 @@ SWI_SUFFIXES = ("T2starw", "MEGRE")  # qsm-forward and QSMxT name multi-echo GRE
 IMAGE_EXTENSIONS = (".nii.gz", ".nii")
 INPUT_KINDS = ("T1w", "swi", "labels", "Chimap")  # the config's bids_filters keys
 EXISTING_QSM = "existing"  # the `desc` of a session's QSM taken from an existing map (qsm.input), not reconstructed
+# The group of the shipped interval factors (deepnuclei.uncertainty) of each method that is not a model (a model's is
+# `network`): the atlas baseline's, and the reference labels' (learnt on true labels: the QSM spread alone)
+INTERVAL_GROUPS = {"atlas": "atlas", "reference": "reference"}
 PREPROCESS_SECTIONS = {"SWI": "preprocess", "T1w": "preprocess_t1w"}  # each space's model-input settings
 
 
@@ -569,7 +572,14 @@ class Plan:
         return InferencePlan(model, self.model_weights(model), self.model_inputs(model, subject),
                              self.layout.preprocessed(subject, "padding.json", space),
                              self.layout.segmentation(model, subject, space), self.layout.segmentation(model, subject, other),
-                             self.layout.inference_record(model, subject))
+                             self.layout.inference_record(model, subject), self.flip_passes(model, subject))
+
+    def flip_passes(self, model: str, key: str) -> dict[str, str]:
+        """With inference.flip, the labels of a model's direct and mirrored passes on its own grid (the inference
+        job writes them beside the averaged ones: segmentation samples for the measures' intervals); else none."""
+        space = self.native_space(model)
+        return ({name: self.layout.segmentation_pass(model, key, space, name) for name in FLIP_PASSES}
+                if self.config["inference"]["flip"] else {})
 
     @cache
     def inference_groups(self) -> list[InferenceGroup]:
@@ -658,7 +668,33 @@ class Plan:
                             task=self.models.get(method, {}).get("task"), out=self.layout.measures(method, key),
                             qsmxt=self.layout.measures_qsmxt(method, key),
                             # a model's inference record holds its training-range check, flagged in the tables
-                            inference_record=self.layout.inference_record(method, key) if method in self.models else None)
+                            inference_record=(self.layout.inference_record(method, key) if method in self.models
+                                              else None),
+                            **self.interval_samples(method, key, labels.get("SWI")))
+
+    def interval_qsm_maps(self, key: str) -> dict[str, str]:
+        """The QSM maps whose spread a session's intervals hold, by method: the one the models read (`qsm_map`)
+        first, then those of `qsm.intervals` that the session reconstructs (a session's existing map is its only)."""
+        methods = [self.qsm_method(key)]
+        unknown = sorted(set(self.config["qsm"].get("intervals", [])) - set(self.config["qsm"]["methods"]))
+        if unknown:
+            raise PlanError(f"qsm.intervals: {', '.join(unknown)} not in qsm.methods")
+        if methods[0] != EXISTING_QSM:
+            methods += self.config["qsm"].get("intervals", [])
+        return {method: self.layout.qsm(key, "Chimap.nii.gz", method) for method in dict.fromkeys(methods)}
+
+    def interval_samples(self, method: str, key: str, swi_labels: str | None) -> dict[str, Any]:
+        """A measures case's intervals (`MeasuresCase.swi_samples`, `qsm_samples`, `interval_group`): on the SWI
+        grid, the method's labels and, for a model that reads that grid with inference.flip, its two passes; every
+        `interval_qsm_maps`; the group of the shipped factors (deepnuclei.uncertainty): `network` for a model,
+        `atlas` for the atlas baseline, `reference` (the QSM spread alone) for the reference labels, none for the
+        other methods (not calibrated: their bounds are missing)."""
+        group = "network" if method in self.models else INTERVAL_GROUPS.get(method)
+        if swi_labels is None:  # no susceptibility, and no volume samples on the grid the factors were learnt on
+            return {"swi_samples": {}, "qsm_samples": {}, "interval_group": group}
+        passes = self.flip_passes(method, key) if method in self.models and self.native_space(method) == "SWI" else {}
+        return {"swi_samples": {"averaged": swi_labels, **passes}, "qsm_samples": self.interval_qsm_maps(key),
+                "interval_group": group}
 
     def measures_cases(self) -> list[MeasuresCase]:
         """Per session of the main cohort: the reference where it is labelled, then every method of the main

@@ -172,6 +172,11 @@ class MeasuresCase(PlanRecord):
     out: str
     qsmxt: str  # the same structures' statistics in QSMxT's columns
     inference_record: str | None
+    # the intervals' samples (deepnuclei.uncertainty): label maps on the SWI grid by name (`averaged`: swi_labels;
+    # a network's flip passes), QSM maps by method (`qsm`'s first), and the group whose factors they are given
+    swi_samples: dict[str, str] = field(default_factory=dict)
+    qsm_samples: dict[str, str] = field(default_factory=dict)
+    interval_group: str | None = None
 
 
 @dataclass
@@ -186,6 +191,7 @@ class InferencePlan(PlanRecord):
     dseg: str  # the labels on the model's own grid
     other: str  # the labels on the session's other grid, where its registration links the two
     record: str  # the inference record
+    passes: dict[str, str] = field(default_factory=dict)  # with inference.flip: each pass's labels on `dseg`'s grid
 
     def for_session(self, subject: str) -> InferencePlan:
         """The plan with one session's paths."""
@@ -193,7 +199,8 @@ class InferencePlan(PlanRecord):
             return path.replace("{subject}", subject)
 
         return InferencePlan(self.model, self.weights, [fill(path) for path in self.inputs], fill(self.padding_record),
-                             fill(self.dseg), fill(self.other), fill(self.record))
+                             fill(self.dseg), fill(self.other), fill(self.record),
+                             {name: fill(path) for name, path in self.passes.items()})
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Intervals for a nucleus's measures that say how sure they are: segmentation samples x QSM methods, calibrated.
 
 A session's mean susceptibility and volume of a nucleus depend on choices the workflow makes for the user: which
-labels (a network's direct pass, its mirrored pass, or their average, which the workflow writes with
-`inference.flip`; `deepnuclei.infer.predict_passes`) and which QSM reconstruction (`qsm.methods`). Measured
-over every combination (the *samples*), a case has
+labels (a network's direct pass, its mirrored pass, or their average: with `inference.flip` the inference job
+writes all three, `deepnuclei.infer.segment_files`) and which QSM reconstruction (`qsm.method`, `qsm.intervals`).
+Measured over every combination (the *samples*), a case has
 
 - a point estimate: the measure of the default labels on the default QSM (what `results/measures/` reports),
 - a spread: how far the samples lie from it, below (`estimate - min`) and above (`max - estimate`).
@@ -22,14 +22,17 @@ it is then `factor * floor`, relative to the estimate for the volume. Symmetric 
 `SYMMETRIC`) use the larger of the two sides on both; asymmetric ones each side's own spread. Calibration may
 also learn how much to trust the spread against the floor (`weights`). Factors are learnt per group of cases (a measure, and whether the method has segmentation
 samples: a network, or an atlas with the QSM spread only); benchmarks/bench_uncertainty.py measures the
-coverage on data that another generator made.
+coverage on data that another generator made, and learns the factors the workflow applies (`read_factors`).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +47,10 @@ COVERAGE = 0.9
 SYMMETRIC = True
 # Weights of the spread against the floor that `calibrate` may choose from (the bench's "learnt weight")
 WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0)
+# The factors the workflow applies, learnt by benchmarks/bench_uncertainty.py --write-factors on every calibration
+# case (`read_factors`); the groups: `network`, `atlas` and `reference` (true labels: the QSM spread alone)
+FACTORS_FILE = Path(__file__).resolve().parent / "data_files" / "interval_factors.json"
+FACTORS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,25 @@ class Calibration:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> Calibration:
+        return cls(**{field.name: record[field.name] for field in fields(cls) if field.name in record})
+
+
+def write_factors(path: str | os.PathLike, calibrations: Sequence[Calibration], **about: object) -> None:
+    """The factors as the workflow reads them (`read_factors`), with what says where they come from (`about`:
+    the command, the date, the models' checksums, the coverage measured, ...)."""
+    record = {"version": FACTORS_VERSION, **about, "factors": [c.as_dict() for c in calibrations]}
+    Path(path).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_factors(path: str | os.PathLike = FACTORS_FILE) -> list[Calibration]:
+    """The calibrations of a factor file (`write_factors`; by default the package's own, `FACTORS_FILE`)."""
+    record = json.loads(Path(path).read_text())
+    if record.get("version") != FACTORS_VERSION:
+        raise ValueError(f"{path}: factor file version {record.get('version')}, not {FACTORS_VERSION}")
+    return [Calibration.from_dict(factor) for factor in record["factors"]]
 
 
 def mean_width(summary: pd.DataFrame, factor: float, symmetric: bool = False,

@@ -15,10 +15,8 @@ from deepnuclei.infer import (
     PASSES,
     predict,
     predict_logits,
-    predict_passes,
     reference_values,
     segment_files,
-    segment_samples,
 )
 from deepnuclei.io import InputError, read_volume, save_volume
 from deepnuclei.labels import task_classes
@@ -122,35 +120,48 @@ def test_flip_averaging_sees_a_mirrored_head_as_the_mirror_with_its_sides_swappe
 
 
 @pytest.mark.parametrize("name", ["linus", "dbresunet"])
-def test_the_passes_are_the_direct_the_mirrored_and_the_flip_averaged_label_maps(name: str) -> None:
-    """The segmentation samples of deepnuclei.uncertainty: `averaged` is what `predict` gives with the mirror,
-    `direct` what it gives without, and `mirrored` the mirror image's labels mirrored back, sides swapped."""
+def test_the_passes_are_the_direct_and_the_mirrored_label_maps_of_the_flip_average(name: str) -> None:
+    """The segmentation samples of deepnuclei.uncertainty: with the mirror, `predict` gives its averaged labels
+    and those of the direct pass (what it gives without) and of the mirror image's, mirrored back, sides swapped."""
     task = "stn" if name == "linus" else "nuclei7"
     model, info = tiny_model(name, task)
     model = for_inference(model, info.spec.dims)
     image = torch.rand(info.in_channels, 32, 32, 16)
-    passes = predict_passes(model, info, image, flip_axis=0)
-    assert list(passes) == list(PASSES) == ["averaged", "direct", "mirrored"]
-    np.testing.assert_array_equal(passes["averaged"], predict(model, info, image, flip_axis=0).labels)
-    np.testing.assert_array_equal(passes["direct"], predict(model, info, image).labels)
+    prediction = predict(model, info, image, flip_axis=0)
+    assert list(prediction.passes) == list(PASSES[1:]) == ["direct", "mirrored"]
+    np.testing.assert_array_equal(prediction.passes["direct"], predict(model, info, image).labels)
     swap = mirror_permutation(task).numpy()
-    np.testing.assert_array_equal(passes["mirrored"], swap[predict(model, info, image.flip(1)).labels[::-1]])
-    assert (passes["direct"] != passes["mirrored"]).mean() > 0.05  # an untrained network: two opinions
+    np.testing.assert_array_equal(prediction.passes["mirrored"], swap[predict(model, info, image.flip(1)).labels[::-1]])
+    assert (prediction.passes["direct"] != prediction.passes["mirrored"]).mean() > 0.05  # untrained: two opinions
+    assert predict(model, info, image).passes == {}
 
 
-def test_segment_samples_are_written_as_segment_files_writes_them(tmp_path) -> None:
+def test_segment_files_writes_the_passes_beside_the_averaged_labels(tmp_path) -> None:
+    """With flip and `out_passes`, the inference job's averaged labels are those it writes without them, and each
+    pass's labels are that pass's prediction as the workflow writes labels (reference values, same grid)."""
     model, info = tiny_model("dbresunet", task="nuclei7")
     checkpoint = tmp_path / "checkpoint_best.pt"
     torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
     affine = np.array([[1.25, 0, 0, -90], [0, 1.25, 0, -110], [0, 0, 2, -40], [0, 0, 0, 1]])
     channels = [save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(20, 18, 10), affine) for name in ("a", "b")]
-    segment_files(checkpoint, channels, tmp_path / "dseg.nii.gz", tmp_path / "infer.json", flip=True)
-    samples, samples_affine = segment_samples(checkpoint, channels)
-    written, _ = read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)
-    np.testing.assert_array_equal(samples["averaged"], written)
-    np.testing.assert_allclose(samples_affine, affine)
-    for labels in samples.values():
-        assert labels.shape == (20, 18, 10) and set(np.unique(labels)) <= {0, *reference_values("nuclei7").values()}
+    segment_files(checkpoint, channels, tmp_path / "alone_dseg.nii.gz", tmp_path / "alone.json", flip=True)
+    passes = {name: tmp_path / f"sub-01_desc-{name}_dseg.nii.gz" for name in PASSES[1:]}
+    record = segment_files(checkpoint, channels, tmp_path / "dseg.nii.gz", tmp_path / "infer.json", flip=True,
+                           out_passes=passes)
+    assert record["passes"] == {name: str(path) for name, path in passes.items()}
+    written = {"averaged": read_volume(tmp_path / "dseg.nii.gz", dtype=np.uint8)}
+    written.update({name: read_volume(path, dtype=np.uint8) for name, path in passes.items()})
+    np.testing.assert_array_equal(written["averaged"][0], read_volume(tmp_path / "alone_dseg.nii.gz", dtype=np.uint8)[0])
+    values = np.array([0, *reference_values("nuclei7").values()], dtype=np.uint8)
+    model = for_inference(model, info.spec.dims)
+    image = torch.stack([torch.as_tensor(read_volume(path)[0], dtype=torch.float32) for path in channels])
+    prediction = predict(model, info, image, flip_axis=0)  # axis 0 runs left-right in this affine
+    for name in PASSES[1:]:
+        np.testing.assert_array_equal(written[name][0], values[prediction.passes[name]])
+        np.testing.assert_allclose(written[name][1], affine)
+    assert (written["direct"][0] != written["mirrored"][0]).any()
+    with pytest.raises(ValueError, match="only with flip"):
+        segment_files(checkpoint, channels, tmp_path / "x.nii.gz", tmp_path / "x.json", out_passes=passes)
 
 
 def test_mixed_precision_on_cpu_mostly_agrees() -> None:
@@ -244,3 +255,35 @@ def test_segment_files_drops_misplaced_pieces_only_where_asked(tmp_path, monkeyp
     caudate_left = reference_values("nuclei7")["CN_L"]
     assert (written[False] == caudate_left).sum() == 48 + 27 and (written[True] == caudate_left).sum() == 48
     assert not written[True][17:20, 0:3, 0:3].any()
+
+
+def test_the_inference_job_writes_the_passes_its_plan_names(tmp_path) -> None:
+    """`deepnuclei infer-session` (the workflow's inference job) with inference.flip writes the averaged labels and,
+    where the plan file names them (`InferencePlan.passes`), each pass's labels on the SWI grid beside them."""
+    from deepnuclei.cli import main
+    from deepnuclei.plan_files import InferencePlan, write_plan_file
+
+    model, info = tiny_model("linus")
+    checkpoint = tmp_path / "checkpoint_best.pt"
+    torch.save({"info": info.as_dict(), "model": model.state_dict()}, checkpoint)
+    swi_affine = np.diag([1.25, 1.25, 2.0, 1.0])
+    images = {name: save_volume(tmp_path / f"{name}.nii.gz", np.random.rand(14, 18, 6).astype(np.float32), swi_affine)
+              for name in ("qsm", "t1")}
+    folder = tmp_path / "sub-01"
+    settings = {"matrix": [16, 16, 8], "qsm_clip_ppb": [-150, 250], "t1_clip": [0, 1]}
+    prepare_inputs(images["qsm"], images["t1"], settings, tmp_path / "model_qsm.nii.gz", folder / "sub-01_T1w.nii.gz",
+                   folder / "sub-01_padding.json")
+    stem = str(tmp_path / "sub-{subject}" / "sub-{subject}_")
+    plan = InferencePlan("linus", str(checkpoint), [stem + "T1w.nii.gz"], stem + "padding.json", stem + "dseg.nii.gz",
+                         stem + "other.nii.gz", stem + "inference.json",
+                         {name: stem + f"desc-{name}_dseg.nii.gz" for name in PASSES[1:]})
+    write_plan_file(tmp_path / "infer_linus.json", plan)
+    inference = {"overlap": 0.25, "batch_size": 4, "mixed_precision": False, "flip": True, "drop_misplaced": False}
+    assert main(["infer-session", "--plans", str(tmp_path / "infer_linus.json"), "--subject", "01",
+                 "--settings", json.dumps(inference), "--threads", "1"]) == 0
+    for name in PASSES[1:]:
+        labels, affine = read_volume(folder / f"sub-01_desc-{name}_dseg.nii.gz", dtype=np.uint8)
+        assert labels.shape == (14, 18, 6) and set(np.unique(labels)) <= {0, *reference_values("stn").values()}
+        np.testing.assert_allclose(affine, swi_affine)
+    assert json.loads((folder / "sub-01_inference.json").read_text())["passes"]["mirrored"].endswith(
+        "sub-01_desc-mirrored_dseg.nii.gz")

@@ -192,6 +192,33 @@ def test_the_demo_plan_measures_its_segmented_subjects_and_every_labelled_subjec
     assert plan.segmented_sessions() == ["02"]
 
 
+def test_measures_cases_hold_the_interval_samples_that_flip_and_qsm_intervals_ask_for(tmp_path):
+    """With inference.flip, a model's measures case reads the passes its inference job writes (which that job's
+    plan names), on the QSM maps of `qsm.method` then `qsm.intervals`; the groups of the shipped factors."""
+    config = merged(merged(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
+                           yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())),
+                    {"results_dir": str(tmp_path / "results"), "inference": {"flip": True},
+                     "qsm": {"intervals": ["tkd", "sharptv"]}})
+    plan = make_plan(config)
+    layout, cases = plan.layout, {case.method: case for case in plan.measures_sessions()["02"]}
+    model = next(model for model in plan.main_models if plan.native_space(model) == "SWI")
+    passes = {name: layout.segmentation_pass(model, "02", "SWI", name) for name in ("direct", "mirrored")}
+    assert cases[model].swi_samples == {"averaged": layout.segmentation(model, "02", "SWI"), **passes}
+    assert plan.inference_plan(model).for_session("02").passes == passes
+    assert passes["direct"].endswith("sub-02_space-SWI_desc-direct_dseg.nii.gz")
+    assert cases[model].qsm_samples == {method: layout.qsm("02", "Chimap.nii.gz", method)
+                                        for method in ("sharptv", "tkd")}
+    assert cases[model].interval_group == "network" and cases["atlas"].interval_group == "atlas"
+    assert cases["reference"].interval_group == "reference" and cases["atlas-jlf"].interval_group is None
+    assert cases["atlas"].swi_samples == {"averaged": cases["atlas"].swi_labels}
+    without = make_plan(merged(config, {"inference": {"flip": False}, "qsm": {"intervals": []}}))
+    case = next(case for case in without.measures_sessions()["02"] if case.method == model)
+    assert list(case.swi_samples) == ["averaged"] and list(case.qsm_samples) == ["sharptv"]
+    assert without.inference_plan(model).passes == {}
+    with pytest.raises(PlanError, match="qsm.intervals: qsm2 not in qsm.methods"):
+        make_plan(merged(config, {"qsm": {"intervals": ["qsm2"]}})).measures_cases()
+
+
 def test_splits_are_consecutive_in_subject_order() -> None:
     subjects = [f"{i:02d}" for i in range(1, 9)]
     assert split_subjects(subjects, 5, 1, 2) == {"train": subjects[:5], "validation": ["06"], "test": ["07", "08"]}

@@ -193,10 +193,11 @@ def overlap_inputs(wildcards):
 
 
 def measures_inputs(wildcards):
-    """The files a session's measures read: every case's label maps, images and lookup."""
+    """The files a session's measures read: every case's label maps, images and lookup, and its intervals' samples."""
     cases = PLAN.measures_sessions()[wildcards.subject]
     return list(dict.fromkeys(path for case in cases for path in (case.t1_labels, case.t1, case.swi_labels, case.qsm,
-                                                                  case.lookup) if path))
+                                                                  case.lookup, *case.swi_samples.values(),
+                                                                  *case.qsm_samples.values()) if path))
 
 
 def qc_labels(subject, space):

@@ -26,8 +26,8 @@ rule measures_session:
 
 
 rule measures:
-    """Every session x method x structure (long TSV, and QSMxT's columns: CSV) and a row per session x method
-    (wide CSV)."""
+    """Every session x method x structure (long TSV, and QSMxT's columns: CSV), a row per session x method
+    (wide CSV), and the measures with their intervals (PNG)."""
     input:
         cases=plan_file("measures"),
         sessions=[LAYOUT.measures_dir(key) for key in PLAN.measures_sessions()],
@@ -36,6 +36,8 @@ rule measures:
         table=report(LAYOUT.measures_table(), caption="../report/measures.rst", category="Measures"),
         wide=report(LAYOUT.measures_wide(), caption="../report/measures.rst", category="Measures"),
         qsmxt=report(LAYOUT.measures_qsmxt_table(), caption="../report/measures.rst", category="Measures"),
+        figure=report(LAYOUT.measures_intervals_figure(), caption="../report/measure_intervals.rst",
+                      category="Measures"),
     log:
         log_path("measures"),
     benchmark:
@@ -44,4 +46,4 @@ rule measures:
         "../../envs/evaluation.yaml"
     shell:
         "deepnuclei merge-measures --plan {input.cases} --out-tsv {output.table} --out-csv {output.wide}"
-        " --out-qsmxt {output.qsmxt} > {log} 2>&1"
+        " --out-qsmxt {output.qsmxt} --out-figure {output.figure} > {log} 2>&1"

@@ -27,7 +27,7 @@ def measures(args: argparse.Namespace) -> None:
 def merge_measures(args: argparse.Namespace) -> None:
     from ..measures import merge_measures as merge
 
-    table = merge(args.plan, args.out_tsv, args.out_csv, args.out_qsmxt)
+    table = merge(args.plan, args.out_tsv, args.out_csv, args.out_qsmxt, args.out_figure)
     log.info("%d rows: %d sessions x methods", len(table), len(table.groupby(["participant_id", "session_id", "method"],
                                                                             dropna=False)))
 
@@ -49,3 +49,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--out-csv", required=True, help="a row per session x method, a column per structure and "
                                                       "measure (CSV, NA)")
     sub.add_argument("--out-qsmxt", help="every case's QSMxT statistics (CSV, NA; the cases' `qsmxt` files)")
+    sub.add_argument("--out-figure", help="PNG: the susceptibility and volume of every case with their intervals")

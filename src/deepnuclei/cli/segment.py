@@ -8,15 +8,17 @@ from .options import add_command, add_interpolation, add_settings, add_threads, 
 
 
 def segment(weights: str, inputs: list[str], padding_record: str, out_dseg: str, out_json: str, settings: dict,
-            other_grid: str | None, transform: str | None, out_other: str | None, interpolation: str) -> None:
-    """One model on one session: its labels on the inputs' image grid and, given the other grid's image and the
-    registration, there too."""
+            other_grid: str | None, transform: str | None, out_other: str | None, interpolation: str,
+            out_passes: dict[str, str] | None = None) -> None:
+    """One model on one session: its labels on the inputs' image grid (and its passes', `out_passes`) and, given
+    the other grid's image and the registration, there too."""
     from ..infer import segment_files
     from ..io import read_json
 
     segment_files(weights, inputs, out_dseg, out_json, overlap=settings["overlap"], batch_size=settings["batch_size"],
                   mixed_precision=mixed_precision(settings),
-                  padding_record=padding_record, flip=settings["flip"], drop_misplaced=settings["drop_misplaced"])
+                  padding_record=padding_record, flip=settings["flip"], drop_misplaced=settings["drop_misplaced"],
+                  out_passes=out_passes)
     if out_other:
         from ..registration import move_labels_files
 
@@ -42,7 +44,7 @@ def infer_session(args: argparse.Namespace) -> None:
     for path in args.plans:
         plan = InferencePlan.read(path).for_session(args.subject)
         segment(plan.weights, plan.inputs, plan.padding_record, plan.dseg, plan.record, args.settings, args.other_grid,
-                args.transform, plan.other if args.transform else None, args.interpolation)
+                args.transform, plan.other if args.transform else None, args.interpolation, plan.passes)
 
 
 def view(args: argparse.Namespace) -> None:
