@@ -278,9 +278,10 @@ def test_the_inference_job_writes_the_passes_its_plan_names(tmp_path) -> None:
                          stem + "other.nii.gz", stem + "inference.json",
                          {name: stem + f"desc-{name}_dseg.nii.gz" for name in PASSES[1:]})
     write_plan_file(tmp_path / "infer_linus.json", plan)
-    inference = {"overlap": 0.25, "batch_size": 4, "mixed_precision": False, "flip": True, "drop_misplaced": False}
+    write_plan_file(tmp_path / "settings_inference.json", {"overlap": 0.25, "batch_size": 4, "mixed_precision": False,
+                                                            "flip": True, "drop_misplaced": False})
     assert main(["infer-session", "--plans", str(tmp_path / "infer_linus.json"), "--subject", "01",
-                 "--settings", json.dumps(inference), "--threads", "1"]) == 0
+                 "--settings", str(tmp_path / "settings_inference.json"), "--threads", "1"]) == 0
     for name in PASSES[1:]:
         labels, affine = read_volume(folder / f"sub-01_desc-{name}_dseg.nii.gz", dtype=np.uint8)
         assert labels.shape == (14, 18, 6) and set(np.unique(labels)) <= {0, *reference_values("stn").values()}
