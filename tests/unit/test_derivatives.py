@@ -19,6 +19,7 @@ from deepnuclei.labels import dseg_tsv
 from deepnuclei.layout import Layout
 
 KEYS = ("01", "02")
+SESSION_KEYS = ("01_ses-pre", "01_ses-post", "02_ses-pre")
 
 
 def image(path: str, dtype: type = np.float32) -> None:
@@ -86,15 +87,15 @@ def test_bids2table_indexes_the_maps_with_their_entities(results):
 
 
 @pytest.mark.skipif(validator_command() is None, reason="bids-validator-deno is not installed")
+@pytest.mark.parametrize("keys", [KEYS, SESSION_KEYS], ids=["participants", "sessions"])
 @pytest.mark.parametrize("root", list(DATASETS))
-def test_the_bids_validator_finds_no_error(results, tmp_path, root):
-    record = run_bids_validator(results / root, tmp_path / "report.json", tmp_path / "report.txt")
+def test_the_bids_validator_finds_no_error(tmp_path, root, keys):
+    record = run_bids_validator(results_of(tmp_path, keys) / root, tmp_path / "report.json", tmp_path / "report.txt")
     codes = json.dumps(record.get("codes"), indent=1)
     assert record["ran"] and record["errors"] == 0, codes
 
 
-@pytest.mark.xfail(strict=True, reason="a session's folder is sub-<participant>_ses-<session>/ (deepnuclei.layout), "
-                                      "not BIDS' sub-<participant>/ses-<session>/: not yet moved")
 def test_sessions_are_read_as_sessions(tmp_path):
-    qsm = index_dataset(results_of(tmp_path, ("02_ses-pre",)) / "qsm").to_pandas()
-    assert list(qsm.loc[qsm["suffix"] == "Chimap", "ses"]) == ["pre"]
+    qsm = index_dataset(results_of(tmp_path, SESSION_KEYS) / "qsm").to_pandas()
+    chimaps = qsm[qsm["suffix"] == "Chimap"].sort_values(["sub", "ses"])
+    assert list(zip(chimaps["sub"], chimaps["ses"])) == [("01", "post"), ("01", "pre"), ("02", "pre")]

@@ -1,13 +1,14 @@
 # Paths and targets. Every decision about the dataset (sessions, roles, what each method segments and
 # scores, case lists) is deepnuclei.plan's, made once here and written as files under results/plan/ that
-# rules pass by path; the `subject` wildcard is a session key (sub-<key>: "01" or "01_ses-02").
+# rules pass by path; the `subject` wildcard is a session key (sub-<key>: "01" or "01_ses-02"), beside it
+# `session_dir` its folder (sub-<session_dir>: "01" or "01/ses-02"; deepnuclei.layout).
 
 import json
 import re
 from pathlib import Path
 
 from deepnuclei.io import InputError
-from deepnuclei.layout import SESSION_KEY, SPACES, session_constraint
+from deepnuclei.layout import SESSION_DIR, SESSION_KEY, SPACES, folder_key, session_constraint
 from deepnuclei.plan import EXISTING_QSM, MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])
@@ -37,6 +38,8 @@ EVALUATION = RESULTS / "evaluation"
 
 wildcard_constraints:
     subject=SESSION_KEY,
+    session_dir=SESSION_DIR,
+    participant="[A-Za-z0-9]+",
     echo="[0-9]+",
     space="|".join(SPACES),
 
@@ -47,6 +50,8 @@ log_path = LAYOUT.log
 benchmark_path = LAYOUT.benchmark
 validation_record = LAYOUT.validation_record
 registration_record = LAYOUT.registration_record
+registration_qc = LAYOUT.registration_qc
+overlay_figure = LAYOUT.overlay_figure
 t1_in_swi = LAYOUT.t1_in_swi
 preprocessed = LAYOUT.preprocessed
 segmentation = LAYOUT.segmentation
@@ -148,12 +153,7 @@ def grid_image(subject, space):
 
 
 def qsm_qc(subject, method=None):
-    method = method or PLAN.qsm_method(subject)
-    return str(RESULTS / "qc" / "qsm" / f"sub-{subject}_desc-{method}_qsm.png")
-
-
-def registration_qc(subject):
-    return str(RESULTS / "qc" / "registration" / f"sub-{subject}_registration.png")
+    return LAYOUT.qsm_qc(subject, method or PLAN.qsm_method(subject))
 
 
 def qsm_metrics_table(cohort=MAIN_COHORT):
@@ -187,10 +187,6 @@ def figure_stems():
                                for kind in ("scatter", "bland_altman") for quantity in ("volume", "susceptibility")]
 
 
-def overlay_figure(subject):
-    return str(RESULTS / "qc" / "segmentations" / f"sub-{subject}_segmentations.png")
-
-
 EVALUATION_TABLES = ["demographics", "dice_nuclei", "dice_stn", "stn_methods", "efficiency", "localization_stn",
                      "localization_stn_voxels", "localization_all",
                      "summary"] + [f"ablation_{kind}" for kind in PLAN.ablation_methods]
@@ -215,7 +211,7 @@ def overlap_case(wildcards):
 
 def measures_inputs(wildcards):
     """The files a session's measures read: every case's label maps, images and lookup."""
-    cases = PLAN.measures_sessions()[wildcards.subject]
+    cases = PLAN.measures_sessions()[folder_key(wildcards.session_dir)]
     return list(dict.fromkeys(path for case in cases for path in (case.t1_labels, case.t1, case.swi_labels, case.qsm,
                                                                   case.lookup) if path))
 
