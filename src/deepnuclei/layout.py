@@ -149,7 +149,7 @@ class Layout:
     def segmentation_qc(self, key: str) -> str:
         """Every method's labels over the session's T1 (and QSM), a row per method; written with its measures,
         named by the folder alone as they are (`measures_dir`)."""
-        return str(self.results / "qc" / "measures" / f"{session_folder(key)}.png")
+        return str(self.results / "qc" / "measures" / f"{session_folder(key)}_segmentations_qc.png")
 
     def qsm_qc(self, key: str, method: str) -> str:
         return self.result("qc/qsm", key, "qsm.png", desc=method)
