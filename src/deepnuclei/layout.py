@@ -36,6 +36,16 @@ def session_folder(key: str) -> str:
     return f"sub-{participant}/ses-{session}" if session else f"sub-{participant}"
 
 
+def sidecar(path: str | os.PathLike) -> str:
+    """The JSON sidecar of a NIfTI map (BIDS: the same name, `.json`)."""
+    return re.sub(r"\.nii(\.gz)?$", ".json", str(path))
+
+
+def for_session(template: str, key: str) -> str:
+    """A path of the rules' templates ("{subject}", `session_folder`) with one session's key and folder."""
+    return template.replace(session_folder(SUBJECT), session_folder(key)).replace(SUBJECT, key)
+
+
 def folder_key(session_dir: str) -> str:
     """The session key of a `session_dir` wildcard's value: "01/ses-02" -> "01_ses-02"."""
     return session_dir.replace("/ses-", "_ses-")

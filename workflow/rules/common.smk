@@ -7,8 +7,9 @@ import json
 import re
 from pathlib import Path
 
+from deepnuclei.derivatives import bids_uris, dataset_links
 from deepnuclei.io import InputError
-from deepnuclei.layout import SESSION_DIR, SESSION_KEY, SPACES, folder_key, session_constraint
+from deepnuclei.layout import SESSION_DIR, SESSION_KEY, SPACES, folder_key, session_constraint, sidecar
 from deepnuclei.plan import EXISTING_QSM, MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])
@@ -35,6 +36,7 @@ SUBJECTS = PLAN.cohort_sessions()  # the main cohort's sessions
 MODELS = PLAN.models
 MAIN_MODELS = PLAN.main_models
 EVALUATION = RESULTS / "evaluation"
+DATASET_LINKS = dataset_links(RESULTS, BIDS)
 
 wildcard_constraints:
     subject=SESSION_KEY,
@@ -58,6 +60,12 @@ segmentation = LAYOUT.segmentation
 inference_record = LAYOUT.inference_record
 model_file = LAYOUT.model_file
 model_bundle = LAYOUT.model_bundle
+
+
+def source_uris(dataset, paths):
+    """`--sources` of a map of the results dataset `dataset` (qsm, registration, segmentations/<method>): its
+    input files as BIDS URIs, for its sidecar."""
+    return " ".join(bids_uris(paths, DATASET_LINKS, RESULTS / dataset))
 
 
 def plan_file(name):

@@ -58,10 +58,10 @@ for group in PLAN.inference_groups():
             plans=[plan_file(f"infer_{model}") for model in group.models],
             models=[trained_model(model) for model in group.models],
             record=preprocessed("{subject}", "padding.json", group.space),
-        output:  # per model: its labels on its grid, on the other grid where registered, its record
-            [path for model in group.models for path in (segmentation(model, "{subject}", group.space),
-             *([segmentation(model, "{subject}", other_space)] if group.registered else []),
-             inference_record(model, "{subject}"))],
+        output:  # per model: its labels on its grid, on the other grid where registered (each with its sidecar), its record
+            [path for model in group.models for space in (group.space, *([other_space] if group.registered else []))
+             for path in (segmentation(model, "{subject}", space), sidecar(segmentation(model, "{subject}", space)))]
+            + [inference_record(model, "{subject}") for model in group.models],
         wildcard_constraints:  # its sessions: a session's models on one grid belong to one group
             subject=session_constraint(group.sessions, others),
         params:
