@@ -72,14 +72,17 @@ def dataset_links(results: str | os.PathLike, bids_dir: str | os.PathLike) -> di
 
 def bids_uris(paths: Sequence[str | os.PathLike], links: Mapping[str, Path], own: str | os.PathLike) -> list[str]:
     """Each file as a BIDS URI: `bids::<path>` inside `own` (the citing map's dataset), `bids:<name>:<path>` inside
-    a linked dataset, else a file URI."""
+    a linked dataset, else a file URI. Absolute paths compared: the config may name a folder relative, the plan
+    its files absolute."""
+    roots = [(name, Path(os.path.abspath(root))) for name, root in (("", own), *links.items())]
+
     def uri(path: Path) -> str:
-        for name, root in (("", Path(own)), *links.items()):
+        for name, root in roots:
             if path.is_relative_to(root):
                 return f"bids:{name}:{path.relative_to(root).as_posix()}"
-        return path.resolve().as_uri()
+        return path.as_uri()
 
-    return [uri(Path(path)) for path in paths]
+    return [uri(Path(os.path.abspath(path))) for path in paths]
 
 
 def write_sources(map_path: str | os.PathLike, sources: Sequence[str]) -> Path:

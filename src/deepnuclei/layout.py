@@ -9,7 +9,8 @@ A session's files live in BIDS' folder of it, `sub-01/ses-02/` (`sub-01/` withou
 wildcard value of the key can spell: in the rules' templates ("{subject}") the folder is a second wildcard,
 `{session_dir}` ("01/ses-02"), that Snakemake matches beside the key. Snakemake wants every file a rule
 names (outputs, log, benchmark) to hold the same wildcards, so a session's logs and QC pictures are in its
-folder too.
+folder too; the job that writes a whole folder (`measures_dir`, a path without the key) has the folder
+alone, and its log and QC picture are named by it (`named=False`).
 """
 
 from __future__ import annotations
