@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -64,25 +65,32 @@ def sidecars(kind: str, method: str | None = None, model: str | os.PathLike | No
 
 
 def dataset_links(results: str | os.PathLike, bids_dir: str | os.PathLike) -> dict[str, Path]:
-    """The datasets that Sources cite, by their name in a BIDS URI: the input dataset (`raw`; its derivatives
-    folder, reference labels and existing QSM maps, inside it) and the results folders that maps are made from."""
+    """The datasets that Sources cite, by their name in a BIDS URI: the results folders that maps are made from
+    and the input dataset (`raw`; its derivatives folder, reference labels and existing QSM maps, inside it),
+    last: the results folder may lie inside it."""
     results = Path(results)
-    return {"raw": Path(bids_dir), **{kind: results / kind for kind in ("qsm", "registration", "preprocess")}}
+    return {**{kind: results / kind for kind in ("qsm", "registration", "preprocess")}, "raw": Path(bids_dir)}
 
 
 def bids_uris(paths: Sequence[str | os.PathLike], links: Mapping[str, Path], own: str | os.PathLike) -> list[str]:
     """Each file as a BIDS URI: `bids::<path>` inside `own` (the citing map's dataset), `bids:<name>:<path>` inside
-    a linked dataset, else a file URI. Absolute paths compared: the config may name a folder relative, the plan
-    its files absolute."""
-    roots = [(name, Path(os.path.abspath(root))) for name, root in (("", own), *links.items())]
+    a linked dataset, else a file URI. Absolute paths compared, as strings: the config may name a folder
+    relative, the plan its files absolute, and every job of a run calls this (no pathlib: planning time)."""
+    roots = dataset_roots(own, tuple(links.items()))
 
-    def uri(path: Path) -> str:
+    def uri(path: str) -> str:
         for name, root in roots:
-            if path.is_relative_to(root):
-                return f"bids:{name}:{path.relative_to(root).as_posix()}"
-        return path.as_uri()
+            if path.startswith(root):
+                return f"bids:{name}:{path[len(root):]}"
+        return Path(path).as_uri()
 
-    return [uri(Path(os.path.abspath(path))) for path in paths]
+    return [uri(os.path.abspath(path)) for path in paths]
+
+
+@cache
+def dataset_roots(own: str | os.PathLike, links: tuple[tuple[str, Path], ...]) -> list[tuple[str, str]]:
+    """`bids_uris`' datasets, the citing one first, each with its absolute folder and a final separator."""
+    return [(name, os.path.join(os.path.abspath(root), "")) for name, root in (("", own), *links)]
 
 
 def write_sources(map_path: str | os.PathLike, sources: Sequence[str]) -> Path:
