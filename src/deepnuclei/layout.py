@@ -5,6 +5,12 @@ wildcards in place of values).
 A session key names one acquisition session: the participant label alone ("01") for datasets without
 sessions, else "<participant>_ses-<session>" ("01_ses-02"), so that `sub-<key>` is the BIDS file prefix
 of every output (`sub-01_ses-02_space-SWI_desc-sharptv_Chimap.nii.gz`) and one wildcard carries both.
+A session's files live in BIDS' folder of it, `sub-01/ses-02/` (`sub-01/` without sessions), which no
+wildcard value of the key can spell: in the rules' templates ("{subject}") the folder is a second wildcard,
+`{session_dir}` ("01/ses-02"), that Snakemake matches beside the key. Snakemake wants every file a rule
+names (outputs, log, benchmark) to hold the same wildcards, so a session's logs and QC pictures are in its
+folder too; the job that writes a whole folder (`measures_dir`, a path without the key) has the folder
+alone, and its log and QC picture are named by it (`named=False`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,32 @@ MAIN_COHORT = "main"  # the dataset's own sessions; further demo cohorts have na
 SESSION_KEY = "[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?"  # the workflow's `subject` wildcard
 # The two passes of a network whose probabilities inference.flip averages: the image's and its mirror's
 FLIP_PASSES = ("direct", "mirrored")
+SESSION_DIR = "[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?"  # its `session_dir` wildcard: the folder below `sub-`
+SUBJECT = "{subject}"  # the session key in the rules' templates
+
+
+def session_folder(key: str) -> str:
+    """`sub-<participant>/ses-<session>` (`sub-<participant>` without sessions); of the template "{subject}",
+    `sub-{session_dir}`."""
+    if key == SUBJECT:
+        return "sub-{session_dir}"
+    participant, _, session = key.partition("_ses-")
+    return f"sub-{participant}/ses-{session}" if session else f"sub-{participant}"
+
+
+def sidecar(path: str | os.PathLike) -> str:
+    """The JSON sidecar of a NIfTI map (BIDS: the same name, `.json`)."""
+    return re.sub(r"\.nii(\.gz)?$", ".json", str(path))
+
+
+def for_session(template: str, key: str) -> str:
+    """A path of the rules' templates ("{subject}", `session_folder`) with one session's key and folder."""
+    return template.replace(session_folder(SUBJECT), session_folder(key)).replace(SUBJECT, key)
+
+
+def folder_key(session_dir: str) -> str:
+    """The session key of a `session_dir` wildcard's value: "01/ses-02" -> "01_ses-02"."""
+    return session_dir.replace("/ses-", "_ses-")
 
 
 def session_key(participant: str, session: str | None) -> str:
@@ -45,7 +77,7 @@ def bids_name(key: str, suffix: str, **entities: object) -> str:
 @dataclass(frozen=True)
 class Layout:
     """The results folder's layout. Every method is a name; every per-session file lives in
-    `<results>/<stage>/sub-<key>/`."""
+    `<results>/<stage>/<session_folder>/`."""
 
     results: Path
 
@@ -54,7 +86,7 @@ class Layout:
         return cls(Path(results))
 
     def result(self, stage: str, key: str, suffix: str, **entities: object) -> str:
-        return str(self.results / stage / f"sub-{key}" / bids_name(key, suffix, **entities))
+        return str(self.results / stage / session_folder(key) / bids_name(key, suffix, **entities))
 
     def plan_file(self, name: str) -> str:
         return str(self.results / "plan" / f"{name}.json")
@@ -72,17 +104,27 @@ class Layout:
         settings_demo_<cohort>.json, settings_registration.json, ..."""
         return self.cohort_plan_file(f"settings_{name}", cohort)
 
-    def log(self, rule: str, key: str = "all") -> str:
-        return str(self.results / "logs" / rule / f"sub-{key}.log")
+    def log(self, rule: str, key: str = "all", named: bool = True) -> str:
+        """A job's log: `logs/<rule>/sub-all.log` of a job of the whole run; a session's job's in the session's
+        folder, `<folder>/sub-<key>.log`, or `<folder>.log` (`named=False`) for a job whose outputs name the
+        folder alone (`measures_dir`)."""
+        return self._job_file("logs", rule, key, ".log", named)
 
-    def benchmark(self, rule: str, key: str = "all") -> str:
-        return str(self.results / "benchmarks" / rule / f"sub-{key}.tsv")
+    def benchmark(self, rule: str, key: str = "all", named: bool = True) -> str:
+        """A job's Snakemake benchmark, where `log` puts its log."""
+        return self._job_file("benchmarks", rule, key, ".tsv", named)
+
+    def _job_file(self, kind: str, rule: str, key: str, extension: str, named: bool) -> str:
+        if key == "all":
+            return str(self.results / kind / rule / f"sub-all{extension}")
+        folder = self.results / kind / rule / session_folder(key)
+        return str(folder / f"sub-{key}{extension}" if named else folder.with_name(folder.name + extension))
 
     # ---- per session
 
     def validation_record(self, key: str, checked: str = "inputs") -> str:
         """What validate_inputs found: `inputs` (the images) or `labels` (the reference labels)."""
-        return str(self.results / "validation" / f"sub-{key}_{checked}.json")
+        return self.result("validation", key, f"{checked}.json")
 
     def reference_labels(self, key: str, space: str, moved: bool = False) -> str:
         """The dataset's reference labels in the package's numbering (`labels_lookup` lists them); `moved`:
@@ -125,7 +167,7 @@ class Layout:
 
     def overlap_dir(self, table: str, key: str) -> str:
         """A session's scores for one overlap table: the file below of every method it scores (one job)."""
-        return str(self.results / "evaluation" / "cases" / table / f"sub-{key}")
+        return str(self.results / "evaluation" / "cases" / table / session_folder(key))
 
     def overlap_case(self, table: str, method: str, key: str) -> str:
         """One method's scores on one session, merged into the overlap table `table`."""
@@ -136,14 +178,25 @@ class Layout:
         return str(self.results / "segmentations" / "dseg.tsv")
 
     def segmentation_qc(self, key: str) -> str:
-        """Every method's labels over the session's T1 (and QSM), a row per method."""
-        return self.result("qc", key, "qc.png", desc="segmentations")
+        """Every method's labels over the session's T1 (and QSM), a row per method; written with its measures,
+        named by the folder alone as they are (`measures_dir`)."""
+        return str(self.results / "qc" / "measures" / f"{session_folder(key)}_segmentations_qc.png")
+
+    def qsm_qc(self, key: str, method: str) -> str:
+        return self.result("qc/qsm", key, "qsm.png", desc=method)
+
+    def registration_qc(self, key: str) -> str:
+        return self.result("qc/registration", key, "registration.png")
+
+    def overlay_figure(self, key: str) -> str:
+        """The evaluation's picture of a session's reference and methods' labels."""
+        return self.result("qc/segmentations", key, "segmentations.png")
 
     # ---- nucleus measures (deepnuclei.measures)
 
     def measures_dir(self, key: str) -> str:
         """A session's measures: the two files below of every method that segments it (one job writes them)."""
-        return str(self.results / "measures" / f"sub-{key}")
+        return str(self.results / "measures" / session_folder(key))
 
     def measures(self, method: str, key: str) -> str:
         """One method's (or the reference's) measures of every structure in one session, a TSV."""

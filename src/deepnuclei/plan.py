@@ -30,7 +30,8 @@ import numpy as np
 
 from .bundle import bundle_path, is_bundle, load_bundle
 from .labels import check_task, lookup_structures
-from .layout import FLIP_PASSES, MAIN_COHORT, SPACES, Layout, bids_name, session_key
+from .derivatives import bids_uris, dataset_links
+from .layout import FLIP_PASSES, MAIN_COHORT, SPACES, SUBJECT, Layout, bids_name, session_key
 from .plan_files import (AtlasCase, DatasetRecord, EvaluationPlan, ExperimentCohort, ExperimentsPlan, MeasuresCase,
                          InferencePlan, OverlapCase, Participants, PreprocessPlan, QsmMetricCase, QsmSource, SessionRecord, TimingCase,
                          TrainCase, TrainCases, TrainPlan, TreCase, write_plan_file)
@@ -567,12 +568,17 @@ class Plan:
         return self.models[model].get("bundle") or self.layout.model_file(model, "checkpoint_best.pt")
 
     def inference_plan(self, model: str) -> InferencePlan:
-        space, subject = self.native_space(model), "{subject}"
+        space, subject = self.native_space(model), SUBJECT
         other = next(other for other in SPACES if other != space)
-        return InferencePlan(model, self.model_weights(model), self.model_inputs(model, subject),
-                             self.layout.preprocessed(subject, "padding.json", space),
-                             self.layout.segmentation(model, subject, space), self.layout.segmentation(model, subject, other),
-                             self.layout.inference_record(model, subject), self.flip_passes(model, subject))
+        inputs, dseg = self.model_inputs(model, subject), self.layout.segmentation(model, subject, space)
+        transform = self.layout.registration_transform(subject, self.config["registration"]["method"])
+        links = dataset_links(self.layout.results, self.config["bids_dir"])
+        own = self.layout.results / "segmentations" / model  # the method's dataset
+        return InferencePlan(model, self.model_weights(model), inputs,
+                             self.layout.preprocessed(subject, "padding.json", space), dseg,
+                             self.layout.segmentation(model, subject, other), self.layout.inference_record(model, subject),
+                             bids_uris(inputs, links, own), bids_uris([dseg, transform], links, own),
+                             self.flip_passes(model, subject))
 
     def flip_passes(self, model: str, key: str) -> dict[str, str]:
         """With inference.flip, the labels of a model's direct and mirrored passes on its own grid (the inference

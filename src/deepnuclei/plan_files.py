@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .io import read_json, write_text_atomic
+from .layout import for_session
 
 OMITTED_WHEN_NONE = {"omitted_when_none": True}  # a field's metadata: no key at all when None
 Record = TypeVar("Record", bound="PlanRecord")
@@ -182,7 +183,8 @@ class MeasuresCase(PlanRecord):
 @dataclass
 class InferencePlan(PlanRecord):
     """infer_<model>.json: one model's part of every inference job (`deepnuclei infer-session --plans`), which
-    segments a session with all the models that read its grid. Paths hold `{subject}` for the session key."""
+    segments a session with all the models that read its grid. Paths are the rules' templates (`{subject}`, the
+    session key, in the session's folder `sub-{session_dir}`: deepnuclei.layout)."""
 
     model: str
     weights: str  # the model's bundle, or the best checkpoint of this run's training
@@ -191,16 +193,18 @@ class InferencePlan(PlanRecord):
     dseg: str  # the labels on the model's own grid
     other: str  # the labels on the session's other grid, where its registration links the two
     record: str  # the inference record
+    sources: list[str]  # BIDS URIs of what `dseg` is made from (its sidecar's): the inputs
+    other_sources: list[str]  # and of what `other` is made from: `dseg` and the registration
     passes: dict[str, str] = field(default_factory=dict)  # with inference.flip: each pass's labels on `dseg`'s grid
 
     def for_session(self, subject: str) -> InferencePlan:
         """The plan with one session's paths."""
         def fill(path: str) -> str:
-            return path.replace("{subject}", subject)
+            return for_session(path, subject)
 
         return InferencePlan(self.model, self.weights, [fill(path) for path in self.inputs], fill(self.padding_record),
-                             fill(self.dseg), fill(self.other), fill(self.record),
-                             {name: fill(path) for name, path in self.passes.items()})
+                             fill(self.dseg), fill(self.other), fill(self.record), [fill(uri) for uri in self.sources],
+                             [fill(uri) for uri in self.other_sources], {name: fill(path) for name, path in self.passes.items()})
 
 
 @dataclass

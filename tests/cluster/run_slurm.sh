@@ -15,7 +15,7 @@ STATE=${DEEPNUCLEI_SLURM_STATE:-/tmp/deepnuclei-slurm}
 WORK=${1:-$STATE/work}
 HOST=$(hostname -s)
 export PATH=$ROOT/.venv/bin:$PATH SLURM_CONF=$STATE/slurm.conf DEEPNUCLEI_SLURM_PARTITION=debug
-TARGETS=(results/qc/qsm/sub-01_desc-sharptv_qsm.png results/qc/qsm/sub-02_desc-sharptv_qsm.png
+TARGETS=(results/qc/qsm/sub-01/sub-01_desc-sharptv_qsm.png results/qc/qsm/sub-02/sub-02_desc-sharptv_qsm.png
          results/registration/sub-01/sub-01_space-SWI_T1w.nii.gz results/registration/sub-02/sub-02_space-SWI_T1w.nii.gz
          results/models/linus/summary.json)
 

@@ -13,12 +13,13 @@ import pytest
 from bids2table import index_dataset, load_bids_metadata
 
 from deepnuclei.bids_check import run_bids_validator, validator_command
-from deepnuclei.derivatives import derivative_files, write_derivative
+from deepnuclei.derivatives import bids_uris, dataset_links, derivative_files, write_derivative, write_sources
 from deepnuclei.io import read_json, save_volume, write_json, write_text_atomic
 from deepnuclei.labels import dseg_tsv
-from deepnuclei.layout import Layout
+from deepnuclei.layout import Layout, sidecar
 
 KEYS = ("01", "02")
+SESSION_KEYS = ("01_ses-pre", "01_ses-post", "02_ses-pre")
 
 
 def image(path: str, dtype: type = np.float32) -> None:
@@ -32,16 +33,24 @@ def results(tmp_path) -> Path:
 
 
 def results_of(tmp_path: Path, keys: tuple[str, ...]) -> Path:
-    layout = Layout.of(tmp_path / "results")
+    """The maps with their own sidecars as the jobs write them: `Sources`, the files each is made from."""
+    layout, bids = Layout.of(tmp_path / "results"), tmp_path / "bids"
+    links = dataset_links(layout.results, bids)
     for key in keys:
         for suffix in ("Chimap.nii.gz", "mask.nii.gz", "localfield.nii.gz"):
             image(layout.qsm(key, suffix, "sharptv"), np.uint8 if "mask" in suffix else np.float32)
-        write_json(layout.qsm(key, "Chimap.json", "sharptv"), {"Units": "ppm", "Reference": "mean"})
+        raw = bids / f"sub-{key.split('_')[0]}" / "anat" / f"sub-{key}_T1w.nii.gz"
+        write_json(layout.qsm(key, "Chimap.json", "sharptv"),
+                   {"Units": "ppm", "Reference": "mean", "Sources": bids_uris([raw], links, layout.results / "qsm")})
         image(layout.t1_in_swi(key))
         write_text_atomic(layout.registration_transform(key, "simpleitk"), "#Insight Transform File V1.0\n")
         write_json(layout.registration_record(key, "simpleitk"), {"method": "simpleitk"})
+        write_sources(layout.t1_in_swi(key), bids_uris([raw, layout.registration_transform(key, "simpleitk")], links,
+                                                       layout.results / "registration"))
         for space in ("SWI", "T1w"):
             image(layout.segmentation("linus-t1", key, space), np.uint8)
+            write_sources(layout.segmentation("linus-t1", key, space), bids_uris(
+                [layout.preprocessed(key, "T1w.nii.gz", "T1w")], links, layout.results / "segmentations" / "linus-t1"))
         write_json(layout.inference_record("linus-t1", key), {"model": "linus-t1"})
         write_text_atomic(layout.measures("linus-t1", key), "structure\tvolume_mm3\nSTN_L\t80.0\n")
         write_text_atomic(layout.measures_qsmxt("linus-t1", key), "roi,num_voxels\nSTN_L,20\n")
@@ -50,7 +59,6 @@ def results_of(tmp_path: Path, keys: tuple[str, ...]) -> Path:
         write_text_atomic(table, "a\n1\n")
     write_text_atomic(layout.segmentations_lookup(), dseg_tsv())
     write_text_atomic(tmp_path / "linus-t1.zip", "weights")
-    bids = tmp_path / "bids"
     for kind in ("qsm", "registration", "measures"):
         write_derivative(layout.results / kind, kind, bids)
     write_derivative(layout.results / "segmentations" / "linus-t1", "segmentations", bids, "linus-t1",
@@ -73,6 +81,23 @@ def test_each_dataset_is_described_and_its_maps_inherit_their_sidecars(results, 
     dseg = load_bids_metadata(results / "segmentations" / "linus-t1" / "sub-01" / "sub-01_space-T1w_dseg.nii.gz")
     assert dseg["ModelSHA256"] == hashlib.sha256(b"weights").hexdigest() and dseg["Model"].endswith("linus-t1.zip")
     assert "T1w" in dseg["SpatialReference"]
+    assert dseg["Sources"] == ["bids:preprocess:sub-01/sub-01_space-T1w_desc-model_T1w.nii.gz"]
+
+
+def test_each_map_cites_its_sources_beside_what_it_inherits(tmp_path):
+    results = results_of(tmp_path, ("01_ses-pre",))
+    session = Path("sub-01") / "ses-pre"
+    chimap = load_bids_metadata(results / "qsm" / session / "sub-01_ses-pre_space-SWI_desc-sharptv_Chimap.nii.gz")
+    assert chimap["Sources"] == ["bids:raw:sub-01/anat/sub-01_ses-pre_T1w.nii.gz"] and chimap["Units"] == "ppm"
+    t1 = load_bids_metadata(results / "registration" / session / "sub-01_ses-pre_space-SWI_T1w.nii.gz")
+    assert t1["Sources"] == ["bids:raw:sub-01/anat/sub-01_ses-pre_T1w.nii.gz",  # its own dataset's: no name
+                             "bids::sub-01/ses-pre/sub-01_ses-pre_desc-simpleitk_from-T1w_to-SWI_mode-image_xfm.tfm"]
+    assert "SWI grid" in t1["SpatialReference"]  # inherited from the top-level sidecar
+    links = read_json(results / "registration" / "dataset_description.json")["DatasetLinks"]
+    assert links["raw"] == (tmp_path / "bids").resolve().as_uri()
+    assert links["preprocess"] == (results / "preprocess").resolve().as_uri()
+    assert sidecar("a/sub-01_dseg.nii.gz") == "a/sub-01_dseg.json" == sidecar("a/sub-01_dseg.nii")
+    assert bids_uris(["/elsewhere/x.nii.gz"], {}, results / "qsm") == ["file:///elsewhere/x.nii.gz"]
     assert (results / "segmentations" / "linus-t1" / "dseg.tsv").read_text() == dseg_tsv()
 
 
@@ -86,15 +111,15 @@ def test_bids2table_indexes_the_maps_with_their_entities(results):
 
 
 @pytest.mark.skipif(validator_command() is None, reason="bids-validator-deno is not installed")
+@pytest.mark.parametrize("keys", [KEYS, SESSION_KEYS], ids=["participants", "sessions"])
 @pytest.mark.parametrize("root", list(DATASETS))
-def test_the_bids_validator_finds_no_error(results, tmp_path, root):
-    record = run_bids_validator(results / root, tmp_path / "report.json", tmp_path / "report.txt")
+def test_the_bids_validator_finds_no_error(tmp_path, root, keys):
+    record = run_bids_validator(results_of(tmp_path, keys) / root, tmp_path / "report.json", tmp_path / "report.txt")
     codes = json.dumps(record.get("codes"), indent=1)
     assert record["ran"] and record["errors"] == 0, codes
 
 
-@pytest.mark.xfail(strict=True, reason="a session's folder is sub-<participant>_ses-<session>/ (deepnuclei.layout), "
-                                      "not BIDS' sub-<participant>/ses-<session>/: not yet moved")
 def test_sessions_are_read_as_sessions(tmp_path):
-    qsm = index_dataset(results_of(tmp_path, ("02_ses-pre",)) / "qsm").to_pandas()
-    assert list(qsm.loc[qsm["suffix"] == "Chimap", "ses"]) == ["pre"]
+    qsm = index_dataset(results_of(tmp_path, SESSION_KEYS) / "qsm").to_pandas()
+    chimaps = qsm[qsm["suffix"] == "Chimap"].sort_values(["sub", "ses"])
+    assert list(zip(chimaps["sub"], chimaps["ses"])) == [("01", "post"), ("01", "pre"), ("02", "pre")]

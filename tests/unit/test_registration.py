@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from deepnuclei.cli import main
-from deepnuclei.io import InputError, apply_affine, read_volume, save_volume
+from deepnuclei.io import InputError, apply_affine, read_json, read_volume, save_volume
 from deepnuclei.grids import LPS, from_sitk, resample_labels, to_sitk
 from deepnuclei.registration import (RegistrationSettings, brain_points_lps, euler_from_matrix, read_magnitudes,
                                      read_transform, register_files, rigid_matrix, target_registration_error,
@@ -98,7 +98,8 @@ def test_cli_registration_recovers_the_true_transform(demo_subject, tmp_path):
                  "--transform", str(transform), "--record", str(record)]) == 0
     t1_in_swi, qc = tmp_path / "t1_swi.nii.gz", tmp_path / "qc.png"
     assert main(["t1-to-swi", "--t1", str(files["t1"]), "--magnitudes", *magnitudes, "--transform", str(transform),
-                 "--out", str(t1_in_swi), "--qc", str(qc)]) == 0
+                 "--out", str(t1_in_swi), "--qc", str(qc), "--sources", "bids:raw:t1.nii.gz"]) == 0
+    assert read_json(tmp_path / "t1_swi.json") == {"Sources": ["bids:raw:t1.nii.gz"]}  # its BIDS sidecar
     mask, mask_affine = read_volume(files["mask"])
     error = target_registration_error(read_transform(transform), read_transform(files["truth"]),
                                       brain_points_lps(mask, mask_affine))

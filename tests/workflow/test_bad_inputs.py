@@ -200,7 +200,7 @@ def dataset(tmp_path) -> tuple[Path, dict[str, Path]]:
     return config, files
 
 
-HEAVY_TARGETS = ["results/registration/sub-02/sub-02_space-SWI_T1w.nii.gz", "results/qc/qsm/sub-02_desc-sharptv_qsm.png"]
+HEAVY_TARGETS = ["results/registration/sub-02/sub-02_space-SWI_T1w.nii.gz", "results/qc/qsm/sub-02/sub-02_desc-sharptv_qsm.png"]
 
 
 @pytest.mark.slow  # a Snakemake run (its validation jobs)
@@ -209,9 +209,9 @@ def test_a_bad_file_stops_the_workflow_before_qsm_and_registration(dataset, tmp_
     to_16_bit(files["phase1"])
     run = snakemake("--cores", "2", "--configfile", str(config), "--", *HEAVY_TARGETS, cwd=tmp_path)
     assert run.returncode != 0
-    log = (tmp_path / "results" / "logs" / "validate_inputs" / "sub-02.log").read_text()
+    log = (tmp_path / "results" / "logs" / "validate_inputs" / "sub-02" / "sub-02.log").read_text()
     assert f"bad input: {files['phase1']}: phase values span" in log
-    started = {path.parent.name for path in (tmp_path / "results" / "logs").glob("*/*.log")}
+    started = {path.parts[-3] for path in (tmp_path / "results" / "logs").glob("*/*/*.log")}
     assert started <= {"validate_inputs", "validate_labels"}
 
 

@@ -107,14 +107,14 @@ def test_a_longitudinal_dataset_with_unlabelled_and_t1_only_participants(tiny_co
     segmentations = tmp_path / "results" / "segmentations"
     for method in ("atlas", "linus", "linus-t1", "dbresunet"):
         for space in ("SWI", "T1w"):  # the unlabelled participant: segmented by every method, on both grids
-            assert (segmentations / method / "sub-p03_ses-pre" / f"sub-p03_ses-pre_space-{space}_dseg.nii.gz").exists()
-    t1_only = sorted(path.name for path in segmentations.glob("*/sub-p04_ses-pre/*_dseg.nii.gz"))
+            assert (segmentations / method / "sub-p03" / "ses-pre" / f"sub-p03_ses-pre_space-{space}_dseg.nii.gz").exists()
+    t1_only = sorted(path.name for path in segmentations.glob("*/sub-p04/ses-pre/*_dseg.nii.gz"))
     assert t1_only == ["sub-p04_ses-pre_space-T1w_dseg.nii.gz"] * 2
 
     # the dataset's labels, matched by name, in the package's numbering; GP is one label there
     lookup = pd.read_csv(tmp_path / "results" / "labels" / "dseg.tsv", sep="\t")
     assert "GP_L" in set(lookup["abbreviation"]) and not {"GPe_L", "GPi_L"} & set(lookup["abbreviation"])
-    moved, _ = read_volume(tmp_path / "results" / "labels" / "sub-p01_ses-pre" /
+    moved, _ = read_volume(tmp_path / "results" / "labels" / "sub-p01" / "ses-pre" /
                            "sub-p01_ses-pre_space-SWI_desc-moved_dseg.nii.gz", dtype=np.uint8)
     assert set(np.unique(moved)) <= {0, *lookup["index"]}
     truth, _ = read_volume(tiny_cohort["truth"] / "sub-01" / "sub-01_space-SWI_dseg.nii.gz", dtype=np.uint8)
@@ -215,7 +215,7 @@ def test_existing_qsm_maps_in_ppm_and_ppb_run_without_phase(tiny_cohort, tmp_pat
         np.testing.assert_allclose(read_volume(f"{stem}.nii.gz")[0], truths[subject], rtol=1e-6, atol=1e-9)
         record = read_json(f"{stem}.json")
         assert (record["Units"], record["SourceUnits"]) == ("ppm", unit)
-        assert (results / "qc" / "qsm" / f"sub-{subject}_desc-existing_qsm.png").exists()
+        assert (results / "qc" / "qsm" / f"sub-{subject}" / f"sub-{subject}_desc-existing_qsm.png").exists()
     assert not (results / "logs" / "qsm_sharptv").exists()  # nothing reconstructed
     table = pd.read_csv(results / "measures" / "nuclei.tsv", sep="\t", na_values=["n/a"], keep_default_na=False)
     row = table[(table["participant_id"] == "sub-02") & (table["method"] == "atlas") & (table["structure"] == "THA_L")]
@@ -233,6 +233,6 @@ def test_existing_qsm_maps_in_ppm_and_ppb_run_without_phase(tiny_cohort, tmp_pat
     refused = snakemake("--cores", "2", "--configfile", str(TINY), str(config), "--",
                         "results/qsm/sub-02/sub-02_space-SWI_desc-existing_Chimap.nii.gz", cwd=wrong)
     assert refused.returncode != 0
-    log = (wrong / "results" / "logs" / "validate_inputs" / "sub-02.log").read_text()
+    log = (wrong / "results" / "logs" / "validate_inputs" / "sub-02" / "sub-02.log").read_text()
     assert f"bad input: {chimap}: the 99th percentile of |chi| over the brain is 5: neither ppm nor ppb" in log
-    assert {path.parent.name for path in (wrong / "results" / "logs").glob("*/*.log")} == {"validate_inputs"}
+    assert {path.parts[-3] for path in (wrong / "results" / "logs").glob("*/*/*.log")} == {"validate_inputs"}

@@ -41,7 +41,7 @@ def test_reproduce_on_two_tiny_subjects(tmp_path):
     html = (tmp_path / "results" / "report.html").read_text()
     assert all(name in html for name in ("dice_nuclei.md", "efficiency.md", "scatter_volume_dbresunet.png",
                                          "linus_resolution.md", "linus_2d_vs_25d.md", "nuclei_wide.csv",
-                                         "sub-02_desc-segmentations_qc.png"))
+                                         "sub-02_segmentations_qc.png"))
     again = snakemake("-n", "--configfile", *TINY_REPRODUCE, "--", "reproduce", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -86,7 +86,7 @@ def test_end_to_end_on_two_tiny_subjects(tmp_path):
         record = read_json(tmp_path / "resources" / "demo" / "truth" / f"sub-{subject}" / f"sub-{subject}_truth.json")
         assert all(volume > 0 for volume in record["volume_mm3_swi"].values())
         assert (tmp_path / "results" / "qc" / "demo" / f"sub-{subject}_demo.png").stat().st_size > 20_000
-        benchmark = (tmp_path / "results" / "benchmarks" / "demo_subject" / f"sub-{subject}.tsv").read_text()
+        benchmark = (tmp_path / "results" / "benchmarks" / "demo_subject" / f"sub-{subject}" / f"sub-{subject}.tsv").read_text()
         assert benchmark.startswith("s\t")
     assert (tmp_path / "resources" / "demo" / "bids" / "derivatives" / "labels" / "dseg.tsv").exists()
     qsm = pd.read_csv(tmp_path / "results" / "qsm" / "qsm_metrics.csv")
@@ -215,7 +215,7 @@ def check_measures(results: Path, models: set[str]) -> None:
         assert row["chi_mean_ppb"].iloc[0] == pytest.approx(mean_ppb, abs=1e-3)
         same = wide[(wide["participant_id"] == "sub-02") & (wide["method"] == method)]
         assert same["THA_L_chi_mean_ppb"].iloc[0] == pytest.approx(row["chi_mean_ppb"].iloc[0])
-    assert (results / "qc" / "sub-02" / "sub-02_desc-segmentations_qc.png").stat().st_size > 20_000
+    assert (results / "qc" / "measures" / "sub-02_segmentations_qc.png").stat().st_size > 20_000
 
 
 def check_evaluation(results: Path, overlap: pd.DataFrame, models: set[str]) -> None:
@@ -239,7 +239,7 @@ def check_evaluation(results: Path, overlap: pd.DataFrame, models: set[str]) -> 
     for name in ("dice_boxplot", "scatter_susceptibility_dbresunet", "bland_altman_volume_linus"):
         assert (evaluation / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (evaluation / "figures" / f"{name}.svg").exists()
-    assert (results / "qc" / "segmentations" / "sub-02_segmentations.png").stat().st_size > 20_000
+    assert (results / "qc" / "segmentations" / "sub-02" / "sub-02_segmentations.png").stat().st_size > 20_000
 
 
 def test_paper_config_restores_the_papers_models():

@@ -29,14 +29,17 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
             output:
                 t1=segmentation(method, "{subject}", "T1w"),
                 swi=segmentation(method, "{subject}", "SWI") if registered else [],
+                sidecars=[sidecar(segmentation(method, "{subject}", space)) for space in (SPACES if registered else ["T1w"])],
             wildcard_constraints:
                 subject=session_constraint(sessions, others),
             params:  # the loop's values as default arguments: a shell command is built when its job runs, after the
                      # loop has moved on (an f-string in `shell:` took the last method's options)
                 atlases=lambda wildcards, input, atlas_options=atlas_options: atlas_options(input),
-                swi=lambda wildcards, input, output, registered=registered: (
+                swi=lambda wildcards, input, output, registered=registered, method=method: (
                     f"--swi {input.swi} --transform {input.transform} --out-swi {output.swi}"
-                    f" --interpolation {REGISTRATION['label_interpolation']}" if registered else ""),
+                    f" --interpolation {REGISTRATION['label_interpolation']} --swi-sources "
+                    + source_uris(f"segmentations/{method}", [output.t1, input.transform, input.swi]) if registered else ""),
+                sources=lambda wildcards, input, method=method: source_uris(f"segmentations/{method}", [input.t1]),
             threads: ATLAS["threads"]
             resources:
                 mem_mb=attempt_scaled(memory),
@@ -49,4 +52,4 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
                 "../../envs/registration.yaml"
             shell:
                 "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} deepnuclei atlas --t1 {input.t1} {params.atlases}"
-                " --out {output.t1} {params.swi} --settings {input.settings} > {log} 2>&1"
+                " --out {output.t1} --sources {params.sources} {params.swi} --settings {input.settings} > {log} 2>&1"

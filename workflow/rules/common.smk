@@ -1,12 +1,14 @@
 # Paths and targets. Every decision about the dataset (sessions, roles, what each method segments and
 # scores, case lists) is deepnuclei.plan's, made once here and written as files under results/plan/ that
-# rules pass by path; the `subject` wildcard is a session key (sub-<key>: "01" or "01_ses-02").
+# rules pass by path; the `subject` wildcard is a session key (sub-<key>: "01" or "01_ses-02"), beside it
+# `session_dir` its folder (sub-<session_dir>: "01" or "01/ses-02"; deepnuclei.layout).
 
 import re
 from pathlib import Path
 
+from deepnuclei.derivatives import bids_uris, dataset_links
 from deepnuclei.io import InputError
-from deepnuclei.layout import SESSION_KEY, SPACES, session_constraint
+from deepnuclei.layout import SESSION_DIR, SESSION_KEY, SPACES, folder_key, session_constraint, sidecar
 from deepnuclei.plan import EXISTING_QSM, MAIN_COHORT, PlanError, make_plan, plan_files, write_plan_files
 
 BIDS = Path(config["bids_dir"])
@@ -33,9 +35,12 @@ SUBJECTS = PLAN.cohort_sessions()  # the main cohort's sessions
 MODELS = PLAN.models
 MAIN_MODELS = PLAN.main_models
 EVALUATION = RESULTS / "evaluation"
+DATASET_LINKS = dataset_links(RESULTS, BIDS)
 
 wildcard_constraints:
     subject=SESSION_KEY,
+    session_dir=SESSION_DIR,
+    participant="[A-Za-z0-9]+",
     echo="[0-9]+",
     space="|".join(SPACES),
 
@@ -46,12 +51,20 @@ log_path = LAYOUT.log
 benchmark_path = LAYOUT.benchmark
 validation_record = LAYOUT.validation_record
 registration_record = LAYOUT.registration_record
+registration_qc = LAYOUT.registration_qc
+overlay_figure = LAYOUT.overlay_figure
 t1_in_swi = LAYOUT.t1_in_swi
 preprocessed = LAYOUT.preprocessed
 segmentation = LAYOUT.segmentation
 inference_record = LAYOUT.inference_record
 model_file = LAYOUT.model_file
 model_bundle = LAYOUT.model_bundle
+
+
+def source_uris(dataset, paths):
+    """`--sources` of a map of the results dataset `dataset` (qsm, registration, segmentations/<method>): its
+    input files as BIDS URIs, for its sidecar."""
+    return " ".join(bids_uris(paths, DATASET_LINKS, RESULTS / dataset))
 
 
 def plan_file(name):
@@ -125,12 +138,7 @@ def grid_image(subject, space):
 
 
 def qsm_qc(subject, method=None):
-    method = method or PLAN.qsm_method(subject)
-    return str(RESULTS / "qc" / "qsm" / f"sub-{subject}_desc-{method}_qsm.png")
-
-
-def registration_qc(subject):
-    return str(RESULTS / "qc" / "registration" / f"sub-{subject}_registration.png")
+    return LAYOUT.qsm_qc(subject, method or PLAN.qsm_method(subject))
 
 
 def qsm_metrics_table(cohort=MAIN_COHORT):
@@ -164,10 +172,6 @@ def figure_stems():
                                for kind in ("scatter", "bland_altman") for quantity in ("volume", "susceptibility")]
 
 
-def overlay_figure(subject):
-    return str(RESULTS / "qc" / "segmentations" / f"sub-{subject}_segmentations.png")
-
-
 EVALUATION_TABLES = ["demographics", "dice_nuclei", "dice_stn", "stn_methods", "efficiency", "localization_stn",
                      "localization_stn_voxels", "localization_all",
                      "summary"] + [f"ablation_{kind}" for kind in PLAN.ablation_methods]
@@ -188,13 +192,13 @@ def trained_model(model):
 
 def overlap_inputs(wildcards):
     """The files a session's scoring reads: every case's labels, reference and QSM."""
-    cases = PLAN.overlap_sessions(wildcards.cases)[wildcards.subject]
+    cases = PLAN.overlap_sessions(wildcards.cases)[folder_key(wildcards.session_dir)]
     return list(dict.fromkeys(path for case in cases for path in (case.prediction, case.reference, case.qsm) if path))
 
 
 def measures_inputs(wildcards):
     """The files a session's measures read: every case's label maps, images and lookup, and its intervals' samples."""
-    cases = PLAN.measures_sessions()[wildcards.subject]
+    cases = PLAN.measures_sessions()[folder_key(wildcards.session_dir)]
     return list(dict.fromkeys(path for case in cases for path in (case.t1_labels, case.t1, case.swi_labels, case.qsm,
                                                                   case.lookup, *case.swi_samples.values(),
                                                                   *case.qsm_samples.values()) if path))

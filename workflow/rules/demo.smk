@@ -21,34 +21,35 @@ rule demo_template:
 # subject file by simulation, writing into the dataset, instead of stopping on it.
 if DEMO["enabled"]:
 
+    # a simulated participant (the demo has no sessions): the rule's wildcard is `participant`, no session key
     rule demo_subject:
         input:
             template=rules.demo_template.output.template,
-            settings=lambda wildcards: LAYOUT.settings("demo", session(wildcards).cohort),
+            settings=lambda wildcards: LAYOUT.settings("demo", SESSIONS[wildcards.participant].cohort),
         output:
-            t1=bids("{subject}", "T1w.nii.gz"),
-            swi=expand(bids("{{subject}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
-            sidecars=expand(bids("{{subject}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
-            labels_swi=dataset_labels("{subject}", "SWI"),
-            labels_t1=dataset_labels("{subject}", "T1w"),
-            truth=multiext(truth("{subject}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
+            t1=bids("{participant}", "T1w.nii.gz"),
+            swi=expand(bids("{{participant}}", "T2starw.nii.gz", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+            sidecars=expand(bids("{{participant}}", "T2starw.json", echo="{echo}", part="{part}"), echo=ECHOES, part=["mag", "phase"]),
+            labels_swi=dataset_labels("{participant}", "SWI"),
+            labels_t1=dataset_labels("{participant}", "T1w"),
+            truth=multiext(truth("{participant}", "space-SWI_"), "Chimap.nii.gz", "mask.nii.gz", "dseg.nii.gz",
                            "desc-local_field.nii.gz", "desc-total_field.nii.gz", "desc-phaseoffset.nii.gz"),
-            truth_t1_labels=truth("{subject}", "space-T1w_dseg.nii.gz"),
-            transform=truth("{subject}", "from-T1w_to-SWI_mode-image_xfm.tfm"),
-            record=truth("{subject}", "truth.json"),
-            qc=report(RESULTS / "qc" / "demo" / "sub-{subject}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
+            truth_t1_labels=truth("{participant}", "space-T1w_dseg.nii.gz"),
+            transform=truth("{participant}", "from-T1w_to-SWI_mode-image_xfm.tfm"),
+            record=truth("{participant}", "truth.json"),
+            qc=report(RESULTS / "qc" / "demo" / "sub-{participant}_demo.png", caption="../report/demo_qc.rst", category="Demo cohort"),
         params:
             bids_dir=BIDS,
             truth_dir=DEMO_ROOT / "truth",
         priority: PREPARATION_PRIORITY
         log:
-            log_path("demo_subject", "{subject}"),
+            log_path("demo_subject", "{participant}"),
         benchmark:
-            benchmark_path("demo_subject", "{subject}")
+            benchmark_path("demo_subject", "{participant}")
         conda:
             "../../envs/qsm.yaml"
         shell:
-            "deepnuclei demo-subject {wildcards.subject} --template {input.template} --bids-dir {params.bids_dir}"
+            "deepnuclei demo-subject {wildcards.participant} --template {input.template} --bids-dir {params.bids_dir}"
             " --truth-dir {params.truth_dir} --qc {output.qc} --settings {input.settings} > {log} 2>&1"
 
 

@@ -1,4 +1,4 @@
-# Evaluation: every method's segmentations against the reference labels, one job per method and session
+# Evaluation: every method's segmentations against the reference labels, one job per session for all its methods
 # (on the method's evaluation grid, see deepnuclei.plan), merged into the tables by one small job.
 
 
@@ -11,19 +11,21 @@ rule overlap_session:
         files=overlap_inputs,
         lookup=LAYOUT.labels_lookup(),
     output:
+        # the session's folder, which its key cannot spell: the rule's wildcards are `cases` and `session_dir`
         directory(LAYOUT.overlap_dir("{cases}", "{subject}")),
     params:
+        subject=lambda wildcards: folder_key(wildcards.session_dir),
         largest_component="--largest-component" if config["evaluation"]["largest_component"] else "",
     wildcard_constraints:
         cases="|".join(OVERLAP_TABLES),
     log:
-        log_path("overlap_session_{cases}", "{subject}"),
+        log_path("overlap_session_{cases}", "{subject}", named=False),
     benchmark:
-        benchmark_path("overlap_session_{cases}", "{subject}")
+        benchmark_path("overlap_session_{cases}", "{subject}", named=False)
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei overlap-session --plan {input.cases} --subject {wildcards.subject} {params.largest_component}"
+        "deepnuclei overlap-session --plan {input.cases} --subject {params.subject} {params.largest_component}"
         " --lookup {input.lookup} > {log} 2>&1"
 
 

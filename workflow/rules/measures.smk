@@ -12,17 +12,20 @@ rule measures_session:
         cases=ancient(plan_file("measures")),
         files=measures_inputs,
     output:
+        # the session's folder, which its key cannot spell: the rule's one wildcard is `session_dir`
         measures=directory(LAYOUT.measures_dir("{subject}")),
         qc=report(LAYOUT.segmentation_qc("{subject}"), caption="../report/segmentations_qc.rst",
-                  category="Segmentations QC", subcategory="{subject}"),
+                  category="Segmentations QC", subcategory="{session_dir}"),
+    params:
+        subject=lambda wildcards: folder_key(wildcards.session_dir),
     log:
-        log_path("measures_session", "{subject}"),
+        log_path("measures_session", "{subject}", named=False),
     benchmark:
-        benchmark_path("measures_session", "{subject}")
+        benchmark_path("measures_session", "{subject}", named=False)
     conda:
         "../../envs/evaluation.yaml"
     shell:
-        "deepnuclei measures --plan {input.cases} --subject {wildcards.subject} --qc {output.qc} > {log} 2>&1"
+        "deepnuclei measures --plan {input.cases} --subject {params.subject} --qc {output.qc} > {log} 2>&1"
 
 
 rule measures:

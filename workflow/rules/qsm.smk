@@ -47,6 +47,8 @@ rule qsm:
         qc=report(qsm_qc("{subject}", "{method}"), caption="../report/qsm_qc.rst", category="QSM"),
     wildcard_constraints:
         method="|".join(QSM["methods"]),
+    params:
+        sources=lambda wildcards, input: source_uris("qsm", [*input.magnitudes, *input.phases]),
     threads: QSM["threads"]
     resources:
         # 1.2 GB measured on the demo's 1.0 M-voxel slab (3 echoes); the paper's 9.6 M voxels need ~10x
@@ -62,7 +64,7 @@ rule qsm:
     shell:
         "deepnuclei qsm --magnitudes {input.magnitudes} --phases {input.phases} --sidecars {input.sidecars}"
         " --settings {input.settings} --threads {threads} --out-chi {output.chi} --out-mask {output.mask}"
-        " --out-field {output.field} --qc {output.qc} --out-record {output.record} > {log} 2>&1"
+        " --out-field {output.field} --qc {output.qc} --out-record {output.record} --sources {params.sources} > {log} 2>&1"
 
 
 rule qsm_existing:
@@ -74,6 +76,8 @@ rule qsm_existing:
         chi=qsm_output("{subject}", "Chimap.nii.gz", EXISTING_QSM),
         record=qsm_output("{subject}", "Chimap.json", EXISTING_QSM),
         qc=report(qsm_qc("{subject}", EXISTING_QSM), caption="../report/qsm_qc.rst", category="QSM"),
+    params:
+        sources=lambda wildcards: source_uris("qsm", [session(wildcards).chimap]),
     priority: PREPARATION_PRIORITY
     log:
         log_path("qsm_existing", "{subject}"),
@@ -83,7 +87,7 @@ rule qsm_existing:
         "../../envs/qsm.yaml"
     shell:
         "deepnuclei existing-qsm --validated {input.validated} --magnitudes {input.magnitudes} --out-chi {output.chi}"
-        " --out-record {output.record} --qc {output.qc} > {log} 2>&1"
+        " --out-record {output.record} --qc {output.qc} --sources {params.sources} > {log} 2>&1"
 
 
 rule qsm_metrics:

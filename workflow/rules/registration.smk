@@ -33,9 +33,11 @@ rule t1_to_swi:
         transform=registration_transform("{subject}"),
     output:
         t1=t1_in_swi("{subject}"),
+        sidecar=sidecar(t1_in_swi("{subject}")),
         qc=report(registration_qc("{subject}"), caption="../report/registration_qc.rst", category="Registration"),
     params:
         fixed_image=REGISTRATION["fixed_image"],
+        sources=lambda wildcards, input: source_uris("registration", [input.t1, input.transform, input.magnitudes[0]]),
         title=lambda wildcards: f"sub-{wildcards.subject}: T1 to SWI ({REGISTRATION['method']})",
     priority: PREPARATION_PRIORITY
     log:
@@ -46,7 +48,8 @@ rule t1_to_swi:
         "../../envs/registration.yaml"
     shell:
         "deepnuclei t1-to-swi --t1 {input.t1} --magnitudes {input.magnitudes} --transform {input.transform}"
-        " --fixed-image {params.fixed_image} --out {output.t1} --qc {output.qc} --title '{params.title}' > {log} 2>&1"
+        " --fixed-image {params.fixed_image} --out {output.t1} --qc {output.qc} --title '{params.title}'"
+        " --sources {params.sources} > {log} 2>&1"
 
 
 rule registration_tre:

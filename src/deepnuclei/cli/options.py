@@ -44,6 +44,11 @@ def mixed_precision(inference: Mapping[str, Any]) -> bool | None:
     return None if setting == "auto" else setting
 
 
+def add_sources(parser: argparse.ArgumentParser, option: str = "--sources", what: str = "the map") -> None:
+    """The files a map is made from, as BIDS URIs (deepnuclei.derivatives.bids_uris): its sidecar's Sources."""
+    parser.add_argument(option, nargs="*", default=[], help=f"BIDS URIs of the files {what} is made from")
+
+
 def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_command, add_settings, add_threads, log
+from .options import add_command, add_settings, add_sources, add_threads, log
 
 
 def qsm(args: argparse.Namespace) -> None:
@@ -14,7 +14,7 @@ def qsm(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     result = run_qsm(args.magnitudes, args.phases, args.sidecars, args.out_chi, args.out_mask, args.out_field,
-                     args.qc, QSMParams.from_config(args.settings), out_record=args.out_record)
+                     args.qc, QSMParams.from_config(args.settings), out_record=args.out_record, sources=args.sources)
     log.info("QSM step times (s): %s", {step: round(seconds, 2) for step, seconds in result["timings_s"].items()})
 
 
@@ -23,7 +23,7 @@ def existing_qsm(args: argparse.Namespace) -> None:
     from ..qsm.existing import import_existing_qsm
 
     checked = read_json(args.validated)["existing_qsm"]
-    import_existing_qsm(checked, args.magnitudes, args.out_chi, args.out_record, args.qc)
+    import_existing_qsm(checked, args.magnitudes, args.out_chi, args.out_record, args.qc, args.sources)
     log.info("%s (%s) written in ppm: %s", checked["source"], checked["unit"], args.out_chi)
 
 
@@ -52,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--out-field", required=True)
     sub.add_argument("--qc", required=True)
     sub.add_argument("--out-record", required=True, help="JSON: units, reference, settings, step times, QC measures")
+    add_sources(sub)
 
     sub = add_command(subparsers, "existing-qsm", existing_qsm,
                       "an existing QSM map (its unit as validate-inputs found it) in ppm")
@@ -59,6 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--magnitudes", nargs="+", required=True, help="the SWI magnitudes on its grid (QC picture)")
     sub.add_argument("--out-chi", required=True)
     sub.add_argument("--out-record", required=True, help="JSON: units, reference, source and its unit")
+    add_sources(sub)
     sub.add_argument("--qc", required=True)
 
     sub = add_command(subparsers, "qsm-metrics", qsm_metrics,

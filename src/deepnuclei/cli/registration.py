@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 
 from ..io import InputError
-from .options import add_command, add_interpolation, add_settings, add_threads, log
+from .options import add_command, add_interpolation, add_settings, add_sources, add_threads, log
 
 
 def atlas(args: argparse.Namespace) -> None:
     from ..atlas import AtlasParams, save_labels, segment_with_atlases
+    from ..derivatives import write_sources
     from ..plan_files import AtlasCase
 
     atlases = ([(entry.t1, entry.labels) for entry in AtlasCase.read_list(args.atlas_list)]
@@ -18,10 +19,12 @@ def atlas(args: argparse.Namespace) -> None:
     if not atlases:
         raise InputError(args.atlas_list, "lists no atlas: joint label fusion needs training sessions with T1 labels")
     save_labels(segment_with_atlases(args.t1, atlases, AtlasParams.from_config(args.settings)), args.out)
+    write_sources(args.out, args.sources)
     if args.out_swi:
         from ..registration import move_labels_files
 
         move_labels_files(args.out, args.swi, args.transform, "SWI", args.interpolation, args.out_swi)
+        write_sources(args.out_swi, args.swi_sources)
 
 
 def register_t1_to_swi(args: argparse.Namespace) -> None:
@@ -33,9 +36,11 @@ def register_t1_to_swi(args: argparse.Namespace) -> None:
 
 
 def t1_to_swi(args: argparse.Namespace) -> None:
+    from ..derivatives import write_sources
     from ..registration import t1_to_swi_files
 
     t1_to_swi_files(args.t1, args.magnitudes, args.transform, args.fixed_image, args.out, args.qc, args.title)
+    write_sources(args.out, args.sources)
 
 
 def move_labels(args: argparse.Namespace) -> None:
@@ -68,6 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--swi", help="an image on the session's SWI grid: the labels go there too")
     sub.add_argument("--transform", help="the T1-to-SWI .tfm that links the two grids")
     sub.add_argument("--out-swi", help="the labels on the SWI grid")
+    add_sources(sub, what="the labels on the T1 grid")
+    add_sources(sub, "--swi-sources", "the labels on the SWI grid")
     add_interpolation(sub)
     add_settings(sub, "the config's atlas section")
 
@@ -90,6 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--out", required=True)
     sub.add_argument("--qc", help="QC PNG to write")
     sub.add_argument("--title", default="")
+    add_sources(sub)
 
     sub = add_command(subparsers, "move-labels", move_labels, "move a label map between T1 and SWI space")
     sub.add_argument("--labels", required=True)

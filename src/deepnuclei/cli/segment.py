@@ -38,6 +38,7 @@ def infer_session(args: argparse.Namespace) -> None:
     """The workflow's inference job: one session, every model of the plans (torch and the libraries load once)."""
     import torch
 
+    from ..derivatives import write_sources
     from ..plan_files import InferencePlan
 
     torch.set_num_threads(args.threads)
@@ -45,6 +46,9 @@ def infer_session(args: argparse.Namespace) -> None:
         plan = InferencePlan.read(path).for_session(args.subject)
         segment(plan.weights, plan.inputs, plan.padding_record, plan.dseg, plan.record, args.settings, args.other_grid,
                 args.transform, plan.other if args.transform else None, args.interpolation, plan.passes)
+        write_sources(plan.dseg, plan.sources)
+        if args.transform:
+            write_sources(plan.other, plan.other_sources)
 
 
 def view(args: argparse.Namespace) -> None:

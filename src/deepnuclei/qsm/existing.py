@@ -78,9 +78,10 @@ def check_existing_qsm(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def import_existing_qsm(checked: Mapping[str, Any], magnitudes: Sequence[str | os.PathLike], out_chi: str | os.PathLike,
-                        out_record: str | os.PathLike, out_qc: str | os.PathLike) -> dict[str, Any]:
+                        out_record: str | os.PathLike, out_qc: str | os.PathLike, sources: Sequence[str] = ()
+                        ) -> dict[str, Any]:
     """The map `check_existing_qsm` found (`checked`, its record) in ppm, non-finite voxels zero, with a JSON
-    record (units, reference, source) and the QC picture of a reconstruction (magnitude, map)."""
+    record (units, reference, source; `sources`: its BIDS URI) and the QC picture of a reconstruction (magnitude, map)."""
     from .pipeline import combined_magnitude, qc_figure
 
     chi, affine = read_volume(checked["source"], allow_nan=True)
@@ -88,7 +89,8 @@ def import_existing_qsm(checked: Mapping[str, Any], magnitudes: Sequence[str | o
     save_volume(out_chi, ppm, affine, np.float32)
     record = {"Units": "ppm", "Reference": checked["reference"], "Source": checked["source"],
               "SourceUnits": checked["unit"], "SourceUnitsFrom": checked["unit_from"],
-              "SourceAbsP99": checked["abs_p99"], "NonFiniteVoxelsZeroed": checked["non_finite_voxels"]}
+              "SourceAbsP99": checked["abs_p99"], "NonFiniteVoxelsZeroed": checked["non_finite_voxels"],
+              "Sources": list(sources)}
     write_json(out_record, record)
     magnitude = combined_magnitude(np.stack([read_volume(path)[0] for path in magnitudes]))
     qc_figure({"chi": ppm, "mask": ppm != 0}, magnitude, affine, out_qc,

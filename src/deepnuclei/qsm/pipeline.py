@@ -271,12 +271,13 @@ def run_qsm(
     mask_path: str | os.PathLike | None = None,
     reference_path: str | os.PathLike | None = None,
     out_record: str | os.PathLike | None = None,
+    sources: Sequence[str] = (),
 ) -> dict[str, Any]:
     """QSM from BIDS echo files (one magnitude, phase and JSON sidecar per echo, in the same order).
 
     Writes the susceptibility map (ppm, `_Chimap`), the mask where it is valid, the local field (ppm),
     a QC PNG and, given `out_record`, a JSON record (units, reference, settings, step times, QC measures
-    and warnings); each QC warning is logged too. `mask_path` replaces the automatic brain mask;
+    and warnings, and `sources`: the BIDS URIs of the input files); each QC warning is logged too. `mask_path` replaces the automatic brain mask;
     `reference_path` holds the reference region (non-zero voxels) when `params.reference == 'region'`.
     Returns `reconstruct`'s result.
     """
@@ -309,5 +310,5 @@ def run_qsm(
     if out_record is not None:
         write_json(out_record, {"Units": "ppm", "Reference": params.reference, "Settings": params.to_dict(),
                                 "StepSeconds": {step: round(value, 2) for step, value in result["timings_s"].items()},
-                                "QC": qc})
+                                "QC": qc, "Sources": list(sources)})
     return result

@@ -79,9 +79,11 @@ def test_validation_checks_the_map_and_the_workflow_reads_it_in_ppm(tmp_path, ca
     checked = read_json(tmp_path / "record.json")["existing_qsm"]
     assert checked["unit"] == "ppb" and checked["non_finite_voxels"] == int(np.sum(chi == 0))
     out = tmp_path / "qsm"
-    record = import_existing_qsm(checked, [files["mag1"], files["mag2"]], out / "chi.nii.gz", out / "chi.json", out / "qc.png")
+    record = import_existing_qsm(checked, [files["mag1"], files["mag2"]], out / "chi.nii.gz", out / "chi.json", out / "qc.png",
+                                 ["bids:raw:derivatives/qsmxt/sub-01/anat/sub-01_Chimap.nii.gz"])
     np.testing.assert_allclose(read_volume(out / "chi.nii.gz")[0], chi, atol=1e-6)
     assert record["Units"] == "ppm" and record["SourceUnits"] == "ppb" and (out / "qc.png").stat().st_size > 10_000
+    assert read_json(out / "chi.json")["Sources"] == ["bids:raw:derivatives/qsmxt/sub-01/anat/sub-01_Chimap.nii.gz"]
 
 
 def test_the_plan_uses_existing_maps_instead_of_the_phase(tmp_path):
