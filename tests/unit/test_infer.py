@@ -275,7 +275,7 @@ def test_the_inference_job_writes_the_passes_its_plan_names(tmp_path) -> None:
                    folder / "sub-01_padding.json")
     stem = str(tmp_path / "sub-{subject}" / "sub-{subject}_")
     plan = InferencePlan("linus", str(checkpoint), [stem + "T1w.nii.gz"], stem + "padding.json", stem + "dseg.nii.gz",
-                         stem + "other.nii.gz", stem + "inference.json",
+                         stem + "other.nii.gz", stem + "inference.json", [], [],
                          {name: stem + f"desc-{name}_dseg.nii.gz" for name in PASSES[1:]})
     write_plan_file(tmp_path / "infer_linus.json", plan)
     write_plan_file(tmp_path / "settings_inference.json", {"overlap": 0.25, "batch_size": 4, "mixed_precision": False,
