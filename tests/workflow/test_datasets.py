@@ -183,9 +183,9 @@ def test_a_dataset_with_no_labels_runs_its_atlas_and_refuses_to_train(tiny_cohor
     assert report.startswith("BIDS validator") and "errors" in report  # a report, whatever it says
     plan = read_json(tmp_path / "results" / "plan" / "dataset.json")
     assert plan["roles"] == {"train": 0, "validation": 0, "test": 0, "apply": 3}
-    for key in ("s01_ses-1", "s02_ses-1", "s03_ses-1"):
-        labels, _ = read_volume(tmp_path / "results" / "segmentations" / "atlas" / f"sub-{key}" /
-                                f"sub-{key}_space-T1w_dseg.nii.gz", dtype=np.uint8)
+    for participant in ("s01", "s02", "s03"):
+        labels, _ = read_volume(tmp_path / "results" / "segmentations" / "atlas" / f"sub-{participant}" / "ses-1" /
+                                f"sub-{participant}_ses-1_space-T1w_dseg.nii.gz", dtype=np.uint8)
         assert {structure.label for structure in STRUCTURES} <= set(np.unique(labels))
     assert not (tmp_path / "results" / "evaluation").exists()
 
