@@ -29,7 +29,6 @@ for method, (rule_name, atlases, atlas_options, memory, minutes) in ATLAS_RULES.
             output:
                 t1=segmentation(method, "{subject}", "T1w"),
                 swi=segmentation(method, "{subject}", "SWI") if registered else [],
-                sidecars=[sidecar(segmentation(method, "{subject}", space)) for space in (SPACES if registered else ["T1w"])],
             wildcard_constraints:
                 subject=session_constraint(sessions, others),
             params:  # the loop's values as default arguments: a shell command is built when its job runs, after the

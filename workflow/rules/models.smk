@@ -59,12 +59,12 @@ for group in PLAN.inference_groups():
             models=[trained_model(model) for model in group.models],
             record=preprocessed("{subject}", "padding.json", group.space),
             settings=LAYOUT.settings("inference"),
-        output:  # per model: its labels on its grid, on the other grid where registered (each with its sidecar), its
-                 # record, its passes
-            [path for model in group.models for space in (group.space, *([other_space] if group.registered else []))
-             for path in (segmentation(model, "{subject}", space), sidecar(segmentation(model, "{subject}", space)))]
-            + [path for model in group.models
-               for path in (inference_record(model, "{subject}"), *PLAN.flip_passes(model, "{subject}").values())],
+        # per model: its labels on its grid, on the other grid where registered, its record, its passes. The labels'
+        # sidecars (written beside them) are not declared: a tenth more files made 1,000 sessions plan slower
+        output:
+            [path for model in group.models for path in (segmentation(model, "{subject}", group.space),
+             *([segmentation(model, "{subject}", other_space)] if group.registered else []),
+             inference_record(model, "{subject}"), *PLAN.flip_passes(model, "{subject}").values())],
         wildcard_constraints:  # its sessions: a session's models on one grid belong to one group
             subject=session_constraint(group.sessions, others),
         params:
