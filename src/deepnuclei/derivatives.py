@@ -114,14 +114,15 @@ def dataset_description(kind: str, bids_dir: str | os.PathLike, results: str | o
             "DatasetLinks": {name: root.resolve().as_uri() for name, root in dataset_links(results, bids_dir).items()}}
 
 
-def write_derivative(root: str | os.PathLike, kind: str, bids_dir: str | os.PathLike, method: str | None = None,
-                     model: str | os.PathLike | None = None, lookup: str | os.PathLike | None = None) -> list[Path]:
-    """Make `root` a BIDS-Derivatives dataset of `kind` (`derivative_files`); a segmentation method's needs
-    its `lookup` (the dseg.tsv of its numbering)."""
+def write_derivative(root: str | os.PathLike, kind: str, bids_dir: str | os.PathLike, results: str | os.PathLike,
+                     method: str | None = None, model: str | os.PathLike | None = None,
+                     lookup: str | os.PathLike | None = None) -> list[Path]:
+    """Make `root` a BIDS-Derivatives dataset of `kind` (`derivative_files`), whose links name the datasets of
+    `results` it cites (`dataset_links`); a segmentation method's needs its `lookup` (the dseg.tsv of its
+    numbering)."""
     if kind == "segmentations" and not (method and lookup):
         raise ValueError("a segmentation method's dataset needs the method and its label table")
     root = Path(root)
-    results = root.parents[1] if kind == "segmentations" else root.parent  # results/segmentations/<method>
     written = [write_json(root / "dataset_description.json", dataset_description(kind, bids_dir, results, method)),
                write_text_atomic(root / ".bidsignore", "\n".join(IGNORED[kind]) + "\n")]
     written += [write_json(root / name, content) for name, content in sidecars(kind, method, model).items()]

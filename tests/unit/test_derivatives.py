@@ -60,8 +60,8 @@ def results_of(tmp_path: Path, keys: tuple[str, ...]) -> Path:
     write_text_atomic(layout.segmentations_lookup(), dseg_tsv())
     write_text_atomic(tmp_path / "linus-t1.zip", "weights")
     for kind in ("qsm", "registration", "measures"):
-        write_derivative(layout.results / kind, kind, bids)
-    write_derivative(layout.results / "segmentations" / "linus-t1", "segmentations", bids, "linus-t1",
+        write_derivative(layout.results / kind, kind, bids, layout.results)
+    write_derivative(layout.results / "segmentations" / "linus-t1", "segmentations", bids, layout.results, "linus-t1",
                      tmp_path / "linus-t1.zip", layout.segmentations_lookup())
     return layout.results
 

@@ -21,6 +21,7 @@ for root, (kind, method) in derivative_datasets().items():
             root=RESULTS / root,
             kind=kind,
             bids_dir=BIDS,
+            results=RESULTS,
             options=(f"--method {method} --lookup {LAYOUT.segmentations_lookup()}" if method else "")
             + (f" --model {PLAN.model_weights(method)}" if method in MODELS else ""),
         log:
@@ -31,4 +32,5 @@ for root, (kind, method) in derivative_datasets().items():
             "../../envs/qsm.yaml"
         shell:
             "deepnuclei bids-derivative --root {params.root} --kind {params.kind} --bids-dir {params.bids_dir}"
+            " --results {params.results}"
             " {params.options} > {log} 2>&1"

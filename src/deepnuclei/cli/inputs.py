@@ -36,7 +36,7 @@ def relabel(args: argparse.Namespace) -> None:
 def bids_derivative(args: argparse.Namespace) -> None:
     from ..derivatives import write_derivative
 
-    written = write_derivative(args.root, args.kind, args.bids_dir, args.method, args.model, args.lookup)
+    written = write_derivative(args.root, args.kind, args.bids_dir, args.results, args.method, args.model, args.lookup)
     log.info("%s as a BIDS-Derivatives dataset: %s", args.root, ", ".join(path.name for path in written))
 
 
@@ -86,6 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--root", required=True, help="the results folder (results/qsm, results/segmentations/atlas, ...)")
     sub.add_argument("--kind", required=True, choices=["qsm", "registration", "segmentations", "measures"])
     sub.add_argument("--bids-dir", required=True, help="the input BIDS dataset (SourceDatasets)")
+    sub.add_argument("--results", required=True, help="the results folder, whose datasets the maps cite (DatasetLinks)")
     sub.add_argument("--method", help="segmentations: the method")
     sub.add_argument("--model", help="segmentations: a model's weights file (bundle or checkpoint), for its SHA-256")
     sub.add_argument("--lookup", help="segmentations: the dseg.tsv of the method's numbering")
